@@ -1,0 +1,140 @@
+/**
+ * `npm run bench [-- flags]`: runs the scenarios against each driver of a store set, one after the
+ * other, prints one JSON document and writes it to bench/results/latest.json. See bench/README.md.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createDriver, DRIVERS, STORE_SETS } from "./drivers/index.js";
+import { machineInfo } from "./lib/machine.js";
+import { type DriverOutcome, report, type ScenarioReport } from "./lib/report.js";
+import { errorText, round } from "./lib/time.js";
+import { bulk } from "./scenarios/bulk.js";
+import { latency } from "./scenarios/latency.js";
+import { rss } from "./scenarios/rss.js";
+import type { Scenario } from "./scenarios/scenario.js";
+import { throughput } from "./scenarios/throughput.js";
+
+const USAGE = `npm run bench -- [--store sqlite] [--only throughput,bulk,latency,rss] [--drivers a,b]
+  [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--out FILE]
+--jobs N sets the job count of throughput (default 50000), bulk (100000) and rss (1000000);
+--rss-jobs overrides rss alone. Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
+const SCENARIOS = ["throughput", "bulk", "latency", "rss"] as const;
+const DEFAULT_OUT = fileURLToPath(new URL("./results/latest.json", import.meta.url));
+
+const { values: flags } = parseArgs({
+  options: {
+    store: { type: "string", default: "sqlite" },
+    only: { type: "string", default: SCENARIOS.join(",") },
+    drivers: { type: "string" },
+    jobs: { type: "string" },
+    "rss-jobs": { type: "string" },
+    concurrency: { type: "string", default: "50" },
+    rate: { type: "string", default: "200" },
+    seconds: { type: "string", default: "10" },
+    warmup: { type: "string", default: "1" },
+    out: { type: "string", default: DEFAULT_OUT },
+    help: { type: "boolean", default: false },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function positive(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) fail(`--${flag} must be a positive number, got "${value}"`);
+  return n;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const set = STORE_SETS[flags.store] ?? fail(`unknown --store "${flags.store}"`);
+const driverNames = flags.drivers ? list(flags.drivers) : [set.raw, set.subject, ...set.peers];
+for (const name of driverNames) if (!(name in DRIVERS)) fail(`unknown driver "${name}"`);
+const only = list(flags.only);
+for (const id of only) if (!(SCENARIOS as readonly string[]).includes(id)) fail(`unknown scenario "${id}"`);
+
+const jobs = flags.jobs === undefined ? undefined : Math.floor(positive("jobs", flags.jobs, 0));
+const rssJobs = Math.floor(positive("rss-jobs", flags["rss-jobs"], jobs ?? 1_000_000));
+const concurrency = Math.floor(positive("concurrency", flags.concurrency, 50));
+const throughputJobs = jobs ?? 50_000;
+const bulkJobs = jobs ?? 100_000;
+const latencyOptions = {
+  rate: positive("rate", flags.rate, 200),
+  seconds: positive("seconds", flags.seconds, 10),
+  warmup: positive("warmup", flags.warmup, 1),
+  concurrency,
+};
+
+// Timeouts assume at least ~200 jobs/s drained, ~500/s bulk-enqueued, ~1000/s for the rss fill.
+const scenarios: Record<(typeof SCENARIOS)[number], () => Scenario> = {
+  throughput: () => throughput(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
+  bulk: () => bulk(bulkJobs, 60_000 + bulkJobs * 2),
+  latency: () => latency(latencyOptions),
+  rss: () => rss(rssJobs, 120_000 + rssJobs),
+};
+
+process.on("unhandledRejection", (err) => console.error(`[bench] unhandled rejection: ${errorText(err)}`));
+
+const startedAt = new Date();
+const drivers: Record<string, unknown> = {};
+const usable: string[] = [];
+for (const name of driverNames) {
+  try {
+    const driver = await createDriver(name);
+    drivers[name] = { notes: driver.notes };
+    usable.push(name);
+  } catch (err) {
+    drivers[name] = { skipped: true, error: errorText(err) };
+    console.error(`[bench] skipping ${name}: ${errorText(err)}`);
+  }
+}
+
+const results: Record<string, ScenarioReport> = {};
+for (const id of SCENARIOS) {
+  if (!only.includes(id)) continue;
+  const scenario = scenarios[id]();
+  const outcomes: Record<string, DriverOutcome> = {};
+  for (const name of usable) {
+    console.error(`[bench] ${id} / ${name} …`);
+    try {
+      outcomes[name] = await scenario.run(name);
+      console.error(
+        `[bench] ${id} / ${name}: ${scenario.headline.metric} = ${outcomes[name]?.[scenario.headline.metric]}`,
+      );
+    } catch (err) {
+      outcomes[name] = { error: errorText(err) };
+      console.error(`[bench] ${id} / ${name} failed: ${errorText(err)}`);
+    }
+  }
+  results[id] = report(scenario, set, outcomes);
+}
+
+const document = {
+  started_at: startedAt.toISOString(),
+  duration_s: round((Date.now() - startedAt.getTime()) / 1000, 1),
+  store: flags.store,
+  machine: machineInfo(),
+  drivers,
+  scenarios: results,
+};
+const json = JSON.stringify(document, null, 2);
+console.log(json);
+mkdirSync(dirname(flags.out), { recursive: true });
+writeFileSync(flags.out, `${json}\n`);
+console.error(`[bench] written to ${flags.out}`);
+process.exit(0);

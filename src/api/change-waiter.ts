@@ -1,0 +1,49 @@
+import type { Store, StoreEvent } from "../store/store.js";
+
+/**
+ * Wakes callers waiting on particular jobs. One store subscription serves every waiter; stores
+ * whose events don't cross processes (SQLite) are polled as well, so a job finished by another
+ * process is seen within `pollMs`.
+ */
+export class ChangeWaiter {
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #unsubscribe: () => void;
+  readonly pollMs: number;
+
+  constructor(store: Store) {
+    this.pollMs = store.sharedEvents ? 5_000 : 100;
+    this.#unsubscribe = store.subscribe((event: StoreEvent) => {
+      if (event.type !== "changed") return;
+      const set = this.#waiters.get(event.id);
+      if (set === undefined) return;
+      this.#waiters.delete(event.id);
+      for (const wake of set) wake();
+    });
+  }
+
+  /** Resolves at the next change of any of `ids`, at the next poll, or after `maxMs`, whichever is first. */
+  next(ids: readonly string[], maxMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        for (const id of ids) this.#waiters.get(id)?.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, Math.min(maxMs, this.pollMs)));
+      for (const id of ids) {
+        let set = this.#waiters.get(id);
+        if (set === undefined) {
+          set = new Set();
+          this.#waiters.set(id, set);
+        }
+        set.add(wake);
+      }
+    });
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    for (const set of this.#waiters.values()) for (const wake of set) wake();
+    this.#waiters.clear();
+  }
+}

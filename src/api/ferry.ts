@@ -1,0 +1,500 @@
+import { type Duration, parseDuration } from "../core/duration.js";
+import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
+import { cookieMatches, hashCookie, isCookie, isJobId, newCookie, newJobId } from "../core/ids.js";
+import {
+  type Handle,
+  isFinished,
+  type JobListRow,
+  type JobResult,
+  type JobState,
+  type JobStatus,
+  type LaunchedHandle,
+} from "../core/job.js";
+import { checkHandlerName, checkQueueName } from "../core/names.js";
+import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
+import { defaultSerializerName, getSerializer } from "../serializers/index.js";
+import { openStore } from "../store/open.js";
+import type { JobFilter, JobRecord, NewJob, Store, StoreStats, WorkerInfo } from "../store/store.js";
+import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
+import { Worker, type WorkerOptions } from "../worker/worker.js";
+import { ChangeWaiter } from "./change-waiter.js";
+import { Schedules } from "./schedules.js";
+import { toListRow, toResult, toStatus } from "./views.js";
+
+export interface QueueOptions {
+  /** Serializer for jobs launched on this queue without one of their own. */
+  serializer?: string;
+  /** At most this many jobs of one group run at once on this queue (across all workers). */
+  groupConcurrency?: number;
+}
+
+export interface OpenOptions {
+  /** A store URL (`sqlite:./ferry.db`, …) or a Store. Default: FERRY_STORE, else sqlite:./ferry.db. */
+  store?: string | Store;
+  /** SQLite: fsync every commit (synchronous=FULL). Default false. */
+  durable?: boolean;
+  /** Default serializer. Default: FERRY_SERIALIZER, else "json". */
+  serializer?: string;
+  queues?: Readonly<Record<string, QueueOptions>>;
+  /** Largest encoded payload accepted by launch. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** Create or upgrade the schema on open. Default true. */
+  migrate?: boolean;
+}
+
+/** One job to launch with launchMany. */
+export interface LaunchItem {
+  handler: string | AnyJobDefinition;
+  payload?: unknown;
+  options?: LaunchOptions;
+}
+
+export interface ListFilter {
+  state?: JobState;
+  queue?: string;
+  /** SQL LIKE pattern ("nightly-%"). */
+  label?: string;
+  handler?: string;
+  owner?: string;
+  /** Stop after this many rows. Default: all. */
+  limit?: number;
+}
+
+export interface WatchEvent {
+  readonly state: JobState;
+  readonly progress: number | null;
+  readonly attempts: number;
+}
+
+export type Outcome<T = unknown> =
+  | JobResult<T>
+  | { readonly state: "scheduled" | "queued" | "running"; readonly id: string }
+  | { readonly state: "not_found"; readonly error: { readonly code: string; readonly message: string } };
+
+const GRACE_MAX_MS = 3_600_000;
+const DEFAULT_GRACE_MS = 5_000;
+
+/** The library: launch jobs, follow them, collect their results, and run workers. */
+export class Ferry {
+  readonly store: Store;
+  readonly schedules: Schedules;
+  readonly #ownsStore: boolean;
+  readonly #defaultSerializer: string;
+  readonly #queueSerializers = new Map<string, string>();
+  readonly #maxPayloadBytes: number;
+  readonly #waiter: ChangeWaiter;
+  readonly #workers = new Set<Worker>();
+  #closed = false;
+
+  private constructor(store: Store, ownsStore: boolean, options: OpenOptions) {
+    this.store = store;
+    this.#ownsStore = ownsStore;
+    this.#defaultSerializer = options.serializer ?? defaultSerializerName();
+    getSerializer(this.#defaultSerializer);
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
+    this.#waiter = new ChangeWaiter(store);
+    this.schedules = new Schedules(store, (queue, serializer) => this.serializerFor(queue, serializer));
+  }
+
+  static async open(options: OpenOptions = {}): Promise<Ferry> {
+    const target = options.store ?? process.env.FERRY_STORE ?? "sqlite:./ferry.db";
+    const store =
+      typeof target === "string"
+        ? await openStore(target, options.durable === undefined ? {} : { durable: options.durable })
+        : target;
+    try {
+      if (options.migrate !== false) await store.migrate();
+      const ferry = new Ferry(store, typeof target === "string", options);
+      for (const [queue, queueOptions] of Object.entries(options.queues ?? {})) {
+        checkQueueName(queue);
+        if (queueOptions.serializer !== undefined) {
+          getSerializer(queueOptions.serializer);
+          ferry.#queueSerializers.set(queue, queueOptions.serializer);
+        }
+        if (queueOptions.groupConcurrency !== undefined) {
+          await store.setQueueOptions(queue, { groupConcurrency: queueOptions.groupConcurrency });
+        }
+      }
+      return ferry;
+    } catch (error) {
+      if (typeof target === "string") await store.close();
+      throw error;
+    }
+  }
+
+  private serializerFor(queue: string, own: string | null): string {
+    return own ?? this.#queueSerializers.get(queue) ?? this.#defaultSerializer;
+  }
+
+  private open(): void {
+    if (this.#closed) throw new FerryError(ErrorCode.StoreUnavailable, "this Ferry is closed");
+  }
+
+  // --- launching -----------------------------------------------------------------------------
+
+  private async prepare(item: LaunchItem, detached: boolean): Promise<{ job: NewJob; cookie: string }> {
+    const definition = typeof item.handler === "string" ? undefined : item.handler;
+    const handler = checkHandlerName(definition === undefined ? item.handler : definition.name);
+    let payload: unknown = item.payload ?? null;
+    if (definition?.schema !== undefined) {
+      try {
+        payload = definition.schema.parse(payload);
+      } catch (error) {
+        throw invalidArgument(`payload for ${handler} is invalid: ${(error as Error).message}`.slice(0, 512));
+      }
+    }
+    const merged: LaunchOptions | undefined =
+      definition === undefined || Object.keys(definition.defaults).length === 0
+        ? item.options
+        : ({ ...definition.defaults, ...item.options } as LaunchOptions);
+    const o = resolveLaunchOptions(merged);
+    const serializer = this.serializerFor(o.queue, o.serializer);
+    const bytes = getSerializer(serializer).encode(payload, { maxBytes: this.#maxPayloadBytes });
+    const dependsOn: string[] = [];
+    for (const parent of o.dependsOn) dependsOn.push((await this.owned(parent)).id);
+    const cookie = detached ? "" : newCookie();
+    return {
+      cookie,
+      job: {
+        id: newJobId(),
+        handler,
+        queue: o.queue,
+        payload: bytes,
+        serializer,
+        cookieHash: detached ? null : hashCookie(cookie),
+        owner: o.owner,
+        priority: o.priority,
+        delayMs: o.delayMs,
+        runAt: o.runAt,
+        maxAttempts: o.maxAttempts,
+        policy: o.policy,
+        uniqueKey: o.uniqueKey,
+        label: o.label,
+        group: o.group,
+        dependsOn,
+        detached,
+      },
+    };
+  }
+
+  /** Stores a job and answers its handle `{ id, cookie }`. Keep the cookie: every later call needs it. */
+  async launch<P, R>(
+    handler: string | JobDefinition<P, R>,
+    payload?: P,
+    options?: LaunchOptions,
+  ): Promise<LaunchedHandle> {
+    const [handle] = await this.launchItems(
+      [{ handler: handler as LaunchItem["handler"], payload, ...(options ? { options } : {}) }],
+      false,
+      options?.tx,
+    );
+    return handle!;
+  }
+
+  /** Fire-and-forget: the job runs, its result is dropped, and no handle reaches it. */
+  async submit<P>(handler: string | JobDefinition<P, unknown>, payload?: P, options?: LaunchOptions): Promise<{ id: string }> {
+    const [handle] = await this.launchItems(
+      [{ handler: handler as LaunchItem["handler"], payload, ...(options ? { options } : {}) }],
+      true,
+      options?.tx,
+    );
+    return { id: handle!.id };
+  }
+
+  /** Launches all in one store transaction: all are stored or none. */
+  async launchMany(items: readonly LaunchItem[]): Promise<LaunchedHandle[]> {
+    if (!Array.isArray(items)) throw invalidArgument("launchMany takes an array");
+    if (items.length > 100_000) throw invalidArgument("launchMany takes at most 100000 jobs at once");
+    const tx = items.find((i) => i.options?.tx !== undefined)?.options?.tx;
+    return this.launchItems(items, false, tx);
+  }
+
+  private async launchItems(items: readonly LaunchItem[], detached: boolean, tx: unknown): Promise<LaunchedHandle[]> {
+    this.open();
+    const prepared: { job: NewJob; cookie: string }[] = [];
+    for (const item of items) prepared.push(await this.prepare(item, detached));
+    const results = await this.store.enqueue(
+      prepared.map((p) => p.job),
+      tx === undefined ? {} : { tx },
+    );
+    return results.map((r, i) =>
+      r.deduplicated ? { id: r.id, cookie: "", deduplicated: true } : { id: r.id, cookie: prepared[i]!.cookie, deduplicated: false },
+    );
+  }
+
+  // --- one job, by handle ---------------------------------------------------------------------
+
+  /** The job behind a handle; a wrong cookie and an unknown id both answer FERRY_NOT_FOUND. */
+  private async owned(handle: Handle): Promise<JobRecord> {
+    this.open();
+    if (handle === null || typeof handle !== "object") throw invalidArgument("a handle is { id, cookie }");
+    const { id, cookie } = handle;
+    if (!isJobId(id) || !isCookie(cookie)) {
+      // Same work as a real check, so malformed and wrong handles take the same time.
+      cookieMatches(typeof cookie === "string" ? cookie : "", null);
+      throw notFound();
+    }
+    const record = await this.store.getJob(id);
+    if (!cookieMatches(cookie, record?.cookieHash)) throw notFound();
+    return record!;
+  }
+
+  /** State, attempts, progress and times. Does not consume the result. */
+  async status(handle: Handle): Promise<JobStatus> {
+    const record = await this.owned(handle);
+    return toStatus(record, await this.store.now());
+  }
+
+  /** Waits until the job is finished (or `timeout`, then FERRY_TIMEOUT). Does not consume. */
+  async wait(handle: Handle, options: { timeout?: Duration } = {}): Promise<JobStatus> {
+    const [status] = await this.waitFor([handle], "all", options.timeout);
+    return status!;
+  }
+
+  /** The first of several jobs to finish. */
+  async waitAny(
+    handles: readonly Handle[],
+    options: { timeout?: Duration } = {},
+  ): Promise<{ index: number; handle: Handle; status: JobStatus }> {
+    if (handles.length === 0) throw invalidArgument("waitAny needs at least one handle");
+    const statuses = await this.waitFor(handles, "any", options.timeout);
+    const index = statuses.findIndex((s) => isFinished(s.state));
+    return { index, handle: handles[index]!, status: statuses[index]! };
+  }
+
+  /** Waits until all of them are finished. */
+  async drain(handles: readonly Handle[], options: { timeout?: Duration } = {}): Promise<JobStatus[]> {
+    if (handles.length === 0) return [];
+    return this.waitFor(handles, "all", options.timeout);
+  }
+
+  private async waitFor(handles: readonly Handle[], until: "any" | "all", timeout: Duration | undefined): Promise<JobStatus[]> {
+    const records = [];
+    for (const handle of handles) records.push(await this.owned(handle));
+    const ids = records.map((r) => r.id);
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(timeout, "timeout");
+    for (;;) {
+      const now = await this.store.now();
+      const current = new Map((await this.store.getJobs(ids)).map((r) => [r.id, r]));
+      if (ids.some((id) => !current.has(id))) throw notFound();
+      const statuses = ids.map((id) => toStatus(current.get(id)!, now));
+      const finished = statuses.filter((s) => isFinished(s.state)).length;
+      if (until === "any" ? finished > 0 : finished === statuses.length) return statuses;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new FerryError(ErrorCode.Timeout, "the job did not finish in time");
+      this.open();
+      await this.#waiter.next(ids, left);
+    }
+  }
+
+  /** A finished job's result, handed out once: `{ state, value | error, attempts, … }`. */
+  async result<T = unknown>(handle: Handle): Promise<JobResult<T>> {
+    const record = await this.owned(handle);
+    const answer = await this.store.consumeResult(record.id);
+    switch (answer.status) {
+      case "ok":
+        return toResult(answer.record) as JobResult<T>;
+      case "not_finished":
+        throw new FerryError(ErrorCode.NotFinished, "the job has not finished");
+      case "consumed":
+        throw new FerryError(ErrorCode.NotFound, "the result was already collected");
+      case "missing":
+        throw notFound();
+    }
+  }
+
+  /** Like result, but never throws: unfinished jobs answer their state, bad handles `not_found`. */
+  async outcome<T = unknown>(handle: Handle): Promise<Outcome<T>> {
+    try {
+      return await this.result<T>(handle);
+    } catch (error) {
+      const ferryError = FerryError.from(error, ErrorCode.StoreUnavailable);
+      if (ferryError.code === ErrorCode.NotFinished) {
+        const status = await this.status(handle).catch(() => undefined);
+        if (status !== undefined && !isFinished(status.state)) {
+          return { id: status.id, state: status.state as "scheduled" | "queued" | "running" };
+        }
+      }
+      return { state: "not_found", error: { code: ferryError.code, message: ferryError.message } };
+    }
+  }
+
+  /** Launch, wait and collect in one call. On timeout the job is cancelled and FERRY_TIMEOUT thrown. */
+  async run<P, R>(
+    handler: string | JobDefinition<P, R>,
+    payload?: P,
+    options: LaunchOptions & { wait?: Duration } = {},
+  ): Promise<JobResult<R>> {
+    const { wait, ...launchOptions } = options;
+    const waitFor = wait ?? launchOptions.timeout;
+    const handle = await this.launch(handler, payload, launchOptions);
+    try {
+      await this.wait(handle, waitFor === undefined ? {} : { timeout: waitFor });
+    } catch (error) {
+      if (error instanceof FerryError && error.code === ErrorCode.Timeout) {
+        await this.cancel(handle, { grace: 0 }).catch(() => undefined);
+      }
+      throw error;
+    }
+    return this.result<R>(handle);
+  }
+
+  /**
+   * Cancels: a waiting job at once; a running one gets its signal aborted and is forced after
+   * `grace` (default 5s, at most 1h). Answers the state after the request.
+   */
+  async cancel(handle: Handle, options: { grace?: Duration } = {}): Promise<JobState> {
+    const graceMs = checkGrace(options.grace);
+    const record = await this.owned(handle);
+    const answer = await this.store.requestCancel(record.id, graceMs);
+    if (answer.state === undefined) throw notFound();
+    return answer.state;
+  }
+
+  /** Forgets the handle: the job runs on, its result is dropped, the handle reaches nothing after. */
+  async detach(handle: Handle): Promise<void> {
+    const record = await this.owned(handle);
+    await this.store.detach(record.id);
+  }
+
+  /** Re-queues a failed or cancelled job with fresh attempts. */
+  async retry(handle: Handle): Promise<void> {
+    const record = await this.owned(handle);
+    if (!(await this.store.retry(record.id))) {
+      throw invalidArgument("only a failed or cancelled job whose result was not collected can be retried");
+    }
+  }
+
+  /** State and progress changes until the job finishes. */
+  async *watch(handle: Handle): AsyncGenerator<WatchEvent> {
+    const { id } = await this.owned(handle);
+    let last = "";
+    for (;;) {
+      const record = await this.store.getJob(id);
+      if (record === undefined) return;
+      const status = toStatus(record, await this.store.now());
+      const key = `${status.state}|${status.progress}|${status.attempts}`;
+      if (key !== last) {
+        last = key;
+        yield { state: status.state, progress: status.progress, attempts: status.attempts };
+      }
+      if (isFinished(status.state) || this.#closed) return;
+      await this.#waiter.next([id], Number.POSITIVE_INFINITY);
+    }
+  }
+
+  // --- many jobs ------------------------------------------------------------------------------
+
+  /** Every stored job matching the filter, oldest first, fetched a page at a time. */
+  async *list(filter: ListFilter = {}): AsyncGenerator<JobListRow> {
+    this.open();
+    const limit = filter.limit ?? Number.POSITIVE_INFINITY;
+    if (!(limit >= 0)) throw invalidArgument("limit must be a non-negative number");
+    const storeFilter = toStoreFilter(filter);
+    let afterId: string | undefined;
+    let given = 0;
+    while (given < limit) {
+      const pageSize = Math.min(200, limit - given);
+      const page = await this.store.listJobs({ ...storeFilter, afterId, limit: pageSize });
+      const now = await this.store.now();
+      for (const record of page) {
+        yield toListRow(record, now, true);
+        given += 1;
+      }
+      if (page.length < pageSize) return;
+      afterId = page[page.length - 1]!.id;
+    }
+  }
+
+  /** Cancels every unfinished job matching the filter (e.g. `{ label: "nightly-%" }`). Answers how many. */
+  async cancelAll(filter: ListFilter & { grace?: Duration } = {}): Promise<number> {
+    this.open();
+    return this.store.cancelMany(toStoreFilter(filter), checkGrace(filter.grace));
+  }
+
+  /** Detaches every job matching the filter. Answers how many. */
+  async detachAll(filter: ListFilter = {}): Promise<number> {
+    this.open();
+    return this.store.detachMany(toStoreFilter(filter));
+  }
+
+  /** Deletes finished jobs older than `olderThan`. Answers how many. */
+  async purge(options: { state?: "completed" | "failed" | "cancelled"; olderThan: Duration }): Promise<number> {
+    this.open();
+    if (options.state !== undefined && !["completed", "failed", "cancelled"].includes(options.state)) {
+      throw invalidArgument("purge takes a finished state: completed, failed or cancelled");
+    }
+    return this.store.purge({ state: options.state, olderThanMs: parseDuration(options.olderThan, "olderThan") });
+  }
+
+  async stats(): Promise<StoreStats> {
+    this.open();
+    return this.store.stats();
+  }
+
+  /** Workers that heartbeat into this store. */
+  async *workers(): AsyncGenerator<WorkerInfo> {
+    this.open();
+    for (const worker of await this.store.listWorkers()) yield worker;
+  }
+
+  async pauseQueue(queue: string): Promise<void> {
+    this.open();
+    await this.store.setQueuePaused(checkQueueName(queue), true);
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    this.open();
+    await this.store.setQueuePaused(checkQueueName(queue), false);
+  }
+
+  /** Creates (or replaces, by name) a schedule; see `ferry.schedules` for the rest. */
+  schedule(...args: Parameters<Schedules["create"]>): ReturnType<Schedules["create"]> {
+    this.open();
+    return this.schedules.create(...args);
+  }
+
+  // --- workers and lifecycle ----------------------------------------------------------------
+
+  /** A worker on this Ferry's store; call `start()` on it. Stopped by `close()` if still running. */
+  worker(options: WorkerOptions): Worker {
+    this.open();
+    const worker = new Worker(this.store, { maxResultBytes: this.#maxPayloadBytes, ...options });
+    this.#workers.add(worker);
+    worker.on("stopped", () => this.#workers.delete(worker));
+    return worker;
+  }
+
+  /** Stops this Ferry's workers (30s grace) and closes the store if Ferry opened it. */
+  async close(options: { grace?: Duration } = {}): Promise<void> {
+    if (this.#closed) return;
+    await Promise.all([...this.#workers].map((w) => w.stop(options)));
+    this.#closed = true;
+    this.#waiter.close();
+    if (this.#ownsStore) await this.store.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function checkGrace(grace: Duration | undefined): number {
+  const ms = grace === undefined ? DEFAULT_GRACE_MS : parseDuration(grace, "grace");
+  if (ms > GRACE_MAX_MS) throw invalidArgument("grace is capped at one hour");
+  return ms;
+}
+
+function toStoreFilter(filter: ListFilter): JobFilter {
+  if (filter.queue !== undefined) checkQueueName(filter.queue);
+  if (filter.label !== undefined && (typeof filter.label !== "string" || filter.label.length > 256)) {
+    throw invalidArgument("label pattern must be a string of at most 256 characters");
+  }
+  return {
+    state: filter.state,
+    queue: filter.queue,
+    label: filter.label,
+    handler: filter.handler,
+    owner: filter.owner,
+  };
+}

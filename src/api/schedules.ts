@@ -1,0 +1,164 @@
+import { type Duration, parseDuration } from "../core/duration.js";
+import { invalidArgument, notFound } from "../core/errors.js";
+import { newJobId } from "../core/ids.js";
+import { checkHandlerName } from "../core/names.js";
+import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
+import { checkCron, nextRunAfter } from "../scheduler/next-run.js";
+import { getSerializer } from "../serializers/index.js";
+import type { ScheduleRecord, ScheduleSpec, Store } from "../store/store.js";
+
+export type ScheduleWhen =
+  | { cron: string; tz?: string; repeat?: number }
+  | { every: Duration; repeat?: number };
+
+export interface ScheduleView {
+  readonly id: string;
+  readonly name: string;
+  readonly handler: string;
+  readonly cron: string | null;
+  readonly tz: string | null;
+  readonly everyMs: number | null;
+  readonly repeatLeft: number | null;
+  readonly paused: boolean;
+  readonly nextRunAt: Date | null;
+  readonly lastFiredAt: Date | null;
+}
+
+/** Options a schedule keeps for the jobs it fires (no handles, no transactions, no dependencies). */
+type ScheduledJobOptions = Omit<LaunchOptions, "tx" | "dependsOn" | "uniqueKey" | "delay" | "runAt">;
+
+const nameShape = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+function toSpec(when: ScheduleWhen): ScheduleSpec {
+  if (when === null || typeof when !== "object") throw invalidArgument("schedule takes { cron } or { every }");
+  if ("cron" in when && "every" in when) throw invalidArgument("give cron or every, not both");
+  if ("cron" in when) {
+    const tz = when.tz ?? "UTC";
+    checkCron(when.cron, tz);
+    return { kind: "cron", cron: when.cron, tz };
+  }
+  if ("every" in when) {
+    const everyMs = parseDuration(when.every, "every");
+    if (everyMs < 1_000) throw invalidArgument("every must be at least 1s");
+    return { kind: "every", everyMs };
+  }
+  throw invalidArgument("schedule takes { cron } or { every }");
+}
+
+function checkRepeat(repeat: number | undefined | null): number | null {
+  if (repeat === undefined || repeat === null) return null;
+  if (!Number.isInteger(repeat) || repeat < 1) throw invalidArgument("repeat must be a positive integer");
+  return repeat;
+}
+
+const view = (s: ScheduleRecord): ScheduleView => ({
+  id: s.id,
+  name: s.name,
+  handler: s.handler,
+  cron: s.spec.kind === "cron" ? s.spec.cron : null,
+  tz: s.spec.kind === "cron" ? s.spec.tz : null,
+  everyMs: s.spec.kind === "every" ? s.spec.everyMs : null,
+  repeatLeft: s.repeatLeft,
+  paused: s.paused,
+  nextRunAt: s.nextRunAt === null ? null : new Date(s.nextRunAt),
+  lastFiredAt: s.lastFiredAt === null ? null : new Date(s.lastFiredAt),
+});
+
+/** Recurring jobs: each tick fires once across every worker sharing the store. */
+export class Schedules {
+  constructor(
+    private readonly store: Store,
+    private readonly serializerFor: (queue: string, own: string | null) => string,
+  ) {}
+
+  /** Creates, or replaces by name. The name is also the handler, unless `options.handler` names another. */
+  async create(
+    name: string,
+    when: ScheduleWhen,
+    payload?: unknown,
+    options: ScheduledJobOptions & { handler?: string } = {},
+  ): Promise<ScheduleView> {
+    if (typeof name !== "string" || !nameShape.test(name)) throw invalidArgument("schedule name must be 1-128 of A-Z a-z 0-9 _ . : -");
+    const { handler: handlerOption, ...jobOptions } = options;
+    // The schedule's name is its handler unless one is given: ferry.schedule("report.daily", …).
+    const handler = checkHandlerName(handlerOption ?? name);
+    for (const key of ["tx", "dependsOn", "uniqueKey", "delay", "runAt"]) {
+      if (key in jobOptions) throw invalidArgument(`schedules do not take the ${key} option`);
+    }
+    const resolved = resolveLaunchOptions(jobOptions);
+    const serializer = this.serializerFor(resolved.queue, resolved.serializer);
+    const spec = toSpec(when);
+    const now = await this.store.now();
+    const record = await this.store.upsertSchedule({
+      id: newJobId(),
+      name,
+      handler,
+      spec,
+      repeatLeft: checkRepeat(when.repeat),
+      payload: getSerializer(serializer).encode(payload ?? null),
+      serializer,
+      options: JSON.stringify(jobOptions),
+      owner: resolved.owner,
+      paused: false,
+      nextRunAt: nextRunAfter(spec, now, null),
+    });
+    return view(record);
+  }
+
+  async list(): Promise<ScheduleView[]> {
+    return (await this.store.listSchedules()).map(view);
+  }
+
+  async get(id: string): Promise<ScheduleView> {
+    const record = await this.store.getSchedule(id);
+    if (record === undefined) throw notFound();
+    return view(record);
+  }
+
+  async pause(id: string): Promise<ScheduleView> {
+    return this.patch(id, { paused: true });
+  }
+
+  /** Resumes; a tick missed while paused fires once, at the next scheduler pass. */
+  async resume(id: string): Promise<ScheduleView> {
+    return this.patch(id, { paused: false });
+  }
+
+  async cancel(id: string): Promise<void> {
+    if (!(await this.store.deleteSchedule(id))) throw notFound();
+  }
+
+  async update(
+    id: string,
+    change: { cron?: string; tz?: string; every?: Duration; repeat?: number | null; nextRunAt?: Date },
+  ): Promise<ScheduleView> {
+    const current = await this.store.getSchedule(id);
+    if (current === undefined) throw notFound();
+    const patch: { spec?: ScheduleSpec; repeatLeft?: number | null; nextRunAt?: number | null } = {};
+    if (change.cron !== undefined || change.every !== undefined || change.tz !== undefined) {
+      const when: ScheduleWhen =
+        change.every !== undefined
+          ? { every: change.every }
+          : {
+              cron: change.cron ?? (current.spec.kind === "cron" ? current.spec.cron : ""),
+              tz: change.tz ?? (current.spec.kind === "cron" ? current.spec.tz : "UTC"),
+            };
+      patch.spec = toSpec(when);
+      patch.nextRunAt = nextRunAfter(patch.spec, await this.store.now(), null);
+    }
+    if (change.repeat !== undefined) patch.repeatLeft = checkRepeat(change.repeat);
+    if (change.nextRunAt !== undefined) {
+      if (!(change.nextRunAt instanceof Date) || Number.isNaN(change.nextRunAt.getTime())) {
+        throw invalidArgument("nextRunAt must be a valid Date");
+      }
+      patch.nextRunAt = change.nextRunAt.getTime();
+    }
+    return this.patch(id, patch);
+  }
+
+  private async patch(id: string, patch: Parameters<Store["updateSchedule"]>[1]): Promise<ScheduleView> {
+    const record = await this.store.updateSchedule(id, patch);
+    if (record === undefined) throw notFound();
+    return view(record);
+  }
+}

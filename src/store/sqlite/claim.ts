@@ -1,0 +1,148 @@
+import type { ClaimedJob, ClaimRequest } from "../store.js";
+import type { Db, Stmt } from "./connection.js";
+import { parsePolicy } from "./rows.js";
+
+interface ClaimedRow {
+  id: string;
+  handler: string;
+  queue: string;
+  payload: Buffer;
+  serializer: string;
+  attempts: number;
+  max_attempts: number;
+  policy: string;
+  fence: number;
+  label: string | null;
+  group_key: string | null;
+  launched_at: number;
+  started_at: number;
+  cancel_requested: number;
+  priority: number;
+  run_at: number;
+}
+
+const RETURNING = `RETURNING id, handler, queue, payload, serializer, attempts, max_attempts, policy, fence, label,
+  group_key, launched_at, started_at, cancel_requested, priority, run_at`;
+
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+/** Claims jobs inside an open write transaction; one indexed query per queue. */
+export function makeClaim(db: Db) {
+  const promoteDue = db.prepare("UPDATE jobs SET state = 'queued' WHERE state = 'scheduled' AND run_at <= ?");
+  const queueSettings = db.prepare("SELECT name, paused, group_concurrency FROM queues");
+  const byHandlerCount = new Map<number, Stmt>();
+  const groupCandidatesByCount = new Map<number, Stmt>();
+  const runningInGroup = db.prepare(
+    "SELECT count(*) AS n FROM jobs WHERE state = 'running' AND queue = ? AND group_key = ?",
+  );
+  const claimOne = db.prepare(
+    `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = fence + 1, worker_id = ?,
+       started_at = ?, lease_expires_at = ?, progress = NULL
+     WHERE id = ? AND state = 'queued' ${RETURNING}`,
+  );
+
+  const claimBatch = (handlerCount: number) => {
+    let statement = byHandlerCount.get(handlerCount);
+    if (statement === undefined) {
+      statement = db.prepare(
+        `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = fence + 1, worker_id = ?,
+           started_at = ?, lease_expires_at = ?, progress = NULL
+         WHERE id IN (
+           SELECT id FROM jobs INDEXED BY jobs_claim
+           WHERE state = 'queued' AND pending_deps = 0 AND queue = ? AND handler IN (${placeholders(handlerCount)})
+           ORDER BY priority DESC, run_at, id LIMIT ?)
+         ${RETURNING}`,
+      );
+      byHandlerCount.set(handlerCount, statement);
+    }
+    return statement;
+  };
+
+  const groupCandidates = (handlerCount: number) => {
+    let statement = groupCandidatesByCount.get(handlerCount);
+    if (statement === undefined) {
+      statement = db.prepare(
+        `SELECT id, group_key FROM jobs INDEXED BY jobs_claim
+         WHERE state = 'queued' AND pending_deps = 0 AND queue = ? AND handler IN (${placeholders(handlerCount)})
+         ORDER BY priority DESC, run_at, id LIMIT ?`,
+      );
+      groupCandidatesByCount.set(handlerCount, statement);
+    }
+    return statement;
+  };
+
+  /** Queues with a group limit: pick in order, skipping groups already at their limit. */
+  function claimWithGroups(request: ClaimRequest, queue: string, limit: number, perGroup: number, now: number) {
+    const rows = groupCandidates(request.handlers.length).all(queue, ...request.handlers, limit * 8) as {
+      id: string;
+      group_key: string | null;
+    }[];
+    const running = new Map<string, number>();
+    const claimed: ClaimedRow[] = [];
+    for (const row of rows) {
+      if (claimed.length >= limit) break;
+      if (row.group_key !== null) {
+        let count = running.get(row.group_key);
+        if (count === undefined) count = (runningInGroup.get(queue, row.group_key) as { n: number }).n;
+        if (count >= perGroup) {
+          running.set(row.group_key, count);
+          continue;
+        }
+        running.set(row.group_key, count + 1);
+      }
+      const got = claimOne.get(request.workerId, now, now + request.leaseMs, row.id) as ClaimedRow | undefined;
+      if (got !== undefined) claimed.push(got);
+    }
+    return claimed;
+  }
+
+  return function claim(request: ClaimRequest, now: number): ClaimedJob[] {
+    if (request.handlers.length === 0 || request.limit <= 0) return [];
+    promoteDue.run(now);
+    const settings = new Map(
+      (queueSettings.all() as { name: string; paused: number; group_concurrency: number | null }[]).map((q) => [
+        q.name,
+        q,
+      ]),
+    );
+    const out: ClaimedJob[] = [];
+    for (const queue of request.queues) {
+      const remaining = request.limit - out.length;
+      if (remaining <= 0) break;
+      const setting = settings.get(queue);
+      if (setting?.paused === 1) continue;
+      const rows =
+        setting?.group_concurrency != null
+          ? claimWithGroups(request, queue, remaining, setting.group_concurrency, now)
+          : (claimBatch(request.handlers.length).all(
+              request.workerId,
+              now,
+              now + request.leaseMs,
+              queue,
+              ...request.handlers,
+              remaining,
+            ) as ClaimedRow[]);
+      // RETURNING comes back in storage order: restore claim order (priority, then age).
+      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
+      for (const row of rows) out.push(toClaimed(row));
+    }
+    return out;
+  };
+}
+
+const toClaimed = (row: ClaimedRow): ClaimedJob => ({
+  id: row.id,
+  handler: row.handler,
+  queue: row.queue,
+  payload: row.payload,
+  serializer: row.serializer,
+  attempt: row.attempts,
+  maxAttempts: row.max_attempts,
+  policy: parsePolicy(row.policy),
+  fence: row.fence,
+  label: row.label,
+  group: row.group_key,
+  launchedAt: row.launched_at,
+  startedAt: row.started_at,
+  cancelRequested: row.cancel_requested === 1,
+});

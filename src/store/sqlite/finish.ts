@@ -1,0 +1,198 @@
+import { ErrorCode } from "../../core/errors.js";
+import type { ErrorInfo } from "../../core/job.js";
+import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
+import type { Db } from "./connection.js";
+import { type CounterDelta, bumpCounters } from "./counters.js";
+import { DEPENDENCY_FAILED } from "./enqueue.js";
+import { parsePolicy } from "./rows.js";
+
+interface HeldRow {
+  cancel_requested: number;
+  has_dependents: number;
+  detached: number;
+  started_at: number;
+  attempts: number;
+  policy: string;
+  queue: string;
+}
+
+/** What changed, so the store can tell listeners after the commit. */
+export interface Touched {
+  readonly changed: string[];
+  readonly queues: Set<string>;
+}
+
+/** Recording how attempts ended, and the dependency cascade that follows, inside one transaction. */
+export function makeFinish(db: Db) {
+  const held = db.prepare(
+    `SELECT cancel_requested, has_dependents, detached, started_at, attempts, policy, queue FROM jobs
+     WHERE id = ? AND fence = ? AND state = 'running'`,
+  );
+  const toFinished = db.prepare(
+    `UPDATE jobs SET state = @state, finished_at = @now, result = @result, error = @error,
+       worker_id = NULL, lease_expires_at = NULL, cancel_deadline = NULL, expires_at = @expiresAt,
+       progress = CASE WHEN @state = 'completed' THEN 1 ELSE progress END
+     WHERE id = @id`,
+  );
+  const toWaiting = db.prepare(
+    `UPDATE jobs SET state = @state, run_at = @runAt, error = coalesce(@error, error),
+       attempts = attempts - @refund, worker_id = NULL, lease_expires_at = NULL
+     WHERE id = @id`,
+  );
+  const childrenReady = db.prepare(
+    `UPDATE jobs SET pending_deps = pending_deps - 1
+     WHERE id IN (SELECT child FROM job_deps WHERE parent = ?) AND state IN ('scheduled', 'queued')
+     RETURNING queue`,
+  );
+  const failDescendants = db.prepare(
+    `WITH RECURSIVE d(id) AS (
+       SELECT child FROM job_deps WHERE parent = @id
+       UNION SELECT job_deps.child FROM job_deps JOIN d ON job_deps.parent = d.id)
+     UPDATE jobs SET state = 'failed', error = @error, finished_at = @now, expires_at = @now + 604800000
+     WHERE id IN (SELECT id FROM d) AND state IN ('scheduled', 'queued')
+     RETURNING id`,
+  );
+
+  function retentionEnd(row: HeldRow, now: number): number {
+    const ttl = parsePolicy(row.policy).resultTtlMs;
+    // Nobody can collect a detached job's result: keep the row an hour for listing, no longer.
+    return now + (row.detached === 1 ? Math.min(ttl, 3_600_000) : ttl);
+  }
+
+  function cascade(id: string, succeeded: boolean, now: number, touched: Touched): void {
+    if (succeeded) {
+      for (const child of childrenReady.all(id) as { queue: string }[]) touched.queues.add(child.queue);
+      return;
+    }
+    const error: ErrorInfo = {
+      code: DEPENDENCY_FAILED,
+      message: `a job it depends on (${id}) failed or was cancelled`,
+      retryable: false,
+      attempt: 0,
+    };
+    for (const row of failDescendants.all({ id, error: JSON.stringify(error), now }) as { id: string }[]) {
+      touched.changed.push(row.id);
+    }
+  }
+
+  function finishOne(outcome: Outcome, now: number, counts: Required<CounterDelta>, touched: Touched): boolean {
+    const row = held.get(outcome.id, outcome.fence) as HeldRow | undefined;
+    if (row === undefined) return false;
+    touched.changed.push(outcome.id);
+    let kind = outcome.kind;
+    // A cancel requested while it ran wins over a retry or snooze: the owner asked it to stop.
+    if (row.cancel_requested === 1 && (kind === "retry" || kind === "snooze" || kind === "release")) kind = "cancelled";
+    const runMs = Math.max(0, now - row.started_at);
+    switch (kind) {
+      case "completed": {
+        const result = outcome.kind === "completed" && row.detached === 0 ? outcome.result : null;
+        toFinished.run({ state: "completed", now, result, error: null, expiresAt: retentionEnd(row, now), id: outcome.id });
+        counts.completed += 1;
+        counts.run_ms_total += runMs;
+        counts.run_count += 1;
+        if (row.has_dependents === 1) cascade(outcome.id, true, now, touched);
+        return true;
+      }
+      case "failed":
+      case "cancelled": {
+        const error: ErrorInfo =
+          "error" in outcome
+            ? outcome.error
+            : { code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt: row.attempts };
+        toFinished.run({
+          state: kind,
+          now,
+          result: null,
+          error: JSON.stringify(error),
+          expiresAt: retentionEnd(row, now),
+          id: outcome.id,
+        });
+        if (kind === "failed") counts.failed += 1;
+        else counts.cancelled += 1;
+        if ("timedOut" in outcome && outcome.timedOut) counts.timed_out += 1;
+        if (row.has_dependents === 1) cascade(outcome.id, false, now, touched);
+        return true;
+      }
+      case "retry":
+      case "snooze":
+      case "release": {
+        const delayMs = "delayMs" in outcome ? outcome.delayMs : 0;
+        const error = outcome.kind === "retry" ? JSON.stringify(outcome.error) : null;
+        if (outcome.kind === "retry" && outcome.timedOut) counts.timed_out += 1;
+        toWaiting.run({
+          state: delayMs > 0 ? "scheduled" : "queued",
+          runAt: now + delayMs,
+          error,
+          refund: kind === "retry" ? 0 : 1,
+          id: outcome.id,
+        });
+        touched.queues.add(row.queue);
+        return true;
+      }
+    }
+  }
+
+  function finish(outcomes: readonly Outcome[], now: number, touched: Touched): boolean[] {
+    const counts: Required<CounterDelta> = {
+      launched: 0,
+      completed: 0,
+      failed: 0,
+      cancelled: 0,
+      timed_out: 0,
+      run_ms_total: 0,
+      run_count: 0,
+    };
+    const applied = outcomes.map((outcome) => finishOne(outcome, now, counts, touched));
+    bumpCounters(db, counts);
+    return applied;
+  }
+
+  return { finish, cascade };
+}
+
+/** Lease renewal, progress, and the rescuer. */
+export function makeLeases(db: Db) {
+  const upsertWorker = db.prepare(
+    `INSERT INTO workers (id, name, host, pid, queues, running, started_at, last_heartbeat_at)
+     VALUES (@id, @name, @host, @pid, @queues, @running, @startedAt, @now)
+     ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_heartbeat_at = excluded.last_heartbeat_at`,
+  );
+  const renew = db.prepare(
+    "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND fence = ? AND state = 'running'",
+  );
+  const cancelAsked = db.prepare(
+    `SELECT id, max(0, coalesce(cancel_deadline, 0) - ?) AS graceLeftMs FROM jobs
+     WHERE worker_id = ? AND state = 'running' AND cancel_requested = 1`,
+  );
+  const progress = db.prepare("UPDATE jobs SET progress = ? WHERE id = ? AND fence = ? AND state = 'running'");
+  const expired = db.prepare(
+    `SELECT id, fence, attempts, max_attempts, cancel_requested FROM jobs
+     WHERE state = 'running' AND (lease_expires_at < @now OR (cancel_requested = 1 AND cancel_deadline < @forceBefore))`,
+  );
+  const staleWorkers = db.prepare("DELETE FROM workers WHERE last_heartbeat_at < ?");
+
+  function heartbeat(worker: WorkerInfo, leases: readonly LeaseRef[], leaseMs: number, now: number): HeartbeatResult {
+    upsertWorker.run({ ...worker, queues: JSON.stringify(worker.queues), now });
+    const lost: string[] = [];
+    for (const lease of leases) {
+      if (renew.run(now + leaseMs, lease.id, lease.fence).changes === 0) lost.push(lease.id);
+    }
+    const cancelRequested = cancelAsked.all(now, worker.id) as { id: string; graceLeftMs: number }[];
+    return { lost, cancelRequested };
+  }
+
+  return {
+    heartbeat,
+    setProgress: (lease: LeaseRef, value: number): boolean => progress.run(value, lease.id, lease.fence).changes > 0,
+    expired: (now: number) =>
+      // A worker that ignores its cancel deadline by more than a heartbeat is forced from here.
+      expired.all({ now, forceBefore: now - 2_000 }) as {
+        id: string;
+        fence: number;
+        attempts: number;
+        max_attempts: number;
+        cancel_requested: number;
+      }[],
+    dropStaleWorkers: (before: number) => staleWorkers.run(before).changes,
+  };
+}

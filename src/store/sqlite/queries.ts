@@ -1,0 +1,78 @@
+import type { JobState } from "../../core/job.js";
+import type { JobFilter, JobRecord, ListRequest, StoreStats } from "../store.js";
+import type { Db } from "./connection.js";
+import { JOB_COLUMNS_NO_RESULT, type JobRow, toJobRecord } from "./rows.js";
+
+/** WHERE clause for a job filter, with its parameters. Column names are fixed; values are bound. */
+export function filterClause(filter: JobFilter): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  if (filter.state !== undefined) {
+    parts.push("state = ?");
+    params.push(filter.state);
+  }
+  if (filter.queue !== undefined) {
+    parts.push("queue = ?");
+    params.push(filter.queue);
+  }
+  if (filter.label !== undefined) {
+    parts.push("label LIKE ? ESCAPE '\\'");
+    params.push(filter.label);
+  }
+  if (filter.owner !== undefined) {
+    parts.push("owner = ?");
+    params.push(filter.owner);
+  }
+  if (filter.handler !== undefined) {
+    parts.push("handler = ?");
+    params.push(filter.handler);
+  }
+  return { sql: parts.length === 0 ? "1 = 1" : parts.join(" AND "), params };
+}
+
+export function makeQueries(db: Db) {
+  const one = db.prepare("SELECT * FROM jobs WHERE id = ?");
+  const byState = db.prepare("SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state");
+  const counters = db.prepare("SELECT name, value FROM counters");
+
+  return {
+    getJob(id: string): JobRecord | undefined {
+      const row = one.get(id) as JobRow | undefined;
+      return row === undefined ? undefined : toJobRecord(row);
+    },
+    getJobs(ids: readonly string[]): JobRecord[] {
+      if (ids.length === 0) return [];
+      const rows = db
+        .prepare(`SELECT * FROM jobs WHERE id IN (${ids.map(() => "?").join(", ")})`)
+        .all(...ids) as JobRow[];
+      return rows.map(toJobRecord);
+    },
+    listJobs(request: ListRequest): JobRecord[] {
+      const { sql, params } = filterClause(request);
+      const after = request.afterId === undefined ? "" : " AND id > ?";
+      if (request.afterId !== undefined) params.push(request.afterId);
+      const rows = db
+        .prepare(`SELECT ${JOB_COLUMNS_NO_RESULT} FROM jobs WHERE ${sql}${after} ORDER BY id LIMIT ?`)
+        .all(...params, request.limit) as JobRow[];
+      return rows.map(toJobRecord);
+    },
+    stats(): StoreStats {
+      const byQueue: Record<string, Partial<Record<JobState, number>>> = {};
+      for (const row of byState.all() as { queue: string; state: JobState; n: number }[]) {
+        byQueue[row.queue] ??= {};
+        byQueue[row.queue]![row.state] = row.n;
+      }
+      const c = Object.fromEntries((counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]));
+      const runCount = c.run_count ?? 0;
+      return {
+        byQueue,
+        launched: c.launched ?? 0,
+        completed: c.completed ?? 0,
+        failed: c.failed ?? 0,
+        cancelled: c.cancelled ?? 0,
+        timedOut: c.timed_out ?? 0,
+        avgRunMs: runCount === 0 ? 0 : (c.run_ms_total ?? 0) / runCount,
+      };
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Versioned schema for the SQLite store. Each entry moves the schema up one version and runs in
+ * the same IMMEDIATE transaction as the version bump, so two processes starting at once can't
+ * both apply it.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: jobs, dependencies, queues, workers, schedules, counters.
+  `
+  CREATE TABLE jobs (
+    id               TEXT PRIMARY KEY,
+    handler          TEXT NOT NULL,
+    queue            TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    owner            TEXT,
+    label            TEXT,
+    group_key        TEXT,
+    unique_key       TEXT,
+    serializer       TEXT NOT NULL,
+    payload          BLOB,
+    cookie_hash      BLOB,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL,
+    policy           TEXT NOT NULL,
+    progress         REAL,
+    launched_at      INTEGER NOT NULL,
+    run_at           INTEGER NOT NULL,
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    result           BLOB,
+    error            TEXT,
+    consumed         INTEGER NOT NULL DEFAULT 0,
+    detached         INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_deadline  INTEGER,
+    fence            INTEGER NOT NULL DEFAULT 0,
+    worker_id        TEXT,
+    lease_expires_at INTEGER,
+    pending_deps     INTEGER NOT NULL DEFAULT 0,
+    has_dependents   INTEGER NOT NULL DEFAULT 0,
+    expires_at       INTEGER
+  );
+  -- Claiming reads this index in order and stops at LIMIT: cost stays flat as the backlog grows.
+  CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE state = 'queued' AND pending_deps = 0;
+  CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'scheduled';
+  CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+  CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
+  CREATE INDEX jobs_group_running ON jobs (queue, group_key) WHERE state = 'running' AND group_key IS NOT NULL;
+  CREATE INDEX jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE INDEX jobs_state_queue ON jobs (state, queue);
+  CREATE INDEX jobs_label ON jobs (label) WHERE label IS NOT NULL;
+
+  CREATE TABLE job_deps (
+    parent TEXT NOT NULL,
+    child  TEXT NOT NULL,
+    PRIMARY KEY (parent, child)
+  ) WITHOUT ROWID;
+  CREATE INDEX job_deps_child ON job_deps (child);
+
+  CREATE TABLE queues (
+    name              TEXT PRIMARY KEY,
+    paused            INTEGER NOT NULL DEFAULT 0,
+    group_concurrency INTEGER
+  );
+
+  CREATE TABLE workers (
+    id                TEXT PRIMARY KEY,
+    name              TEXT NOT NULL,
+    host              TEXT NOT NULL,
+    pid               INTEGER NOT NULL,
+    queues            TEXT NOT NULL,
+    running           INTEGER NOT NULL,
+    started_at        INTEGER NOT NULL,
+    last_heartbeat_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE schedules (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    handler       TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    repeat_left   INTEGER,
+    payload       BLOB NOT NULL,
+    serializer    TEXT NOT NULL,
+    options       TEXT NOT NULL,
+    owner         TEXT,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    next_run_at   INTEGER,
+    last_fired_at INTEGER,
+    created_at    INTEGER NOT NULL
+  );
+  CREATE INDEX schedules_due ON schedules (next_run_at) WHERE paused = 0 AND next_run_at IS NOT NULL;
+
+  CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
+  INSERT INTO counters (name, value) VALUES
+    ('launched', 0), ('completed', 0), ('failed', 0), ('cancelled', 0), ('timed_out', 0),
+    ('run_ms_total', 0), ('run_count', 0);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,306 @@
+import { EventEmitter } from "node:events";
+import { ErrorCode } from "../../core/errors.js";
+import type { ErrorInfo, Progress } from "../../core/job.js";
+import type {
+  CancelResult,
+  ClaimedJob,
+  ClaimRequest,
+  EnqueueResult,
+  HeartbeatResult,
+  JobFilter,
+  JobRecord,
+  LeaseRef,
+  ListRequest,
+  NewJob,
+  Outcome,
+  PurgeRequest,
+  QueueInfo,
+  ScheduleFiring,
+  ScheduleInput,
+  SchedulePatch,
+  ScheduleRecord,
+  Store,
+  StoreEvent,
+  StoreStats,
+  WorkerInfo,
+} from "../store.js";
+import { makeClaim } from "./claim.js";
+import { type Db, migrate, openDatabase, readRetry, type SqliteOptions, writeTx } from "./connection.js";
+import { type ConsumeAnswer, makeControls } from "./controls.js";
+import { makeEnqueue } from "./enqueue.js";
+import { makeFinish, makeLeases, type Touched } from "./finish.js";
+import { makeQueries } from "./queries.js";
+import { type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "./rows.js";
+import { makeSchedules } from "./schedules.js";
+
+const newTouched = (): Touched => ({ changed: [], queues: new Set() });
+
+/**
+ * The embedded store: one SQLite file in WAL mode, shareable by several processes. Events reach
+ * only this process (`sharedEvents = false`): other processes notice changes by polling.
+ */
+export class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly sharedEvents = false;
+  readonly path: string;
+  readonly #db: Db;
+  readonly #events = new EventEmitter();
+  #parts: ReturnType<SqliteStore["prepare"]> | undefined;
+
+  constructor(path: string, options: SqliteOptions = {}) {
+    this.path = path;
+    this.#db = openDatabase(path, options);
+    this.#events.setMaxListeners(0);
+  }
+
+  /** Statements are prepared after migration (they name tables the migration creates). */
+  private prepare() {
+    const db = this.#db;
+    const enqueue = makeEnqueue(db);
+    const { finish, cascade } = makeFinish(db);
+    return {
+      enqueue,
+      claim: makeClaim(db),
+      finish,
+      leases: makeLeases(db),
+      queries: makeQueries(db),
+      controls: makeControls(db, cascade),
+      schedules: makeSchedules(db, enqueue),
+    };
+  }
+
+  private get parts() {
+    if (this.#parts === undefined) throw new Error("SqliteStore used before migrate()");
+    return this.#parts;
+  }
+
+  private emit(event: StoreEvent): void {
+    this.#events.emit("event", event);
+  }
+
+  private announce(touched: Touched): void {
+    for (const id of touched.changed) this.emit({ type: "changed", id });
+    for (const queue of touched.queues) this.emit({ type: "enqueued", queue });
+  }
+
+  async migrate(): Promise<number> {
+    const version = await readRetry(() => migrate(this.#db));
+    this.#parts ??= this.prepare();
+    return version;
+  }
+
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
+  async close(): Promise<void> {
+    this.#events.removeAllListeners();
+    if (this.#db.open) this.#db.close();
+  }
+
+  async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+    if (jobs.length === 0) return [];
+    const results = await writeTx(this.#db, () => this.parts.enqueue(jobs, Date.now()));
+    const queues = new Set<string>();
+    for (let i = 0; i < jobs.length; i++) if (!results[i]!.deduplicated) queues.add(jobs[i]!.queue);
+    for (const queue of queues) this.emit({ type: "enqueued", queue });
+    return results;
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    return readRetry(() => this.parts.queries.getJob(id));
+  }
+
+  async getJobs(ids: readonly string[]): Promise<JobRecord[]> {
+    return readRetry(() => this.parts.queries.getJobs(ids));
+  }
+
+  async listJobs(request: ListRequest): Promise<JobRecord[]> {
+    return readRetry(() => this.parts.queries.listJobs(request));
+  }
+
+  async stats(): Promise<StoreStats> {
+    return readRetry(() => this.parts.queries.stats());
+  }
+
+  async consumeResult(id: string): Promise<ConsumeAnswer> {
+    return writeTx(this.#db, () => this.parts.controls.consumeResult(id));
+  }
+
+  async requestCancel(id: string, graceMs: number): Promise<CancelResult> {
+    const touched = newTouched();
+    const result = await writeTx(this.#db, () => this.parts.controls.cancel(id, graceMs, Date.now(), touched));
+    if (result.state === "running") this.emit({ type: "cancel", id, graceMs });
+    this.announce(touched);
+    return result;
+  }
+
+  async cancelMany(filter: JobFilter, graceMs: number): Promise<number> {
+    const touched = newTouched();
+    const count = await writeTx(this.#db, () => this.parts.controls.cancelMany(filter, graceMs, Date.now(), touched));
+    for (const id of touched.changed) this.emit({ type: "cancel", id, graceMs });
+    this.announce(touched);
+    return count;
+  }
+
+  async detach(id: string): Promise<boolean> {
+    return writeTx(this.#db, () => this.parts.controls.detach(id, Date.now()));
+  }
+
+  async detachMany(filter: JobFilter): Promise<number> {
+    return writeTx(this.#db, () => this.parts.controls.detachMany(filter, Date.now()));
+  }
+
+  async retry(id: string): Promise<boolean> {
+    const touched = newTouched();
+    const done = await writeTx(this.#db, () => this.parts.controls.retry(id, Date.now(), touched));
+    this.announce(touched);
+    return done;
+  }
+
+  async purge(request: PurgeRequest): Promise<number> {
+    return writeTx(this.#db, () => this.parts.controls.purge(request, Date.now()));
+  }
+
+  async setQueuePaused(queue: string, paused: boolean): Promise<void> {
+    await writeTx(this.#db, () =>
+      this.#db
+        .prepare(
+          "INSERT INTO queues (name, paused) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+        )
+        .run(queue, paused ? 1 : 0),
+    );
+    if (!paused) this.emit({ type: "enqueued", queue });
+  }
+
+  async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
+    await writeTx(this.#db, () =>
+      this.#db
+        .prepare(
+          `INSERT INTO queues (name, group_concurrency) VALUES (?, ?)
+           ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
+        )
+        .run(queue, options.groupConcurrency),
+    );
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    return readRetry(() => (this.#db.prepare("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueInfo));
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
+    return writeTx(this.#db, () => this.parts.claim(request, Date.now()));
+  }
+
+  async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {
+    if (outcomes.length === 0) return [];
+    const touched = newTouched();
+    const applied = await writeTx(this.#db, () => this.parts.finish(outcomes, Date.now(), touched));
+    this.announce(touched);
+    return applied;
+  }
+
+  async heartbeat(worker: WorkerInfo, leases: readonly LeaseRef[], leaseMs: number): Promise<HeartbeatResult> {
+    return writeTx(this.#db, () => this.parts.leases.heartbeat(worker, leases, leaseMs, Date.now()));
+  }
+
+  async setProgress(lease: LeaseRef, progress: Progress): Promise<boolean> {
+    const applied = await writeTx(this.#db, () => this.parts.leases.setProgress(lease, progress));
+    if (applied) this.emit({ type: "changed", id: lease.id });
+    return applied;
+  }
+
+  async rescueExpired(
+    workerTtlMs: number,
+  ): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }> {
+    const touched = newTouched();
+    const counts = await writeTx(this.#db, () => {
+      const now = Date.now();
+      const tally = { requeued: 0, failed: 0, cancelled: 0 };
+      const outcomes: Outcome[] = [];
+      for (const row of this.parts.leases.expired(now)) {
+        if (row.cancel_requested === 1) {
+          const error: ErrorInfo = {
+            code: ErrorCode.Cancelled,
+            message: "cancelled (forced after the grace period)",
+            retryable: false,
+            attempt: row.attempts,
+          };
+          outcomes.push({ kind: "cancelled", id: row.id, fence: row.fence, error });
+          tally.cancelled += 1;
+          continue;
+        }
+        const error: ErrorInfo = {
+          code: ErrorCode.HandlerCrashed,
+          message: "the worker running this attempt stopped renewing its lease (crashed, killed or stalled)",
+          retryable: true,
+          attempt: row.attempts,
+        };
+        if (row.attempts >= row.max_attempts) {
+          outcomes.push({ kind: "failed", id: row.id, fence: row.fence, error, timedOut: false });
+          tally.failed += 1;
+        } else {
+          outcomes.push({ kind: "retry", id: row.id, fence: row.fence, error, delayMs: 0, timedOut: false });
+          tally.requeued += 1;
+        }
+      }
+      this.parts.finish(outcomes, now, touched);
+      this.parts.leases.dropStaleWorkers(now - workerTtlMs);
+      return tally;
+    });
+    this.announce(touched);
+    return counts;
+  }
+
+  async pruneExpired(limit: number): Promise<number> {
+    return writeTx(this.#db, () => this.parts.controls.pruneExpired(limit, Date.now()));
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await writeTx(this.#db, () => this.#db.prepare("DELETE FROM workers WHERE id = ?").run(workerId));
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return readRetry(() =>
+      (this.#db.prepare("SELECT * FROM workers ORDER BY started_at").all() as WorkerRow[]).map(toWorkerInfo),
+    );
+  }
+
+  async upsertSchedule(schedule: ScheduleInput): Promise<ScheduleRecord> {
+    return writeTx(this.#db, () => this.parts.schedules.upsert(schedule, Date.now()));
+  }
+
+  async getSchedule(id: string): Promise<ScheduleRecord | undefined> {
+    return readRetry(() => this.parts.schedules.get(id));
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return readRetry(() => this.parts.schedules.list());
+  }
+
+  async updateSchedule(id: string, patch: SchedulePatch): Promise<ScheduleRecord | undefined> {
+    return writeTx(this.#db, () => this.parts.schedules.update(id, patch));
+  }
+
+  async deleteSchedule(id: string): Promise<boolean> {
+    return writeTx(this.#db, () => this.parts.schedules.delete(id));
+  }
+
+  async fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number> {
+    const fired = await writeTx(this.#db, () => this.parts.schedules.fireDue(fire, Date.now()));
+    for (const job of fired) this.emit({ type: "enqueued", queue: job.queue });
+    return fired.length;
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    const safe = (event: StoreEvent) => {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure must not break the store or other listeners.
+      }
+    };
+    this.#events.on("event", safe);
+    return () => this.#events.off("event", safe);
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The Store contract: every datastore operation Ferry needs, in one interface. SQLite, PostgreSQL
+ * and NATS JetStream each implement it, and one conformance suite (test/conformance/) holds them to it.
+ *
+ * Rules every implementation keeps:
+ * - Times are epoch milliseconds on the *store's* clock (`now()`): callers pass durations, never
+ *   their own wall-clock time, except `runAt` that a user gave as a Date.
+ * - Claiming gives a job to one worker at a time and bumps its `fence`. Every write a worker makes
+ *   about a running job names the fence it claimed with; a write with a stale fence changes nothing.
+ * - Stores are dumb about policy: retries, backoff and error shaping are decided by the worker and
+ *   handed over as an `Outcome`.
+ * - Payloads and results are opaque bytes, encoded by the job's serializer.
+ */
+import type { ErrorInfo, JobPolicy, JobState, Progress } from "../core/job.js";
+
+export interface NewJob {
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  readonly payload: Uint8Array;
+  readonly serializer: string;
+  /** SHA-256 of the cookie; null for submitted (fire-and-forget) jobs, which no handle reaches. */
+  readonly cookieHash: Uint8Array | null;
+  readonly owner: string | null;
+  readonly priority: number;
+  /** Run no earlier than this many ms after the store's now. */
+  readonly delayMs: number;
+  /** Or at this absolute time (a Date the user gave); wins over delayMs. */
+  readonly runAt: number | null;
+  readonly maxAttempts: number;
+  readonly policy: JobPolicy;
+  readonly uniqueKey: string | null;
+  readonly label: string | null;
+  readonly group: string | null;
+  /** Ids of jobs that must complete first. If one fails or is cancelled, this job fails. */
+  readonly dependsOn: readonly string[];
+  /** Drop the result when finished (submit, detach). */
+  readonly detached: boolean;
+}
+
+export interface EnqueueResult {
+  readonly id: string;
+  /** true: an unfinished job held the uniqueKey; nothing was stored and `id` is that job's. */
+  readonly deduplicated: boolean;
+}
+
+/** A job as stored. `payload`/`result` are null once consumed, detached or pruned. */
+export interface JobRecord {
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  /** As stored; a `scheduled` job whose runAt has passed is reported as `queued` by the API. */
+  readonly state: JobState;
+  readonly priority: number;
+  readonly owner: string | null;
+  readonly label: string | null;
+  readonly group: string | null;
+  readonly uniqueKey: string | null;
+  readonly serializer: string;
+  readonly payload: Uint8Array | null;
+  readonly cookieHash: Uint8Array | null;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly policy: JobPolicy;
+  readonly progress: Progress | null;
+  readonly launchedAt: number;
+  readonly runAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly result: Uint8Array | null;
+  readonly error: ErrorInfo | null;
+  readonly consumed: boolean;
+  readonly detached: boolean;
+  readonly cancelRequested: boolean;
+  readonly fence: number;
+  readonly workerId: string | null;
+  readonly leaseExpiresAt: number | null;
+}
+
+export interface ClaimRequest {
+  readonly workerId: string;
+  /** In order of preference; paused queues are skipped. */
+  readonly queues: readonly string[];
+  /** Only jobs for these handlers are claimed (a worker never takes work it cannot do). */
+  readonly handlers: readonly string[];
+  readonly limit: number;
+  readonly leaseMs: number;
+}
+
+/** A claimed job: state `running`, attempts already counted, fence bumped. */
+export interface ClaimedJob {
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  readonly payload: Uint8Array;
+  readonly serializer: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly policy: JobPolicy;
+  readonly fence: number;
+  readonly label: string | null;
+  readonly group: string | null;
+  readonly launchedAt: number;
+  readonly startedAt: number;
+  readonly cancelRequested: boolean;
+}
+
+interface Fenced {
+  readonly id: string;
+  readonly fence: number;
+}
+
+/** How an attempt ended, as the worker decided. */
+export type Outcome =
+  | (Fenced & { readonly kind: "completed"; readonly result: Uint8Array | null })
+  /** Final failure: attempts used up, or not retryable. */
+  | (Fenced & { readonly kind: "failed"; readonly error: ErrorInfo; readonly timedOut: boolean })
+  /** Failed attempt, run again after delayMs. */
+  | (Fenced & {
+      readonly kind: "retry";
+      readonly error: ErrorInfo;
+      readonly delayMs: number;
+      readonly timedOut: boolean;
+    })
+  /** Run again after delayMs without using an attempt. */
+  | (Fenced & { readonly kind: "snooze"; readonly delayMs: number })
+  | (Fenced & { readonly kind: "cancelled"; readonly error: ErrorInfo })
+  /** Worker shutting down: back to the queue now, attempt refunded. */
+  | (Fenced & { readonly kind: "release" });
+
+export interface LeaseRef extends Fenced {}
+
+export interface WorkerInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly queues: readonly string[];
+  readonly running: number;
+  readonly startedAt: number;
+  readonly lastHeartbeatAt: number;
+}
+
+export interface HeartbeatResult {
+  /** Leases this worker no longer holds (rescued, cancelled, or fenced off): stop those handlers. */
+  readonly lost: readonly string[];
+  /** Jobs still held whose cancellation was requested, with the grace left before it is forced. */
+  readonly cancelRequested: readonly { readonly id: string; readonly graceLeftMs: number }[];
+}
+
+export interface CancelResult {
+  /** State after the request; undefined when there is no such job. */
+  readonly state: JobState | undefined;
+}
+
+export interface JobFilter {
+  readonly state?: JobState | undefined;
+  readonly queue?: string | undefined;
+  /** SQL LIKE pattern: `%` any run, `_` one character. */
+  readonly label?: string | undefined;
+  readonly owner?: string | undefined;
+  readonly handler?: string | undefined;
+}
+
+export interface ListRequest extends JobFilter {
+  /** Keyset pagination: ids strictly after this one (ids sort by launch time). */
+  readonly afterId?: string | undefined;
+  readonly limit: number;
+}
+
+export interface PurgeRequest {
+  readonly state?: "completed" | "failed" | "cancelled" | undefined;
+  readonly olderThanMs: number;
+}
+
+export interface QueueInfo {
+  readonly name: string;
+  readonly paused: boolean;
+  readonly groupConcurrency: number | null;
+}
+
+export interface StoreStats {
+  /** queue -> state -> count, for jobs still stored. */
+  readonly byQueue: Readonly<Record<string, Readonly<Partial<Record<JobState, number>>>>>;
+  /** Counters since the store was created (not reduced by purging). */
+  readonly launched: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly cancelled: number;
+  readonly timedOut: number;
+  /** Mean run time of completed attempts, in ms. */
+  readonly avgRunMs: number;
+}
+
+export type ScheduleSpec =
+  | { readonly kind: "cron"; readonly cron: string; readonly tz: string }
+  | { readonly kind: "every"; readonly everyMs: number };
+
+export interface ScheduleRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly handler: string;
+  readonly spec: ScheduleSpec;
+  /** Fires left; null = forever. */
+  readonly repeatLeft: number | null;
+  readonly payload: Uint8Array;
+  readonly serializer: string;
+  /** The launch options each fired job gets, as JSON. */
+  readonly options: string;
+  readonly owner: string | null;
+  readonly paused: boolean;
+  readonly nextRunAt: number | null;
+  readonly lastFiredAt: number | null;
+  readonly createdAt: number;
+}
+
+export type ScheduleInput = Omit<ScheduleRecord, "lastFiredAt" | "createdAt">;
+
+export interface SchedulePatch {
+  readonly spec?: ScheduleSpec;
+  readonly repeatLeft?: number | null;
+  readonly nextRunAt?: number | null;
+  readonly paused?: boolean;
+}
+
+/**
+ * What firing one due schedule produces: the job to enqueue and the schedule's next time
+ * (null: the schedule is done).
+ */
+export interface ScheduleFiring {
+  readonly job: NewJob;
+  readonly nextRunAt: number | null;
+}
+
+export type StoreEvent =
+  /** Work is available in a queue (a launch, a retry, a release). */
+  | { readonly type: "enqueued"; readonly queue: string }
+  /** A job's state or progress changed. */
+  | { readonly type: "changed"; readonly id: string }
+  /** Cancellation of a running job was requested. */
+  | { readonly type: "cancel"; readonly id: string; readonly graceMs: number };
+
+export interface EnqueueContext {
+  /** PostgreSQL only: a client inside the caller's open transaction. */
+  readonly tx?: unknown;
+}
+
+export interface Store {
+  /** "sqlite", "postgres" or "nats". */
+  readonly kind: string;
+  /**
+   * True when events reach every process sharing the store (LISTEN/NOTIFY, NATS subjects). When
+   * false (SQLite), events reach only this process and callers poll as well.
+   */
+  readonly sharedEvents: boolean;
+
+  /** Create or upgrade the schema to the latest version. Idempotent; safe when run concurrently. Answers the version. */
+  migrate(): Promise<number>;
+  /** The store's clock, epoch ms. */
+  now(): Promise<number>;
+  close(): Promise<void>;
+
+  // --- launching ---------------------------------------------------------------------------
+  /** Insert all jobs or none. uniqueKey conflicts with an unfinished job store nothing for that job. */
+  enqueue(jobs: readonly NewJob[], context?: EnqueueContext): Promise<EnqueueResult[]>;
+
+  // --- reading -----------------------------------------------------------------------------
+  /** One job, or undefined. The API checks the cookie hash; stores never see cookies. */
+  getJob(id: string): Promise<JobRecord | undefined>;
+  /** Several jobs at once (missing ids are absent from the answer). */
+  getJobs(ids: readonly string[]): Promise<JobRecord[]>;
+  /** One page of jobs matching the filter, by id ascending. Records omit `result`. */
+  listJobs(request: ListRequest): Promise<JobRecord[]>;
+  stats(): Promise<StoreStats>;
+
+  // --- the owner's controls ----------------------------------------------------------------
+  /**
+   * Atomically hand out a finished job's result once: marks it consumed and drops the stored
+   * payload and result. "not_finished" and "consumed" change nothing.
+   */
+  consumeResult(id: string): Promise<
+    | { readonly status: "ok"; readonly record: JobRecord }
+    | { readonly status: "not_finished" | "consumed" | "missing" }
+  >;
+  /**
+   * Cancel: a scheduled/queued job becomes cancelled at once; a running one is flagged and an
+   * event is sent to its worker, which aborts it and forces it after the grace period.
+   */
+  requestCancel(id: string, graceMs: number): Promise<CancelResult>;
+  /** Cancel every unfinished job matching the filter; answers how many were reached. */
+  cancelMany(filter: JobFilter, graceMs: number): Promise<number>;
+  /** Forget the handle: the cookie hash is dropped and the result will not be kept. */
+  detach(id: string): Promise<boolean>;
+  detachMany(filter: JobFilter): Promise<number>;
+  /** Re-queue a failed or cancelled job with fresh attempts. */
+  retry(id: string): Promise<boolean>;
+  /** Delete finished jobs older than the given age; answers how many. */
+  purge(request: PurgeRequest): Promise<number>;
+
+  // --- queues ------------------------------------------------------------------------------
+  setQueuePaused(queue: string, paused: boolean): Promise<void>;
+  setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void>;
+  listQueues(): Promise<QueueInfo[]>;
+
+  // --- workers -----------------------------------------------------------------------------
+  /** Claim up to `limit` runnable jobs: due, unpaused, dependencies met, group limits kept. */
+  claim(request: ClaimRequest): Promise<ClaimedJob[]>;
+  /** Record attempt outcomes; each entry answers whether it applied (false: fenced off). */
+  finish(outcomes: readonly Outcome[]): Promise<boolean[]>;
+  /** Renew the leases this worker holds and refresh its registry entry. */
+  heartbeat(worker: WorkerInfo, leases: readonly LeaseRef[], leaseMs: number): Promise<HeartbeatResult>;
+  /** Report progress of a running attempt; false when the fence is stale. */
+  setProgress(lease: LeaseRef, progress: Progress): Promise<boolean>;
+  /**
+   * Rescue jobs whose lease expired: re-queue them (the attempt stays counted), or fail them when
+   * attempts are used up, or cancel them when cancellation was asked. Also expires old workers.
+   */
+  rescueExpired(workerTtlMs: number): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }>;
+  /** Delete finished jobs whose retention ended (consumed, detached or past their result TTL). */
+  pruneExpired(limit: number): Promise<number>;
+  removeWorker(workerId: string): Promise<void>;
+  listWorkers(): Promise<WorkerInfo[]>;
+
+  // --- schedules ---------------------------------------------------------------------------
+  /** Create, or replace the schedule with the same name. */
+  upsertSchedule(schedule: ScheduleInput): Promise<ScheduleRecord>;
+  getSchedule(id: string): Promise<ScheduleRecord | undefined>;
+  listSchedules(): Promise<ScheduleRecord[]>;
+  updateSchedule(id: string, patch: SchedulePatch): Promise<ScheduleRecord | undefined>;
+  deleteSchedule(id: string): Promise<boolean>;
+  /**
+   * Fire each due, unpaused schedule exactly once across all processes: enqueue the job `fire`
+   * makes and move the schedule to its next time in one atomic step. Answers how many fired.
+   */
+  fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number>;
+
+  // --- events ------------------------------------------------------------------------------
+  /** Listen for store events; answers an unsubscribe function. Listener errors are swallowed. */
+  subscribe(listener: (event: StoreEvent) => void): () => void;
+}

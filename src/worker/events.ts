@@ -1,0 +1,50 @@
+import type { ErrorInfo } from "../core/job.js";
+
+/** Everything a worker reports, by name. Listeners that throw are ignored: they never break the worker. */
+export interface WorkerEventMap {
+  "job:started": { readonly id: string; readonly handler: string; readonly attempt: number };
+  "job:completed": { readonly id: string; readonly handler: string; readonly attempt: number; readonly ms: number };
+  "job:failed": {
+    readonly id: string;
+    readonly handler: string;
+    readonly error: ErrorInfo;
+    /** true: another attempt is scheduled. */
+    readonly willRetry: boolean;
+  };
+  "job:snoozed": { readonly id: string; readonly handler: string; readonly delayMs: number };
+  "job:cancelled": { readonly id: string; readonly handler: string };
+  /** The store no longer gives this worker the job (rescued after a stall, or fenced off): its result is dropped. */
+  "job:lease-lost": { readonly id: string; readonly handler: string };
+  /** A store call failed; the worker backs off and tries again. */
+  error: { readonly error: unknown; readonly during: string };
+  stopped: Record<string, never>;
+}
+
+export type WorkerEventName = keyof WorkerEventMap;
+type Listener<K extends WorkerEventName> = (event: WorkerEventMap[K]) => void;
+
+export class TypedEvents {
+  readonly #listeners = new Map<WorkerEventName, Set<(event: never) => void>>();
+
+  on<K extends WorkerEventName>(name: K, listener: Listener<K>): () => void {
+    let set = this.#listeners.get(name);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(name, set);
+    }
+    set.add(listener as (event: never) => void);
+    return () => set.delete(listener as (event: never) => void);
+  }
+
+  emit<K extends WorkerEventName>(name: K, event: WorkerEventMap[K]): void {
+    const set = this.#listeners.get(name);
+    if (set === undefined) return;
+    for (const listener of set) {
+      try {
+        (listener as Listener<K>)(event);
+      } catch {
+        // A listener's bug is the listener's: the worker goes on.
+      }
+    }
+  }
+}

@@ -1,0 +1,448 @@
+import { hostname } from "node:os";
+import { type Duration, parseDuration } from "../core/duration.js";
+import { toErrorInfo } from "../core/error-info.js";
+import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import { newJobId } from "../core/ids.js";
+import { checkHandlerName, checkQueueName } from "../core/names.js";
+import { getSerializer } from "../serializers/index.js";
+import type { ClaimedJob, LeaseRef, Outcome, Store, StoreEvent, WorkerInfo } from "../store/store.js";
+import { RunningContext } from "./context.js";
+import { failureOutcome } from "./decide.js";
+import { captureDetachedErrors, jobScope } from "./detached-errors.js";
+import { TypedEvents, type WorkerEventMap, type WorkerEventName } from "./events.js";
+import type { AnyJobDefinition, Handler, HandlerEntry, JobDefinition } from "./handler.js";
+import { Maintenance } from "./maintenance.js";
+
+export interface WorkerOptions {
+  /** Queues to take work from, in order of preference. Default ["default"]. */
+  queues?: readonly string[];
+  /** Jobs run at once. Default 10. */
+  concurrency?: number;
+  handlers: Readonly<Record<string, HandlerEntry>> | readonly AnyJobDefinition[];
+  /** Name shown by ferry.workers(). Default host:pid. */
+  name?: string;
+  /** How long a claim holds without renewal. Default 30s; renewed every third of it. */
+  lease?: Duration;
+  /** Timeout for jobs that set none. Default 5m. */
+  defaultTimeout?: Duration;
+  /** How often to look for work when no event says there is some. Default 1s. */
+  pollInterval?: Duration;
+  /** How often to rescue jobs whose lease expired, prune and fire schedules. Default 5s. */
+  rescueInterval?: Duration;
+  /** Run the rescuer, pruning and the scheduler in this worker. Default true. */
+  maintenance?: boolean;
+  /** Largest result a handler may return, in bytes. Default 1 MiB. */
+  maxResultBytes?: number;
+}
+
+interface Running {
+  readonly job: ClaimedJob;
+  readonly context: RunningContext;
+  readonly startedMs: number;
+  settled: boolean;
+  timer: NodeJS.Timeout | undefined;
+  cancelTimer: NodeJS.Timeout | undefined;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Claims jobs, runs their handlers, and records how each attempt ended. Claims are batched up to
+ * the free slots; outcomes are batched per tick into one store write; leases are renewed by a
+ * heartbeat; timeouts and forced cancels free the slot even if a handler ignores its signal.
+ */
+export class Worker {
+  readonly id = newJobId();
+  readonly name: string;
+  readonly queues: readonly string[];
+  readonly concurrency: number;
+  readonly #store: Store;
+  readonly #handlers = new Map<string, JobDefinition<unknown, unknown>>();
+  readonly #events = new TypedEvents();
+  readonly #running = new Map<string, Running>();
+  readonly #leaseMs: number;
+  readonly #defaultTimeoutMs: number;
+  readonly #pollMs: number;
+  readonly #maxResultBytes: number;
+  readonly #maintenance: Maintenance | undefined;
+  readonly #startedAt = Date.now();
+  #state: "idle" | "running" | "stopping" | "stopped" = "idle";
+  #pending: Outcome[] = [];
+  #flushing: Promise<void> | undefined;
+  #claiming = false;
+  #wantClaim = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #releaseErrors: (() => void) | undefined;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(store: Store, options: WorkerOptions) {
+    this.#store = store;
+    this.queues = (options.queues ?? ["default"]).map(checkQueueName);
+    if (this.queues.length === 0) throw invalidArgument("a worker needs at least one queue");
+    this.concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 10_000) {
+      throw invalidArgument("concurrency must be an integer from 1 to 10000");
+    }
+    this.name = options.name ?? `${hostname()}:${process.pid}`;
+    this.#leaseMs = parseDuration(options.lease ?? "30s", "lease");
+    if (this.#leaseMs < 200) throw invalidArgument("lease must be at least 200ms");
+    this.#defaultTimeoutMs = parseDuration(options.defaultTimeout ?? "5m", "defaultTimeout");
+    this.#pollMs = Math.max(10, parseDuration(options.pollInterval ?? "1s", "pollInterval"));
+    this.#maxResultBytes = options.maxResultBytes ?? 1_048_576;
+    const entries: [string, HandlerEntry][] = Array.isArray(options.handlers)
+      ? options.handlers.map((d: AnyJobDefinition) => [d.name, d] as [string, HandlerEntry])
+      : Object.entries(options.handlers as Record<string, HandlerEntry>);
+    for (const [name, entry] of entries) {
+      checkHandlerName(name);
+      const definition: JobDefinition<unknown, unknown> =
+        typeof entry === "function"
+          ? { name, schema: undefined, defaults: {}, handler: entry as Handler<unknown, unknown> }
+          : (entry as unknown as JobDefinition<unknown, unknown>);
+      this.#handlers.set(name, definition);
+    }
+    if (options.maintenance !== false) {
+      this.#maintenance = new Maintenance(store, parseDuration(options.rescueInterval ?? "5s", "rescueInterval"), {
+        workerTtlMs: this.#leaseMs * 3,
+        onError: (error, during) => this.#events.emit("error", { error, during }),
+      });
+    }
+  }
+
+  on<K extends WorkerEventName>(name: K, listener: (event: WorkerEventMap[K]) => void): () => void {
+    return this.#events.on(name, listener);
+  }
+
+  get running(): number {
+    return this.#running.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "idle") throw invalidArgument("a worker starts once");
+    this.#state = "running";
+    this.#releaseErrors = captureDetachedErrors();
+    this.#unsubscribe = this.#store.subscribe((event) => this.onStoreEvent(event));
+    await this.heartbeat();
+    this.#heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(100, Math.floor(this.#leaseMs / 3)));
+    this.#heartbeatTimer.unref();
+    this.#maintenance?.start();
+    this.requestClaim();
+  }
+
+  /**
+   * Stops claiming, lets running jobs finish for up to `grace` (default 30s), then aborts the rest
+   * and returns them to their queue without using an attempt.
+   */
+  async stop(options: { grace?: Duration } = {}): Promise<void> {
+    if (this.#state === "idle") this.#state = "stopped";
+    if (this.#state !== "running") return;
+    this.#state = "stopping";
+    const graceMs = parseDuration(options.grace ?? "30s", "grace");
+    clearTimeout(this.#pollTimer);
+    this.#maintenance?.stop();
+    if (this.#running.size > 0) {
+      await Promise.race([new Promise<void>((resolve) => this.#idleWaiters.push(resolve)), sleep(graceMs)]);
+    }
+    for (const running of [...this.#running.values()]) {
+      running.context.abort(ErrorCode.Cancelled, "the worker is shutting down");
+      this.settle(running, { kind: "release", id: running.job.id, fence: running.job.fence });
+    }
+    while (this.#claiming) await sleep(5);
+    await this.flush();
+    clearInterval(this.#heartbeatTimer);
+    this.#unsubscribe?.();
+    this.#releaseErrors?.();
+    await this.#store.removeWorker(this.id).catch(() => undefined);
+    this.#state = "stopped";
+    this.#events.emit("stopped", {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  private info(): WorkerInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      host: hostname(),
+      pid: process.pid,
+      queues: this.queues,
+      running: this.#running.size,
+      startedAt: this.#startedAt,
+      lastHeartbeatAt: Date.now(),
+    };
+  }
+
+  private onStoreEvent(event: StoreEvent): void {
+    if (event.type === "enqueued") {
+      if (this.queues.includes(event.queue)) this.requestClaim();
+    } else if (event.type === "cancel") {
+      const running = this.#running.get(event.id);
+      if (running !== undefined) this.cancelRunning(running, event.graceMs);
+    }
+  }
+
+  /** Claims soon; many requests in one tick become one claim. */
+  private requestClaim(): void {
+    if (this.#state !== "running") return;
+    if (this.#claiming) {
+      this.#wantClaim = true;
+      return;
+    }
+    this.#claiming = true;
+    queueMicrotask(() => void this.claimLoop());
+  }
+
+  private async claimLoop(): Promise<void> {
+    let backoff = 50;
+    try {
+      while (this.#state === "running") {
+        this.#wantClaim = false;
+        const free = this.concurrency - this.#running.size;
+        if (free <= 0) break;
+        let claimed: ClaimedJob[];
+        try {
+          claimed = await this.#store.claim({
+            workerId: this.id,
+            queues: this.queues,
+            handlers: [...this.#handlers.keys()],
+            limit: free,
+            leaseMs: this.#leaseMs,
+          });
+          backoff = 50;
+        } catch (error) {
+          this.#events.emit("error", { error, during: "claim" });
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5_000);
+          continue;
+        }
+        for (const job of claimed) this.runJob(job);
+        // A full batch means more may be waiting; otherwise wait for an event or the poll.
+        if (claimed.length < free && !this.#wantClaim) break;
+      }
+    } finally {
+      this.#claiming = false;
+      if (this.#state === "running") {
+        clearTimeout(this.#pollTimer);
+        this.#pollTimer = setTimeout(() => this.requestClaim(), this.#pollMs);
+        this.#pollTimer.unref();
+      }
+    }
+  }
+
+  private runJob(job: ClaimedJob): void {
+    if (this.#state !== "running") {
+      // Claimed while stopping: hand it straight back.
+      this.#pending.push({ kind: "release", id: job.id, fence: job.fence });
+      this.scheduleFlush();
+      return;
+    }
+    const lease: LeaseRef = { id: job.id, fence: job.fence };
+    const context = new RunningContext(job, async (fraction) => {
+      await this.#store.setProgress(lease, fraction);
+    });
+    const running: Running = {
+      job,
+      context,
+      startedMs: performance.now(),
+      settled: false,
+      timer: undefined,
+      cancelTimer: undefined,
+    };
+    this.#running.set(job.id, running);
+    this.#events.emit("job:started", { id: job.id, handler: job.handler, attempt: job.attempt });
+
+    const definition = this.#handlers.get(job.handler);
+    if (definition === undefined) {
+      this.settle(
+        running,
+        failureOutcome(job, new FerryError(ErrorCode.UnknownHandler, `no handler named ${job.handler}`), {
+          code: ErrorCode.UnknownHandler,
+        }),
+      );
+      return;
+    }
+    const timeoutMs = job.policy.timeoutMs ?? definition.defaults.timeout ?? this.#defaultTimeoutMs;
+    const ms = typeof timeoutMs === "number" ? timeoutMs : parseDuration(timeoutMs, "timeout");
+    running.timer = setTimeout(() => this.timeOut(running, ms), ms);
+    if (job.cancelRequested) this.cancelRunning(running, 0);
+
+    let payload: unknown;
+    try {
+      payload = getSerializer(job.serializer).decode(job.payload);
+      if (definition.schema !== undefined) payload = definition.schema.parse(payload);
+    } catch (error) {
+      const code = error instanceof FerryError ? error.code : ErrorCode.InvalidArgument;
+      this.settle(running, failureOutcome({ ...job, maxAttempts: job.attempt }, error, { code }));
+      return;
+    }
+    const sink = { fail: (reason: unknown) => this.settle(running, failureOutcome(job, reason)) };
+    let result: unknown;
+    try {
+      result = jobScope.run(sink, () => definition.handler(payload, context));
+    } catch (error) {
+      this.settle(running, failureOutcome(job, error));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value) => this.complete(running, value),
+        (error: unknown) => this.settle(running, this.failure(running, error)),
+      );
+    } else {
+      this.complete(running, result);
+    }
+  }
+
+  /** An error thrown after an abort is reported as the abort's cause (cancel, timeout, lease loss). */
+  private failure(running: Running, error: unknown): Outcome {
+    const aborted = running.context.aborted;
+    if (aborted?.code === ErrorCode.Cancelled && running.cancelTimer !== undefined) {
+      return {
+        kind: "cancelled",
+        id: running.job.id,
+        fence: running.job.fence,
+        error: toErrorInfo(aborted, { attempt: running.job.attempt, retryable: false }),
+      };
+    }
+    return failureOutcome(running.job, error);
+  }
+
+  private complete(running: Running, value: unknown): void {
+    if (running.settled) return;
+    let bytes: Uint8Array | null = null;
+    try {
+      if (value !== undefined) {
+        bytes = getSerializer(running.job.serializer).encode(value, { maxBytes: this.#maxResultBytes });
+      }
+    } catch (error) {
+      const code = error instanceof FerryError ? error.code : ErrorCode.Serialization;
+      this.settle(running, failureOutcome({ ...running.job, maxAttempts: running.job.attempt }, error, { code }));
+      return;
+    }
+    this.settle(running, { kind: "completed", id: running.job.id, fence: running.job.fence, result: bytes });
+  }
+
+  private timeOut(running: Running, ms: number): void {
+    if (running.settled) return;
+    running.context.abort(ErrorCode.Timeout, `timed out after ${ms} ms`);
+    const error = new FerryError(ErrorCode.Timeout, `timed out after ${ms} ms`);
+    this.settle(running, failureOutcome(running.job, error, { code: ErrorCode.Timeout, timedOut: true }));
+  }
+
+  private cancelRunning(running: Running, graceMs: number): void {
+    if (running.settled || running.cancelTimer !== undefined) return;
+    running.context.abort(ErrorCode.Cancelled, "cancelled by request");
+    const force = () => {
+      if (running.settled) return;
+      this.settle(running, {
+        kind: "cancelled",
+        id: running.job.id,
+        fence: running.job.fence,
+        error: toErrorInfo("cancelled (forced after the grace period)", {
+          attempt: running.job.attempt,
+          code: ErrorCode.Cancelled,
+          retryable: false,
+        }),
+      });
+    };
+    running.cancelTimer = setTimeout(force, Math.max(0, graceMs));
+  }
+
+  /** Ends an attempt once: frees the slot now, records the outcome with the next flush. */
+  private settle(running: Running, outcome: Outcome | undefined): void {
+    if (running.settled) return;
+    running.settled = true;
+    clearTimeout(running.timer);
+    clearTimeout(running.cancelTimer);
+    this.#running.delete(running.job.id);
+    if (outcome !== undefined) {
+      this.#pending.push(outcome);
+      this.scheduleFlush();
+      this.report(running, outcome);
+    }
+    if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
+      for (const wake of this.#idleWaiters.splice(0)) wake();
+    }
+    this.requestClaim();
+  }
+
+  private report(running: Running, outcome: Outcome): void {
+    const { id, handler, attempt } = running.job;
+    switch (outcome.kind) {
+      case "completed":
+        this.#events.emit("job:completed", { id, handler, attempt, ms: performance.now() - running.startedMs });
+        break;
+      case "failed":
+      case "retry":
+        this.#events.emit("job:failed", { id, handler, error: outcome.error, willRetry: outcome.kind === "retry" });
+        break;
+      case "snooze":
+        this.#events.emit("job:snoozed", { id, handler, delayMs: outcome.delayMs });
+        break;
+      case "cancelled":
+        this.#events.emit("job:cancelled", { id, handler });
+        break;
+      case "release":
+        break;
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.#flushing !== undefined) return;
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushNow());
+  }
+
+  private async flushNow(): Promise<void> {
+    let backoff = 50;
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending;
+        this.#pending = [];
+        try {
+          await this.#store.finish(batch);
+          backoff = 50;
+        } catch (error) {
+          // Keep them: outcomes are fenced, so writing one twice changes nothing.
+          this.#pending.unshift(...batch);
+          this.#events.emit("error", { error, during: "finish" });
+          if (this.#state === "stopped") return;
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5_000);
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+      if (this.#pending.length > 0) this.scheduleFlush();
+    }
+  }
+
+  private async flush(): Promise<void> {
+    while (this.#flushing !== undefined || this.#pending.length > 0) {
+      if (this.#flushing === undefined) this.scheduleFlush();
+      await this.#flushing;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const leases = [...this.#running.values()].map((r) => ({ id: r.job.id, fence: r.job.fence }));
+    try {
+      const answer = await this.#store.heartbeat(this.info(), leases, this.#leaseMs);
+      for (const id of answer.lost) {
+        const running = this.#running.get(id);
+        if (running === undefined) continue;
+        running.context.abort(ErrorCode.Cancelled, "this worker lost the job's lease");
+        this.#events.emit("job:lease-lost", { id, handler: running.job.handler });
+        this.settle(running, undefined);
+      }
+      for (const { id, graceLeftMs } of answer.cancelRequested) {
+        const running = this.#running.get(id);
+        if (running !== undefined) this.cancelRunning(running, graceLeftMs);
+      }
+    } catch (error) {
+      this.#events.emit("error", { error, during: "heartbeat" });
+    }
+  }
+}

@@ -1,0 +1,256 @@
+import { describe, expect, it } from "vitest";
+import { defineJob, ErrorCode, FerryError, type Worker } from "../../src/index.js";
+import { collect, eventually, sleep } from "../helpers/temp.js";
+import { useStore } from "./setup.js";
+import { STORES } from "./stores.js";
+
+describe.each(STORES)("running jobs on $name", (store) => {
+  const t = useStore(store);
+  const started: Worker[] = [];
+  const startWorker = async (options: Parameters<typeof t.ferry.worker>[0]) => {
+    const worker = t.ferry.worker({ pollInterval: "50ms", ...options });
+    await worker.start();
+    started.push(worker);
+    return worker;
+  };
+
+  it("runs a job and hands its result out once", async () => {
+    await startWorker({ handlers: { "math.add": async (p: { a: number; b: number }) => ({ sum: p.a + p.b }) } });
+    const h = await t.ferry.launch("math.add", { a: 2, b: 3 });
+    const status = await t.ferry.wait(h, { timeout: "10s" });
+    expect(status.state).toBe("completed");
+    expect(status.attempts).toBe(1);
+    expect((await t.ferry.status(h)).consumed).toBe(false);
+    const result = await t.ferry.result(h);
+    expect(result).toMatchObject({ id: h.id, state: "completed", value: { sum: 5 }, attempts: 1 });
+    expect((await t.ferry.status(h)).consumed).toBe(true);
+    await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFound });
+  });
+
+  it("hands a result to exactly one of many concurrent collectors", async () => {
+    await startWorker({ handlers: { "demo.value": async () => "v" } });
+    const h = await t.ferry.launch("demo.value", null);
+    await t.ferry.wait(h, { timeout: "10s" });
+    const other = await t.shared();
+    const answers = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? other : t.ferry).result(h)),
+    );
+    expect(answers.filter((a) => a.status === "fulfilled")).toHaveLength(1);
+  });
+
+  it("says FERRY_NOT_FINISHED for an unfinished job, and outcome never throws", async () => {
+    const h = await t.ferry.launch("nobody.runs.this", {});
+    await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFinished });
+    expect(await t.ferry.outcome(h)).toEqual({ id: h.id, state: "queued" });
+    expect(await t.ferry.outcome({ id: h.id, cookie: "AAAAAAAAAAAAAAAAAAAAAA" })).toMatchObject({
+      state: "not_found",
+      error: { code: ErrorCode.NotFound },
+    });
+    await startWorker({ handlers: { "nobody.runs.this": async () => 7 } });
+    await t.ferry.wait(h, { timeout: "10s" });
+    expect(await t.ferry.outcome(h)).toMatchObject({ state: "completed", value: 7 });
+  });
+
+  it("wait times out with FERRY_TIMEOUT without touching the job", async () => {
+    const h = await t.ferry.launch("nobody.runs.this", {});
+    const began = Date.now();
+    await expect(t.ferry.wait(h, { timeout: "150ms" })).rejects.toMatchObject({ code: ErrorCode.Timeout });
+    expect(Date.now() - began).toBeGreaterThanOrEqual(140);
+    expect((await t.ferry.status(h)).state).toBe("queued");
+  });
+
+  it("run launches, waits and collects; on timeout it cancels the job", async () => {
+    await startWorker({
+      handlers: {
+        "demo.double": async (n: number) => n * 2,
+        "demo.slow": async (_: unknown, ctx) => {
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+          throw ctx.signal.reason;
+        },
+      },
+    });
+    expect(await t.ferry.run("demo.double", 21, { timeout: "10s" })).toMatchObject({ state: "completed", value: 42 });
+    await expect(t.ferry.run("demo.slow", null, { timeout: "200ms", attempts: 1 })).rejects.toMatchObject({
+      code: ErrorCode.Timeout,
+    });
+    const [slow] = await collect(t.ferry.list({ handler: "demo.slow" }));
+    await eventually(async () => {
+      const [row] = await collect(t.ferry.list({ handler: "demo.slow" }));
+      return row?.state === "cancelled" || row?.state === "failed";
+    }, "the timed-out run to end");
+    expect(slow).toBeDefined();
+  });
+
+  it("waitAny answers the first to finish and drain waits for all", async () => {
+    await startWorker({ concurrency: 4, handlers: { "demo.sleep": async (ms: number) => sleep(ms).then(() => ms) } });
+    const slow = await t.ferry.launch("demo.sleep", 600);
+    const fast = await t.ferry.launch("demo.sleep", 10);
+    const first = await t.ferry.waitAny([slow, fast], { timeout: "10s" });
+    expect(first.index).toBe(1);
+    expect(first.handle.id).toBe(fast.id);
+    const all = await t.ferry.drain([slow, fast], { timeout: "10s" });
+    expect(all.map((s) => s.state)).toEqual(["completed", "completed"]);
+  });
+
+  it("watch yields state and progress until the job finishes", async () => {
+    const gate = { open: () => {} };
+    const opened = new Promise<void>((resolve) => {
+      gate.open = resolve;
+    });
+    await startWorker({
+      handlers: {
+        "demo.steps": async (_: unknown, ctx) => {
+          await opened;
+          await ctx.progress(0.5);
+          await sleep(150);
+          await ctx.progress(0.9);
+          await sleep(150);
+          return "done";
+        },
+      },
+    });
+    const h = await t.ferry.launch("demo.steps", {});
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const event of t.ferry.watch(h)) {
+        seen.push(`${event.state}:${event.progress ?? "-"}`);
+        if (event.state === "running") gate.open();
+      }
+    })();
+    await watching;
+    expect(seen[0]).toMatch(/^(queued|running):/);
+    expect(seen).toContain("running:0.5");
+    expect(seen).toContain("running:0.9");
+    expect(seen.at(-1)).toBe("completed:1");
+  });
+
+  it("typed jobs validate their payload at launch and in the worker", async () => {
+    const schema = {
+      parse(value: unknown): { to: string } {
+        if (typeof (value as { to?: unknown })?.to !== "string") throw new Error("to must be a string");
+        return value as { to: string };
+      },
+    };
+    const sendEmail = defineJob({
+      name: "email.send",
+      schema,
+      attempts: 2,
+      handler: async (p: { to: string }) => ({ sent: p.to }),
+    });
+    await startWorker({ handlers: [sendEmail] });
+    const h = await t.ferry.launch(sendEmail, { to: "a@example.com" });
+    expect((await t.ferry.status(h)).maxAttempts).toBe(2);
+    await t.ferry.wait(h, { timeout: "10s" });
+    expect((await t.ferry.result(h)).value).toEqual({ sent: "a@example.com" });
+    await expect(t.ferry.launch(sendEmail, { to: 1 } as never)).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+    });
+  });
+
+  it("a worker takes only jobs it has handlers for, from its own queues, honouring pause", async () => {
+    await startWorker({ queues: ["a"], handlers: { "demo.known": async () => 1 } });
+    const unknown = await t.ferry.launch("demo.unknown", {}, { queue: "a" });
+    const otherQueue = await t.ferry.launch("demo.known", {}, { queue: "b" });
+    await t.ferry.pauseQueue("a");
+    const paused = await t.ferry.launch("demo.known", {}, { queue: "a" });
+    await sleep(300);
+    expect((await t.ferry.status(unknown)).state).toBe("queued");
+    expect((await t.ferry.status(otherQueue)).state).toBe("queued");
+    expect((await t.ferry.status(paused)).state).toBe("queued");
+    await t.ferry.resumeQueue("a");
+    expect((await t.ferry.wait(paused, { timeout: "10s" })).state).toBe("completed");
+  });
+
+  it("runs higher priority first", async () => {
+    const order: number[] = [];
+    const low = await t.ferry.launch("demo.order", 1, { priority: 0 });
+    const high = await t.ferry.launch("demo.order", 2, { priority: 10 });
+    await startWorker({ concurrency: 1, handlers: { "demo.order": async (n: number) => void order.push(n) } });
+    await t.ferry.drain([low, high], { timeout: "10s" });
+    expect(order).toEqual([2, 1]);
+  });
+
+  it("runs a dependent job only after its parents complete, and fails it when a parent fails", async () => {
+    const order: string[] = [];
+    await startWorker({
+      concurrency: 4,
+      handlers: {
+        "demo.step": async (name: string) => {
+          await sleep(name === "parent" ? 200 : 0);
+          order.push(name);
+        },
+        "demo.boom": async () => {
+          throw new Error("boom");
+        },
+      },
+    });
+    const parent = await t.ferry.launch("demo.step", "parent");
+    const child = await t.ferry.launch("demo.step", "child", { dependsOn: [parent] });
+    await t.ferry.drain([parent, child], { timeout: "10s" });
+    expect(order).toEqual(["parent", "child"]);
+
+    const bad = await t.ferry.launch("demo.boom", {}, { attempts: 1 });
+    const orphan = await t.ferry.launch("demo.step", "orphan", { dependsOn: [bad] });
+    const grandchild = await t.ferry.launch("demo.step", "grandchild", { dependsOn: [orphan] });
+    const statuses = await t.ferry.drain([bad, orphan, grandchild], { timeout: "10s" });
+    expect(statuses.map((s) => s.state)).toEqual(["failed", "failed", "failed"]);
+    expect(statuses[1]!.errorInfo?.code).toBe("FERRY_DEPENDENCY_FAILED");
+    expect(order).not.toContain("orphan");
+  });
+
+  it("keeps at most groupConcurrency jobs of one group running", async () => {
+    const { ferry } = t;
+    await ferry.store.setQueueOptions("tenants", { groupConcurrency: 2 });
+    let running = 0;
+    let peak = 0;
+    await startWorker({
+      queues: ["tenants"],
+      concurrency: 8,
+      handlers: {
+        "demo.tenant": async () => {
+          running += 1;
+          peak = Math.max(peak, running);
+          await sleep(60);
+          running -= 1;
+        },
+      },
+    });
+    const handles = await ferry.launchMany(
+      Array.from({ length: 10 }, () => ({ handler: "demo.tenant", options: { queue: "tenants", group: "t-42" } })),
+    );
+    await ferry.drain(handles, { timeout: "20s" });
+    expect(peak).toBe(2);
+  });
+
+  it("stops gracefully, handing unfinished jobs back without using an attempt", async () => {
+    const worker = await startWorker({
+      handlers: {
+        "demo.forever": async (_: unknown, ctx) => {
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+        },
+      },
+    });
+    const h = await t.ferry.launch("demo.forever", {});
+    await eventually(async () => (await t.ferry.status(h)).state === "running", "the job to start");
+    await worker.stop({ grace: "100ms" });
+    const status = await t.ferry.status(h);
+    expect(status.state).toBe("queued");
+    expect(status.attempts).toBe(0);
+  });
+
+  it("lists registered workers with heartbeats", async () => {
+    const worker = await startWorker({ name: "w-test", queues: ["default", "x"], handlers: { "demo.a": async () => 1 } });
+    const workers = await collect(t.ferry.workers());
+    const me = workers.find((w) => w.id === worker.id);
+    expect(me).toMatchObject({ name: "w-test", pid: process.pid, queues: ["default", "x"] });
+    await worker.stop();
+    expect((await collect(t.ferry.workers())).find((w) => w.id === worker.id)).toBeUndefined();
+  });
+
+  it("refuses a grace over one hour", async () => {
+    const h = await t.ferry.launch("demo.x", {});
+    await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toBeInstanceOf(FerryError);
+    await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toMatchObject({ code: ErrorCode.InvalidArgument });
+    expect(await t.ferry.cancel(h, { grace: "1h" })).toBe("cancelled");
+  });
+});

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BenchDriver, batches, type CreateDriver, type OnStart } from "../driver.js";
 
-const FERRY_ENTRY = new URL("../../src/index.js", import.meta.url).href;
+/** FERRY_BENCH_ENTRY (a file URL) benchmarks another build, e.g. file:///…/dist/src/index.js. */
+const FERRY_ENTRY = process.env.FERRY_BENCH_ENTRY ?? new URL("../../src/index.js", import.meta.url).href;
 const HANDLER = "bench.noop";
 const QUEUE = "default";
 

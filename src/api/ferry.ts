@@ -192,7 +192,11 @@ export class Ferry {
   }
 
   /** Fire-and-forget: the job runs, its result is dropped, and no handle reaches it. */
-  async submit<P>(handler: string | JobDefinition<P, unknown>, payload?: P, options?: LaunchOptions): Promise<{ id: string }> {
+  async submit<P>(
+    handler: string | JobDefinition<P, unknown>,
+    payload?: P,
+    options?: LaunchOptions,
+  ): Promise<{ id: string }> {
     const [handle] = await this.launchItems(
       [{ handler: handler as LaunchItem["handler"], payload, ...(options ? { options } : {}) }],
       true,
@@ -209,7 +213,11 @@ export class Ferry {
     return this.launchItems(items, false, tx);
   }
 
-  private async launchItems(items: readonly LaunchItem[], detached: boolean, tx: unknown): Promise<LaunchedHandle[]> {
+  private async launchItems(
+    items: readonly LaunchItem[],
+    detached: boolean,
+    tx: unknown,
+  ): Promise<LaunchedHandle[]> {
     this.open();
     const prepared: { job: NewJob; cookie: string }[] = [];
     for (const item of items) prepared.push(await this.prepare(item, detached));
@@ -218,7 +226,9 @@ export class Ferry {
       tx === undefined ? {} : { tx },
     );
     return results.map((r, i) =>
-      r.deduplicated ? { id: r.id, cookie: "", deduplicated: true } : { id: r.id, cookie: prepared[i]!.cookie, deduplicated: false },
+      r.deduplicated
+        ? { id: r.id, cookie: "", deduplicated: true }
+        : { id: r.id, cookie: prepared[i]!.cookie, deduplicated: false },
     );
   }
 
@@ -268,11 +278,16 @@ export class Ferry {
     return this.waitFor(handles, "all", options.timeout);
   }
 
-  private async waitFor(handles: readonly Handle[], until: "any" | "all", timeout: Duration | undefined): Promise<JobStatus[]> {
+  private async waitFor(
+    handles: readonly Handle[],
+    until: "any" | "all",
+    timeout: Duration | undefined,
+  ): Promise<JobStatus[]> {
     const records = [];
     for (const handle of handles) records.push(await this.owned(handle));
     const ids = records.map((r) => r.id);
-    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(timeout, "timeout");
+    const deadline =
+      timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(timeout, "timeout");
     for (;;) {
       const now = await this.store.now();
       const current = new Map((await this.store.getJobs(ids)).map((r) => [r.id, r]));
@@ -419,12 +434,18 @@ export class Ferry {
   }
 
   /** Deletes finished jobs older than `olderThan`. Answers how many. */
-  async purge(options: { state?: "completed" | "failed" | "cancelled"; olderThan: Duration }): Promise<number> {
+  async purge(options: {
+    state?: "completed" | "failed" | "cancelled";
+    olderThan: Duration;
+  }): Promise<number> {
     this.open();
     if (options.state !== undefined && !["completed", "failed", "cancelled"].includes(options.state)) {
       throw invalidArgument("purge takes a finished state: completed, failed or cancelled");
     }
-    return this.store.purge({ state: options.state, olderThanMs: parseDuration(options.olderThan, "olderThan") });
+    return this.store.purge({
+      state: options.state,
+      olderThanMs: parseDuration(options.olderThan, "olderThan"),
+    });
   }
 
   async stats(): Promise<StoreStats> {

@@ -30,7 +30,8 @@ type ScheduledJobOptions = Omit<LaunchOptions, "tx" | "dependsOn" | "uniqueKey" 
 const nameShape = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 function toSpec(when: ScheduleWhen): ScheduleSpec {
-  if (when === null || typeof when !== "object") throw invalidArgument("schedule takes { cron } or { every }");
+  if (when === null || typeof when !== "object")
+    throw invalidArgument("schedule takes { cron } or { every }");
   if ("cron" in when && "every" in when) throw invalidArgument("give cron or every, not both");
   if ("cron" in when) {
     const tz = when.tz ?? "UTC";
@@ -78,7 +79,8 @@ export class Schedules {
     payload?: unknown,
     options: ScheduledJobOptions & { handler?: string } = {},
   ): Promise<ScheduleView> {
-    if (typeof name !== "string" || !nameShape.test(name)) throw invalidArgument("schedule name must be 1-128 of A-Z a-z 0-9 _ . : -");
+    if (typeof name !== "string" || !nameShape.test(name))
+      throw invalidArgument("schedule name must be 1-128 of A-Z a-z 0-9 _ . : -");
     const { handler: handlerOption, ...jobOptions } = options;
     // The schedule's name is its handler unless one is given: ferry.schedule("report.daily", …).
     const handler = checkHandlerName(handlerOption ?? name);

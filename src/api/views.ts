@@ -54,11 +54,16 @@ export function previewOf(record: JobRecord): string | null {
   if (record.payload === null) return null;
   try {
     if (record.serializer === "json") {
-      const head = Buffer.from(record.payload.buffer, record.payload.byteOffset, Math.min(record.payload.length, 512));
+      const head = Buffer.from(
+        record.payload.buffer,
+        record.payload.byteOffset,
+        Math.min(record.payload.length, 512),
+      );
       return head.toString("utf8").slice(0, PREVIEW_CHARS);
     }
     const value = getSerializer(record.serializer).decode(record.payload);
-    const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "null";
+    const text =
+      JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "null";
     return text.slice(0, PREVIEW_CHARS);
   } catch {
     return null;

@@ -5,7 +5,11 @@ import type { BackoffPolicy } from "./job.js";
  * Exponential doubles from the base and is capped at max; jitter spreads a share of each delay
  * at random so a burst of failures does not retry in lockstep.
  */
-export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: BackoffPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const raw = policy.type === "fixed" ? policy.baseMs : policy.baseMs * 2 ** Math.max(0, attempt - 1);
   const capped = Math.min(raw, policy.maxMs);
   if (policy.jitter <= 0) return Math.round(capped);

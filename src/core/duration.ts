@@ -16,7 +16,8 @@ const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 /** Parses a duration into whole milliseconds; anything else is FERRY_INVALID_ARGUMENT. */
 export function parseDuration(value: Duration, name = "duration"): number {
   if (typeof value === "number") {
-    if (!Number.isFinite(value) || value < 0) throw invalidArgument(`${name} must be a non-negative number of ms`);
+    if (!Number.isFinite(value) || value < 0)
+      throw invalidArgument(`${name} must be a non-negative number of ms`);
     return Math.round(value);
   }
   if (typeof value !== "string" || value.length === 0 || value.length > 32) {
@@ -26,10 +27,12 @@ export function parseDuration(value: Duration, name = "duration"): number {
   part.lastIndex = 0;
   while (part.lastIndex < value.length) {
     const match = part.exec(value);
-    if (match === null) throw invalidArgument(`${name} must be a duration like "30s" or "5m", got ${JSON.stringify(value)}`);
+    if (match === null)
+      throw invalidArgument(`${name} must be a duration like "30s" or "5m", got ${JSON.stringify(value)}`);
     total += Number(match[1]) * (unitMs[match[2]!] ?? 0);
   }
-  if (!Number.isFinite(total) || total > Number.MAX_SAFE_INTEGER) throw invalidArgument(`${name} is too large`);
+  if (!Number.isFinite(total) || total > Number.MAX_SAFE_INTEGER)
+    throw invalidArgument(`${name} is too large`);
   return Math.round(total);
 }
 

@@ -5,7 +5,8 @@ import { v7 as uuidv7 } from "uuid";
 export const newJobId = (): string => uuidv7();
 
 const uuidShape = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-export const isJobId = (value: unknown): value is string => typeof value === "string" && uuidShape.test(value);
+export const isJobId = (value: unknown): value is string =>
+  typeof value === "string" && uuidShape.test(value);
 
 /** Random bytes are drawn in blocks: one syscall serves many cookies during bulk launches. */
 let pool = Buffer.alloc(0);
@@ -24,7 +25,8 @@ function random16(): Buffer {
 export const newCookie = (): string => random16().toString("base64url");
 
 const cookieShape = /^[A-Za-z0-9_-]{22}$/;
-export const isCookie = (value: unknown): value is string => typeof value === "string" && cookieShape.test(value);
+export const isCookie = (value: unknown): value is string =>
+  typeof value === "string" && cookieShape.test(value);
 
 /** The store keeps only this hash; the cookie itself is shown once, to the launcher. */
 export const hashCookie = (cookie: string): Buffer => createHash("sha256").update(cookie).digest();

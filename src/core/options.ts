@@ -135,13 +135,20 @@ export function resolveLaunchOptions(options: LaunchOptions | undefined): Resolv
   const backoff: BackoffPolicy = o.backoff
     ? {
         type: o.backoff.type,
-        baseMs: o.backoff.base === undefined ? LAUNCH_DEFAULTS.backoff.baseMs : parseDuration(o.backoff.base, "backoff.base"),
-        maxMs: o.backoff.max === undefined ? LAUNCH_DEFAULTS.backoff.maxMs : parseDuration(o.backoff.max, "backoff.max"),
+        baseMs:
+          o.backoff.base === undefined
+            ? LAUNCH_DEFAULTS.backoff.baseMs
+            : parseDuration(o.backoff.base, "backoff.base"),
+        maxMs:
+          o.backoff.max === undefined
+            ? LAUNCH_DEFAULTS.backoff.maxMs
+            : parseDuration(o.backoff.max, "backoff.max"),
         jitter: o.backoff.jitter ?? LAUNCH_DEFAULTS.backoff.jitter,
       }
     : LAUNCH_DEFAULTS.backoff;
   if (o.delay !== undefined && o.runAt !== undefined) throw invalidArgument("give delay or runAt, not both");
-  if (o.runAt !== undefined && Number.isNaN(o.runAt.getTime())) throw invalidArgument("runAt is not a valid date");
+  if (o.runAt !== undefined && Number.isNaN(o.runAt.getTime()))
+    throw invalidArgument("runAt is not a valid date");
   const timeoutMs = o.timeout === undefined ? null : parseDuration(o.timeout, "timeout");
   if (timeoutMs === 0) throw invalidArgument("timeout must be positive");
   return {
@@ -155,7 +162,8 @@ export function resolveLaunchOptions(options: LaunchOptions | undefined): Resolv
       timeoutMs,
       retryOn: o.retryOn ?? null,
       ignoreOn: o.ignoreOn ?? null,
-      resultTtlMs: o.resultTtl === undefined ? LAUNCH_DEFAULTS.resultTtlMs : parseDuration(o.resultTtl, "resultTtl"),
+      resultTtlMs:
+        o.resultTtl === undefined ? LAUNCH_DEFAULTS.resultTtlMs : parseDuration(o.resultTtl, "resultTtl"),
     },
     uniqueKey: o.uniqueKey ?? null,
     serializer: o.serializer ?? null,

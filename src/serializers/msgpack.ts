@@ -8,12 +8,14 @@ import { fromWire, toWire } from "./wire.js";
 /*
  * How msgpackr is set up, and why (checked against msgpackr 2.1.4):
  * - useRecords: false. Records decode into plain objects with `__proto__` silently renamed to
- *   `__proto_`, and their readers are compiled with `new Function`. We write plain msgpack maps.
+ *   `__proto_`, and their readers are compiled with `new Function`. We write plain msgpack maps;
+ *   the unpacker still reads records a payload sends whatever this says, so fromWire refuses
+ *   the plain objects they turn into.
  * - mapsAsObjects: false. Every msgpack map decodes into a Map, so keys reach our own checks
  *   exactly as sent (`__proto__` included) and never touch an object's prototype. User Maps are
  *   therefore written as `{"$ferry":"Map"}` tags, which keeps them apart from plain objects.
- * - structuredClone: false. Only an explicit `false` makes the unpacker refuse the reference
- *   extensions, which would otherwise let a payload share or cycle objects.
+ * - structuredClone: false. Only an explicit `false` (not the default) makes the unpacker refuse
+ *   the reference extensions, which would let 500 bytes share one array 2^40 ways or cycle.
  * - moreTypes: true, for Set and BigInts over 64 bits. msgpackr also decodes Error, RegExp and
  *   typed-array extensions whatever the options say; fromWire refuses them, and we register no
  *   extensions of our own (registration would be global to every msgpackr user in the process).

@@ -278,7 +278,9 @@ export interface Store {
    * Atomically hand out a finished job's result once: marks it consumed and drops the stored
    * payload and result. "not_finished" and "consumed" change nothing.
    */
-  consumeResult(id: string): Promise<
+  consumeResult(
+    id: string,
+  ): Promise<
     | { readonly status: "ok"; readonly record: JobRecord }
     | { readonly status: "not_finished" | "consumed" | "missing" }
   >;
@@ -315,7 +317,9 @@ export interface Store {
    * Rescue jobs whose lease expired: re-queue them (the attempt stays counted), or fail them when
    * attempts are used up, or cancel them when cancellation was asked. Also expires old workers.
    */
-  rescueExpired(workerTtlMs: number): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }>;
+  rescueExpired(
+    workerTtlMs: number,
+  ): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }>;
   /** Delete finished jobs whose retention ended (consumed, detached or past their result TTL). */
   pruneExpired(limit: number): Promise<number>;
   removeWorker(workerId: string): Promise<void>;

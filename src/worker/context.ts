@@ -67,4 +67,5 @@ export class RunningContext implements JobContext {
   }
 }
 
-export const cancelledError = (message = "cancelled"): FerryError => new FerryError(ErrorCode.Cancelled, message);
+export const cancelledError = (message = "cancelled"): FerryError =>
+  new FerryError(ErrorCode.Cancelled, message);

@@ -1,6 +1,6 @@
 import { backoffDelay } from "../core/backoff.js";
-import { ErrorCode } from "../core/errors.js";
 import { toErrorInfo } from "../core/error-info.js";
+import { ErrorCode } from "../core/errors.js";
 import type { ErrorInfo } from "../core/job.js";
 import type { ClaimedJob, Outcome } from "../store/store.js";
 import { HandlerControl } from "./control.js";
@@ -15,7 +15,11 @@ export function mayRetry(job: ClaimedJob, error: ErrorInfo): boolean {
 }
 
 /** Turns an attempt's failure into the outcome the store records. */
-export function failureOutcome(job: ClaimedJob, thrown: unknown, overrides: { code?: string; timedOut?: boolean } = {}): Outcome {
+export function failureOutcome(
+  job: ClaimedJob,
+  thrown: unknown,
+  overrides: { code?: string; timedOut?: boolean } = {},
+): Outcome {
   const base = { id: job.id, fence: job.fence };
   if (thrown instanceof HandlerControl) {
     switch (thrown.action) {
@@ -25,13 +29,21 @@ export function failureOutcome(job: ClaimedJob, thrown: unknown, overrides: { co
         return {
           ...base,
           kind: "cancelled",
-          error: toErrorInfo(thrown.reason, { attempt: job.attempt, code: ErrorCode.Cancelled, retryable: false }),
+          error: toErrorInfo(thrown.reason, {
+            attempt: job.attempt,
+            code: ErrorCode.Cancelled,
+            retryable: false,
+          }),
         };
       case "discard":
         return {
           ...base,
           kind: "failed",
-          error: toErrorInfo(thrown.reason, { attempt: job.attempt, code: "FERRY_DISCARDED", retryable: false }),
+          error: toErrorInfo(thrown.reason, {
+            attempt: job.attempt,
+            code: "FERRY_DISCARDED",
+            retryable: false,
+          }),
           timedOut: false,
         };
     }
@@ -42,7 +54,13 @@ export function failureOutcome(job: ClaimedJob, thrown: unknown, overrides: { co
   });
   const timedOut = overrides.timedOut ?? false;
   if (mayRetry(job, error)) {
-    return { ...base, kind: "retry", error, delayMs: backoffDelay(job.policy.backoff, job.attempt), timedOut };
+    return {
+      ...base,
+      kind: "retry",
+      error,
+      delayMs: backoffDelay(job.policy.backoff, job.attempt),
+      timedOut,
+    };
   }
   return { ...base, kind: "failed", error: { ...error, retryable: false }, timedOut };
 }

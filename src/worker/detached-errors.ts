@@ -16,14 +16,20 @@ let installed = 0;
 
 function onRejection(reason: unknown): void {
   const sink = jobScope.getStore();
-  if (sink !== undefined) return sink.fail(reason);
+  if (sink !== undefined) {
+    sink.fail(reason);
+    return;
+  }
   // Not ours: leave it to the application's own listeners, or be fatal as Node is without any.
   if (process.listenerCount("unhandledRejection") === 1) throw reason;
 }
 
 function onException(error: unknown): void {
   const sink = jobScope.getStore();
-  if (sink !== undefined) return sink.fail(error);
+  if (sink !== undefined) {
+    sink.fail(error);
+    return;
+  }
   if (process.listenerCount("uncaughtException") === 1) throw error;
 }
 

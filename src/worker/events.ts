@@ -3,7 +3,12 @@ import type { ErrorInfo } from "../core/job.js";
 /** Everything a worker reports, by name. Listeners that throw are ignored: they never break the worker. */
 export interface WorkerEventMap {
   "job:started": { readonly id: string; readonly handler: string; readonly attempt: number };
-  "job:completed": { readonly id: string; readonly handler: string; readonly attempt: number; readonly ms: number };
+  "job:completed": {
+    readonly id: string;
+    readonly handler: string;
+    readonly attempt: number;
+    readonly ms: number;
+  };
   "job:failed": {
     readonly id: string;
     readonly handler: string;

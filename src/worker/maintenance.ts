@@ -1,5 +1,5 @@
-import type { Store } from "../store/store.js";
 import { fireSchedule } from "../scheduler/fire.js";
+import type { Store } from "../store/store.js";
 
 /**
  * The housekeeping every worker shares: rescue expired leases, fire due schedules, prune finished

@@ -103,10 +103,14 @@ export class Worker {
       this.#handlers.set(name, definition);
     }
     if (options.maintenance !== false) {
-      this.#maintenance = new Maintenance(store, parseDuration(options.rescueInterval ?? "5s", "rescueInterval"), {
-        workerTtlMs: this.#leaseMs * 3,
-        onError: (error, during) => this.#events.emit("error", { error, during }),
-      });
+      this.#maintenance = new Maintenance(
+        store,
+        parseDuration(options.rescueInterval ?? "5s", "rescueInterval"),
+        {
+          workerTtlMs: this.#leaseMs * 3,
+          onError: (error, during) => this.#events.emit("error", { error, during }),
+        },
+      );
     }
   }
 
@@ -124,8 +128,11 @@ export class Worker {
     this.#releaseErrors = captureDetachedErrors();
     this.#unsubscribe = this.#store.subscribe((event) => this.onStoreEvent(event));
     await this.heartbeat();
-    this.#heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(100, Math.floor(this.#leaseMs / 3)));
-    this.#heartbeatTimer.unref();
+    // Not unref'd: a started worker keeps its process alive until stop(), as a listening server does.
+    this.#heartbeatTimer = setInterval(
+      () => void this.heartbeat(),
+      Math.max(100, Math.floor(this.#leaseMs / 3)),
+    );
     this.#maintenance?.start();
     this.requestClaim();
   }
@@ -319,7 +326,10 @@ export class Worker {
       }
     } catch (error) {
       const code = error instanceof FerryError ? error.code : ErrorCode.Serialization;
-      this.settle(running, failureOutcome({ ...running.job, maxAttempts: running.job.attempt }, error, { code }));
+      this.settle(
+        running,
+        failureOutcome({ ...running.job, maxAttempts: running.job.attempt }, error, { code }),
+      );
       return;
     }
     this.settle(running, { kind: "completed", id: running.job.id, fence: running.job.fence, result: bytes });
@@ -373,11 +383,21 @@ export class Worker {
     const { id, handler, attempt } = running.job;
     switch (outcome.kind) {
       case "completed":
-        this.#events.emit("job:completed", { id, handler, attempt, ms: performance.now() - running.startedMs });
+        this.#events.emit("job:completed", {
+          id,
+          handler,
+          attempt,
+          ms: performance.now() - running.startedMs,
+        });
         break;
       case "failed":
       case "retry":
-        this.#events.emit("job:failed", { id, handler, error: outcome.error, willRetry: outcome.kind === "retry" });
+        this.#events.emit("job:failed", {
+          id,
+          handler,
+          error: outcome.error,
+          willRetry: outcome.kind === "retry",
+        });
         break;
       case "snooze":
         this.#events.emit("job:snoozed", { id, handler, delayMs: outcome.delayMs });

@@ -5,7 +5,8 @@ import { useStore } from "./setup.js";
 import { STORES } from "./stores.js";
 
 const validUtf8 = (text: string) =>
-  Buffer.from(text, "utf8").length <= 512 && new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(text)) === text;
+  Buffer.from(text, "utf8").length <= 512 &&
+  new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(text)) === text;
 
 describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (store) => {
   const t = useStore(store);
@@ -31,7 +32,12 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
     expect(status).toMatchObject({ state: "failed", attempts: 3 });
     expect(calls).toBe(3);
     const result = await t.ferry.result(h);
-    expect(result.error).toMatchObject({ code: "E_FLAKY", message: "failure 3", attempt: 3, retryable: false });
+    expect(result.error).toMatchObject({
+      code: "E_FLAKY",
+      message: "failure 3",
+      attempt: 3,
+      retryable: false,
+    });
   });
 
   it("succeeds on a later attempt", async () => {
@@ -59,9 +65,21 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const onlyTimeouts = await t.ferry.launch("demo.code", "E_OTHER", { attempts: 5, retryOn: ["E_RETRY"], ...fast });
-    const allowed = await t.ferry.launch("demo.code", "E_RETRY", { attempts: 3, retryOn: ["E_RETRY"], ...fast });
-    const ignored = await t.ferry.launch("demo.code", "E_FATAL", { attempts: 5, ignoreOn: ["E_FATAL"], ...fast });
+    const onlyTimeouts = await t.ferry.launch("demo.code", "E_OTHER", {
+      attempts: 5,
+      retryOn: ["E_RETRY"],
+      ...fast,
+    });
+    const allowed = await t.ferry.launch("demo.code", "E_RETRY", {
+      attempts: 3,
+      retryOn: ["E_RETRY"],
+      ...fast,
+    });
+    const ignored = await t.ferry.launch("demo.code", "E_FATAL", {
+      attempts: 5,
+      ignoreOn: ["E_FATAL"],
+      ...fast,
+    });
     const statuses = await t.ferry.drain([onlyTimeouts, allowed, ignored], { timeout: "10s" });
     expect(statuses.map((s) => [s.state, s.attempts])).toEqual([
       ["failed", 1],
@@ -132,7 +150,11 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
       },
     });
     const handles = await t.ferry.launchMany(
-      Object.keys(throwers).map((kind) => ({ handler: "demo.throw", payload: kind, options: { attempts: 1 } })),
+      Object.keys(throwers).map((kind) => ({
+        handler: "demo.throw",
+        payload: kind,
+        options: { attempts: 1 },
+      })),
     );
     const statuses = await t.ferry.drain(handles, { timeout: "20s" });
     for (const status of statuses) {
@@ -240,7 +262,9 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
 
   it("cancelAll and detachAll act on jobs whose label matches a pattern", async () => {
     const nightly = await Promise.all(
-      ["nightly-1", "nightly-2", "daily-1"].map((label) => t.ferry.launch("demo.idle", {}, { label, delay: "1h" })),
+      ["nightly-1", "nightly-2", "daily-1"].map((label) =>
+        t.ferry.launch("demo.idle", {}, { label, delay: "1h" }),
+      ),
     );
     expect(await t.ferry.cancelAll({ label: "nightly-%" })).toBe(2);
     expect((await t.ferry.status(nightly[0]!)).state).toBe("cancelled");

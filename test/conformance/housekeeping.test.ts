@@ -51,7 +51,11 @@ describe.each(STORES)("listing, stats, purge and retention on $name", (store) =>
       { handler: "demo.a", options: { queue: "x" } },
       { handler: "demo.a", options: { queue: "y", delay: "1h" } },
     ]);
-    const worker = t.ferry.worker({ queues: ["x"], pollInterval: "20ms", handlers: { "demo.a": async () => 1 } });
+    const worker = t.ferry.worker({
+      queues: ["x"],
+      pollInterval: "20ms",
+      handlers: { "demo.a": async () => 1 },
+    });
     await worker.start();
     for (let i = 0; i < 100 && (await t.ferry.stats()).completed < 2; i++) await sleep(20);
     const stats = await t.ferry.stats();
@@ -73,7 +77,11 @@ describe.each(STORES)("listing, stats, purge and retention on $name", (store) =>
   });
 
   it("prunes results whose retention ended", async () => {
-    const worker = t.ferry.worker({ pollInterval: "20ms", maintenance: false, handlers: { "demo.r": async () => 1 } });
+    const worker = t.ferry.worker({
+      pollInterval: "20ms",
+      maintenance: false,
+      handlers: { "demo.r": async () => 1 },
+    });
     await worker.start();
     const short = await t.ferry.launch("demo.r", {}, { resultTtl: "50ms" });
     const long = await t.ferry.launch("demo.r", {}, { resultTtl: "1h" });

@@ -120,7 +120,11 @@ describe.each(STORES)("launching on $name", (store) => {
     await expect(
       t.ferry.store.enqueue([
         { ...base, id: "01900000-0000-7000-8000-00000000000a", dependsOn: [] },
-        { ...base, id: "01900000-0000-7000-8000-00000000000b", dependsOn: ["01900000-0000-7000-8000-0000000000ff"] },
+        {
+          ...base,
+          id: "01900000-0000-7000-8000-00000000000b",
+          dependsOn: ["01900000-0000-7000-8000-0000000000ff"],
+        },
       ]),
     ).rejects.toThrow();
     expect(await t.ferry.store.getJob("01900000-0000-7000-8000-00000000000a")).toBeUndefined();
@@ -151,7 +155,14 @@ describe.each(STORES)("launching on $name", (store) => {
 
   it("refuses bad input with FERRY_INVALID_ARGUMENT and stores nothing", async () => {
     const before = (await t.ferry.stats()).launched;
-    for (const handler of ["../etc/passwd", "data:text/javascript,1", "node:fs", "", "a/b", "x".repeat(300)]) {
+    for (const handler of [
+      "../etc/passwd",
+      "data:text/javascript,1",
+      "node:fs",
+      "",
+      "a/b",
+      "x".repeat(300),
+    ]) {
       expect(await codeOf(t.ferry.launch(handler, {}))).toBe(ErrorCode.InvalidArgument);
     }
     for (const options of [

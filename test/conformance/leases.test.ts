@@ -16,7 +16,13 @@ const workerInfo = (id: string): WorkerInfo => ({
 });
 
 const claimOne = async (store: Store, workerId: string, leaseMs = 30_000) => {
-  const [job] = await store.claim({ workerId, queues: ["default"], handlers: ["demo.job"], limit: 1, leaseMs });
+  const [job] = await store.claim({
+    workerId,
+    queues: ["default"],
+    handlers: ["demo.job"],
+    limit: 1,
+    leaseMs,
+  });
   return job;
 };
 
@@ -38,12 +44,18 @@ describe.each(STORES)("leases, fencing and the rescuer on $name", (store) => {
     const job = (await claimOne(t.ferry.store, "w1"))!;
     expect(job.id).toBe(h.id);
     expect(job.attempt).toBe(1);
-    const stale = await t.ferry.store.finish([{ kind: "completed", id: job.id, fence: job.fence - 1, result: null }]);
+    const stale = await t.ferry.store.finish([
+      { kind: "completed", id: job.id, fence: job.fence - 1, result: null },
+    ]);
     expect(stale).toEqual([false]);
     expect((await t.ferry.status(h)).state).toBe("running");
-    const fresh = await t.ferry.store.finish([{ kind: "completed", id: job.id, fence: job.fence, result: null }]);
+    const fresh = await t.ferry.store.finish([
+      { kind: "completed", id: job.id, fence: job.fence, result: null },
+    ]);
     expect(fresh).toEqual([true]);
-    const again = await t.ferry.store.finish([{ kind: "completed", id: job.id, fence: job.fence, result: null }]);
+    const again = await t.ferry.store.finish([
+      { kind: "completed", id: job.id, fence: job.fence, result: null },
+    ]);
     expect(again).toEqual([false]);
   });
 
@@ -64,11 +76,15 @@ describe.each(STORES)("leases, fencing and the rescuer on $name", (store) => {
       { kind: "completed", id: first.id, fence: first.fence, result: new Uint8Array([49]) },
     ]);
     expect(late).toEqual([false]);
-    const hb = await t.ferry.store.heartbeat(workerInfo("w1"), [{ id: first.id, fence: first.fence }], 30_000);
+    const hb = await t.ferry.store.heartbeat(
+      workerInfo("w1"),
+      [{ id: first.id, fence: first.fence }],
+      30_000,
+    );
     expect(hb.lost).toEqual([first.id]);
-    expect(await t.ferry.store.finish([{ kind: "completed", id: second.id, fence: second.fence, result: null }])).toEqual([
-      true,
-    ]);
+    expect(
+      await t.ferry.store.finish([{ kind: "completed", id: second.id, fence: second.fence, result: null }]),
+    ).toEqual([true]);
   });
 
   it("fails a rescued job whose attempts are used up", async () => {

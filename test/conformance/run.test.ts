@@ -15,7 +15,9 @@ describe.each(STORES)("running jobs on $name", (store) => {
   };
 
   it("runs a job and hands its result out once", async () => {
-    await startWorker({ handlers: { "math.add": async (p: { a: number; b: number }) => ({ sum: p.a + p.b }) } });
+    await startWorker({
+      handlers: { "math.add": async (p: { a: number; b: number }) => ({ sum: p.a + p.b }) },
+    });
     const h = await t.ferry.launch("math.add", { a: 2, b: 3 });
     const status = await t.ferry.wait(h, { timeout: "10s" });
     expect(status.state).toBe("completed");
@@ -69,7 +71,10 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    expect(await t.ferry.run("demo.double", 21, { timeout: "10s" })).toMatchObject({ state: "completed", value: 42 });
+    expect(await t.ferry.run("demo.double", 21, { timeout: "10s" })).toMatchObject({
+      state: "completed",
+      value: 42,
+    });
     await expect(t.ferry.run("demo.slow", null, { timeout: "200ms", attempts: 1 })).rejects.toMatchObject({
       code: ErrorCode.Timeout,
     });
@@ -82,7 +87,10 @@ describe.each(STORES)("running jobs on $name", (store) => {
   });
 
   it("waitAny answers the first to finish and drain waits for all", async () => {
-    await startWorker({ concurrency: 4, handlers: { "demo.sleep": async (ms: number) => sleep(ms).then(() => ms) } });
+    await startWorker({
+      concurrency: 4,
+      handlers: { "demo.sleep": async (ms: number) => sleep(ms).then(() => ms) },
+    });
     const slow = await t.ferry.launch("demo.sleep", 600);
     const fast = await t.ferry.launch("demo.sleep", 10);
     const first = await t.ferry.waitAny([slow, fast], { timeout: "10s" });
@@ -165,7 +173,10 @@ describe.each(STORES)("running jobs on $name", (store) => {
     const order: number[] = [];
     const low = await t.ferry.launch("demo.order", 1, { priority: 0 });
     const high = await t.ferry.launch("demo.order", 2, { priority: 10 });
-    await startWorker({ concurrency: 1, handlers: { "demo.order": async (n: number) => void order.push(n) } });
+    await startWorker({
+      concurrency: 1,
+      handlers: { "demo.order": async (n: number) => void order.push(n) },
+    });
     await t.ferry.drain([low, high], { timeout: "10s" });
     expect(order).toEqual([2, 1]);
   });
@@ -216,7 +227,10 @@ describe.each(STORES)("running jobs on $name", (store) => {
       },
     });
     const handles = await ferry.launchMany(
-      Array.from({ length: 10 }, () => ({ handler: "demo.tenant", options: { queue: "tenants", group: "t-42" } })),
+      Array.from({ length: 10 }, () => ({
+        handler: "demo.tenant",
+        options: { queue: "tenants", group: "t-42" },
+      })),
     );
     await ferry.drain(handles, { timeout: "20s" });
     expect(peak).toBe(2);
@@ -239,7 +253,11 @@ describe.each(STORES)("running jobs on $name", (store) => {
   });
 
   it("lists registered workers with heartbeats", async () => {
-    const worker = await startWorker({ name: "w-test", queues: ["default", "x"], handlers: { "demo.a": async () => 1 } });
+    const worker = await startWorker({
+      name: "w-test",
+      queues: ["default", "x"],
+      handlers: { "demo.a": async () => 1 },
+    });
     const workers = await collect(t.ferry.workers());
     const me = workers.find((w) => w.id === worker.id);
     expect(me).toMatchObject({ name: "w-test", pid: process.pid, queues: ["default", "x"] });
@@ -250,7 +268,9 @@ describe.each(STORES)("running jobs on $name", (store) => {
   it("refuses a grace over one hour", async () => {
     const h = await t.ferry.launch("demo.x", {});
     await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toBeInstanceOf(FerryError);
-    await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toMatchObject({ code: ErrorCode.InvalidArgument });
+    await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+    });
     expect(await t.ferry.cancel(h, { grace: "1h" })).toBe("cancelled");
   });
 });

@@ -9,7 +9,9 @@ import { tempDir } from "../helpers/temp.js";
 export interface StoreUnderTest {
   readonly name: string;
   /** Opens a Ferry on a fresh store; `shared` opens a second Ferry on the same store. */
-  fresh(options?: Omit<OpenOptions, "store">): Promise<{ ferry: Ferry; shared: () => Promise<Ferry>; cleanup: () => Promise<void> }>;
+  fresh(
+    options?: Omit<OpenOptions, "store">,
+  ): Promise<{ ferry: Ferry; shared: () => Promise<Ferry>; cleanup: () => Promise<void> }>;
 }
 
 const sqlite: StoreUnderTest = {

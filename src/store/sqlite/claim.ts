@@ -72,7 +72,13 @@ export function makeClaim(db: Db) {
   };
 
   /** Queues with a group limit: pick in order, skipping groups already at their limit. */
-  function claimWithGroups(request: ClaimRequest, queue: string, limit: number, perGroup: number, now: number) {
+  function claimWithGroups(
+    request: ClaimRequest,
+    queue: string,
+    limit: number,
+    perGroup: number,
+    now: number,
+  ) {
     const rows = groupCandidates(request.handlers.length).all(queue, ...request.handlers, limit * 8) as {
       id: string;
       group_key: string | null;
@@ -90,7 +96,9 @@ export function makeClaim(db: Db) {
         }
         running.set(row.group_key, count + 1);
       }
-      const got = claimOne.get(request.workerId, now, now + request.leaseMs, row.id) as ClaimedRow | undefined;
+      const got = claimOne.get(request.workerId, now, now + request.leaseMs, row.id) as
+        | ClaimedRow
+        | undefined;
       if (got !== undefined) claimed.push(got);
     }
     return claimed;
@@ -100,10 +108,9 @@ export function makeClaim(db: Db) {
     if (request.handlers.length === 0 || request.limit <= 0) return [];
     promoteDue.run(now);
     const settings = new Map(
-      (queueSettings.all() as { name: string; paused: number; group_concurrency: number | null }[]).map((q) => [
-        q.name,
-        q,
-      ]),
+      (queueSettings.all() as { name: string; paused: number; group_concurrency: number | null }[]).map(
+        (q) => [q.name, q],
+      ),
     );
     const out: ClaimedJob[] = [];
     for (const queue of request.queues) {

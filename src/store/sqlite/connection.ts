@@ -61,7 +61,9 @@ export async function writeTx<T>(db: Db, work: () => T, patienceMs = 60_000): Pr
     } catch (error) {
       if (!isBusy(error)) throw error;
       if (Date.now() - started > patienceMs) {
-        throw new FerryError(ErrorCode.StoreUnavailable, "the SQLite database stayed locked", { cause: error });
+        throw new FerryError(ErrorCode.StoreUnavailable, "the SQLite database stayed locked", {
+          cause: error,
+        });
       }
       await sleep(delay * (0.5 + Math.random()));
     }

@@ -14,7 +14,12 @@ export type ConsumeAnswer =
   | { readonly status: "not_finished" | "consumed" | "missing" };
 
 const cancelledError = (attempt: number): string =>
-  JSON.stringify({ code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt } satisfies ErrorInfo);
+  JSON.stringify({
+    code: ErrorCode.Cancelled,
+    message: "cancelled",
+    retryable: false,
+    attempt,
+  } satisfies ErrorInfo);
 
 /** The owner's controls over one job or a filtered set: all run inside a write transaction. */
 export function makeControls(db: Db, cascade: Cascade) {
@@ -43,7 +48,9 @@ export function makeControls(db: Db, cascade: Cascade) {
   const depsOf = db.prepare("DELETE FROM job_deps WHERE parent = ? OR child = ?");
 
   function cancel(id: string, graceMs: number, now: number, touched: Touched): CancelResult {
-    const waiting = cancelWaiting.get({ id, now, error: cancelledError(0) }) as { has_dependents: number } | undefined;
+    const waiting = cancelWaiting.get({ id, now, error: cancelledError(0) }) as
+      | { has_dependents: number }
+      | undefined;
     if (waiting !== undefined) {
       bumpCounters(db, { cancelled: 1 });
       touched.changed.push(id);
@@ -60,9 +67,9 @@ export function makeControls(db: Db, cascade: Cascade) {
 
   function idsMatching(filter: JobFilter, extra: string): string[] {
     const { sql, params } = filterClause(filter);
-    return (db.prepare(`SELECT id FROM jobs WHERE ${sql} AND ${extra}`).all(...params) as { id: string }[]).map(
-      (r) => r.id,
-    );
+    return (
+      db.prepare(`SELECT id FROM jobs WHERE ${sql} AND ${extra}`).all(...params) as { id: string }[]
+    ).map((r) => r.id);
   }
 
   function deleteJobs(ids: readonly string[]): number {
@@ -70,7 +77,9 @@ export function makeControls(db: Db, cascade: Cascade) {
     let deleted = 0;
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
-      deleted += db.prepare(`DELETE FROM jobs WHERE id IN (${chunk.map(() => "?").join(", ")})`).run(...chunk).changes;
+      deleted += db
+        .prepare(`DELETE FROM jobs WHERE id IN (${chunk.map(() => "?").join(", ")})`)
+        .run(...chunk).changes;
     }
     return deleted;
   }
@@ -126,4 +135,3 @@ export function makeControls(db: Db, cascade: Cascade) {
     },
   };
 }
-

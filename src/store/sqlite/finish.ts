@@ -2,7 +2,7 @@ import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
 import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
-import { type CounterDelta, bumpCounters } from "./counters.js";
+import { bumpCounters, type CounterDelta } from "./counters.js";
 import { DEPENDENCY_FAILED } from "./enqueue.js";
 import { parsePolicy } from "./rows.js";
 
@@ -75,18 +75,31 @@ export function makeFinish(db: Db) {
     }
   }
 
-  function finishOne(outcome: Outcome, now: number, counts: Required<CounterDelta>, touched: Touched): boolean {
+  function finishOne(
+    outcome: Outcome,
+    now: number,
+    counts: Required<CounterDelta>,
+    touched: Touched,
+  ): boolean {
     const row = held.get(outcome.id, outcome.fence) as HeldRow | undefined;
     if (row === undefined) return false;
     touched.changed.push(outcome.id);
     let kind = outcome.kind;
     // A cancel requested while it ran wins over a retry or snooze: the owner asked it to stop.
-    if (row.cancel_requested === 1 && (kind === "retry" || kind === "snooze" || kind === "release")) kind = "cancelled";
+    if (row.cancel_requested === 1 && (kind === "retry" || kind === "snooze" || kind === "release"))
+      kind = "cancelled";
     const runMs = Math.max(0, now - row.started_at);
     switch (kind) {
       case "completed": {
         const result = outcome.kind === "completed" && row.detached === 0 ? outcome.result : null;
-        toFinished.run({ state: "completed", now, result, error: null, expiresAt: retentionEnd(row, now), id: outcome.id });
+        toFinished.run({
+          state: "completed",
+          now,
+          result,
+          error: null,
+          expiresAt: retentionEnd(row, now),
+          id: outcome.id,
+        });
         counts.completed += 1;
         counts.run_ms_total += runMs;
         counts.run_count += 1;
@@ -164,14 +177,21 @@ export function makeLeases(db: Db) {
     `SELECT id, max(0, coalesce(cancel_deadline, 0) - ?) AS graceLeftMs FROM jobs
      WHERE worker_id = ? AND state = 'running' AND cancel_requested = 1`,
   );
-  const progress = db.prepare("UPDATE jobs SET progress = ? WHERE id = ? AND fence = ? AND state = 'running'");
+  const progress = db.prepare(
+    "UPDATE jobs SET progress = ? WHERE id = ? AND fence = ? AND state = 'running'",
+  );
   const expired = db.prepare(
     `SELECT id, fence, attempts, max_attempts, cancel_requested FROM jobs
      WHERE state = 'running' AND (lease_expires_at < @now OR (cancel_requested = 1 AND cancel_deadline < @forceBefore))`,
   );
   const staleWorkers = db.prepare("DELETE FROM workers WHERE last_heartbeat_at < ?");
 
-  function heartbeat(worker: WorkerInfo, leases: readonly LeaseRef[], leaseMs: number, now: number): HeartbeatResult {
+  function heartbeat(
+    worker: WorkerInfo,
+    leases: readonly LeaseRef[],
+    leaseMs: number,
+    now: number,
+  ): HeartbeatResult {
     upsertWorker.run({ ...worker, queues: JSON.stringify(worker.queues), now });
     const lost: string[] = [];
     for (const lease of leases) {
@@ -183,7 +203,8 @@ export function makeLeases(db: Db) {
 
   return {
     heartbeat,
-    setProgress: (lease: LeaseRef, value: number): boolean => progress.run(value, lease.id, lease.fence).changes > 0,
+    setProgress: (lease: LeaseRef, value: number): boolean =>
+      progress.run(value, lease.id, lease.fence).changes > 0,
     expired: (now: number) =>
       // A worker that ignores its cancel deadline by more than a heartbeat is forced from here.
       expired.all({ now, forceBefore: now - 2_000 }) as {

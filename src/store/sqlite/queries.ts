@@ -62,7 +62,9 @@ export function makeQueries(db: Db) {
         byQueue[row.queue] ??= {};
         byQueue[row.queue]![row.state] = row.n;
       }
-      const c = Object.fromEntries((counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]));
+      const c = Object.fromEntries(
+        (counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]),
+      );
       const runCount = c.run_count ?? 0;
       return {
         byQueue,

@@ -1,4 +1,11 @@
-import type { EnqueueResult, NewJob, ScheduleFiring, ScheduleInput, SchedulePatch, ScheduleRecord } from "../store.js";
+import type {
+  EnqueueResult,
+  NewJob,
+  ScheduleFiring,
+  ScheduleInput,
+  SchedulePatch,
+  ScheduleRecord,
+} from "../store.js";
 import type { Db } from "./connection.js";
 import { type ScheduleRow, toScheduleRecord } from "./rows.js";
 
@@ -76,7 +83,8 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
       for (const row of due.all(now) as ScheduleRow[]) {
         const schedule = toScheduleRecord(row);
         const firing = fire(schedule, now);
-        if (advance.run({ id: row.id, was: row.next_run_at, next: firing.nextRunAt, now }).changes === 0) continue;
+        if (advance.run({ id: row.id, was: row.next_run_at, next: firing.nextRunAt, now }).changes === 0)
+          continue;
         enqueue([firing.job], now);
         fired.push(firing.job);
       }

@@ -129,7 +129,9 @@ export class SqliteStore implements Store {
 
   async requestCancel(id: string, graceMs: number): Promise<CancelResult> {
     const touched = newTouched();
-    const result = await writeTx(this.#db, () => this.parts.controls.cancel(id, graceMs, Date.now(), touched));
+    const result = await writeTx(this.#db, () =>
+      this.parts.controls.cancel(id, graceMs, Date.now(), touched),
+    );
     if (result.state === "running") this.emit({ type: "cancel", id, graceMs });
     this.announce(touched);
     return result;
@@ -137,7 +139,9 @@ export class SqliteStore implements Store {
 
   async cancelMany(filter: JobFilter, graceMs: number): Promise<number> {
     const touched = newTouched();
-    const count = await writeTx(this.#db, () => this.parts.controls.cancelMany(filter, graceMs, Date.now(), touched));
+    const count = await writeTx(this.#db, () =>
+      this.parts.controls.cancelMany(filter, graceMs, Date.now(), touched),
+    );
     for (const id of touched.changed) this.emit({ type: "cancel", id, graceMs });
     this.announce(touched);
     return count;
@@ -185,7 +189,9 @@ export class SqliteStore implements Store {
   }
 
   async listQueues(): Promise<QueueInfo[]> {
-    return readRetry(() => (this.#db.prepare("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueInfo));
+    return readRetry(() =>
+      (this.#db.prepare("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueInfo),
+    );
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
@@ -200,7 +206,11 @@ export class SqliteStore implements Store {
     return applied;
   }
 
-  async heartbeat(worker: WorkerInfo, leases: readonly LeaseRef[], leaseMs: number): Promise<HeartbeatResult> {
+  async heartbeat(
+    worker: WorkerInfo,
+    leases: readonly LeaseRef[],
+    leaseMs: number,
+  ): Promise<HeartbeatResult> {
     return writeTx(this.#db, () => this.parts.leases.heartbeat(worker, leases, leaseMs, Date.now()));
   }
 

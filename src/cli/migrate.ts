@@ -1,0 +1,18 @@
+import { Command } from "commander";
+import { openStore } from "../store/open.js";
+
+/** `ferry migrate`: create or upgrade the store's schema, then exit. */
+export function migrateCommand(): Command {
+  return new Command("migrate")
+    .description("create or upgrade the store's schema")
+    .option("--store <url>", "store URL (default: FERRY_STORE, else sqlite:./ferry.db)")
+    .action(async (options: { store?: string }) => {
+      const store = await openStore(options.store ?? process.env.FERRY_STORE ?? "sqlite:./ferry.db");
+      try {
+        const version = await store.migrate();
+        process.stdout.write(`${store.kind} store at schema version ${version}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+}

@@ -1,7 +1,7 @@
 /** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
 export function cutUtf8(text: string, maxBytes: number): string {
   // Fast path: even at 3 bytes a UTF-16 unit, a short string fits.
-  if (text.length * 3 <= maxBytes) return text;
+  if (text.length * 3 <= maxBytes) return text.toWellFormed();
   let bytes = 0;
   let end = 0;
   for (const char of text) {

@@ -110,6 +110,8 @@ export function toWire(
   }
 
   function array(v: readonly unknown[], depth: number): unknown[] {
+    // Each element costs a byte: a huge (even sparse) array fails before the loop.
+    if (v.length > budget && maxBytes !== undefined) throw tooLarge(maxBytes);
     const out = new Array<unknown>(v.length);
     // Indexes, not map(): holes become null instead of staying holes.
     for (let i = 0; i < v.length; i++) out[i] = walk(v[i], depth + 1);
@@ -164,7 +166,13 @@ export function toWire(
     return undefined;
   }
 
-  return walk(value, 0);
+  try {
+    return walk(value, 0);
+  } catch (error) {
+    // Getters and toJSON are user code: whatever they throw is reported as a serialization error.
+    if (error instanceof FerryError) throw error;
+    throw serializationError("value could not be serialized", error);
+  }
 }
 
 /**

@@ -105,6 +105,14 @@ describe("json serializer", () => {
     }
     expect(ferryError(() => jsonSerializer.encode({ o: new Opaque() })).message).toContain("Opaque");
     expectCode(() => jsonSerializer.encode(new Error("boom")), ErrorCode.Serialization);
+    const throwing = {};
+    Object.defineProperty(throwing, "bad", {
+      enumerable: true,
+      get: () => {
+        throw new Error("getter");
+      },
+    });
+    expect(ferryError(() => jsonSerializer.encode(throwing)).cause).toEqual(new Error("getter"));
     const url = new URL("https://example.com/a");
     expect(jsonSerializer.decode(jsonSerializer.encode({ url }))).toEqual({ url: "https://example.com/a" });
   });

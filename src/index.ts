@@ -20,7 +20,7 @@ export { JOB_STATES } from "./core/job.js";
 export type { LaunchOptions } from "./core/options.js";
 export type { Serializer } from "./serializers/index.js";
 export { getSerializer, registerDecoder, registerEncoder, registerSerializer } from "./serializers/index.js";
-export type { Store, WorkerInfo } from "./store/store.js";
+export type { Store, StoreStats, WorkerInfo } from "./store/store.js";
 export type { WorkerEventMap } from "./worker/events.js";
 export type { Handler, JobContext, JobDefinition, JobInfo, PayloadSchema } from "./worker/handler.js";
 export type { WorkerOptions } from "./worker/worker.js";

@@ -69,7 +69,11 @@ export interface WatchEvent {
 export type Outcome<T = unknown> =
   | JobResult<T>
   | { readonly state: "scheduled" | "queued" | "running"; readonly id: string }
-  | { readonly state: "not_found"; readonly error: { readonly code: string; readonly message: string } };
+  /** not_found: no such job, wrong cookie, or result already collected; unavailable: the store failed. */
+  | {
+      readonly state: "not_found" | "unavailable";
+      readonly error: { readonly code: string; readonly message: string };
+    };
 
 const GRACE_MAX_MS = 3_600_000;
 const DEFAULT_GRACE_MS = 5_000;
@@ -93,7 +97,11 @@ export class Ferry {
     getSerializer(this.#defaultSerializer);
     this.#maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.#waiter = new ChangeWaiter(store);
-    this.schedules = new Schedules(store, (queue, serializer) => this.serializerFor(queue, serializer));
+    this.schedules = new Schedules(
+      store,
+      (queue, serializer) => this.serializerFor(queue, serializer),
+      this.#maxPayloadBytes,
+    );
   }
 
   static async open(options: OpenOptions = {}): Promise<Ferry> {
@@ -112,6 +120,9 @@ export class Ferry {
           ferry.#queueSerializers.set(queue, queueOptions.serializer);
         }
         if (queueOptions.groupConcurrency !== undefined) {
+          const n = queueOptions.groupConcurrency;
+          if (!Number.isInteger(n) || n < 1 || n > 10_000)
+            throw invalidArgument("groupConcurrency must be 1 to 10000");
           await store.setQueueOptions(queue, { groupConcurrency: queueOptions.groupConcurrency });
         }
       }
@@ -132,7 +143,12 @@ export class Ferry {
 
   // --- launching -----------------------------------------------------------------------------
 
-  private async prepare(item: LaunchItem, detached: boolean): Promise<{ job: NewJob; cookie: string }> {
+  /** Validates one launch and builds the stored job; synchronous, so bulk launches stay cheap. */
+  private prepare(
+    item: LaunchItem,
+    detached: boolean,
+    parents: readonly string[],
+  ): { job: NewJob; cookie: string } {
     const definition = typeof item.handler === "string" ? undefined : item.handler;
     const handler = checkHandlerName(definition === undefined ? item.handler : definition.name);
     let payload: unknown = item.payload ?? null;
@@ -150,8 +166,6 @@ export class Ferry {
     const o = resolveLaunchOptions(merged);
     const serializer = this.serializerFor(o.queue, o.serializer);
     const bytes = getSerializer(serializer).encode(payload, { maxBytes: this.#maxPayloadBytes });
-    const dependsOn: string[] = [];
-    for (const parent of o.dependsOn) dependsOn.push((await this.owned(parent)).id);
     const cookie = detached ? "" : newCookie();
     return {
       cookie,
@@ -171,7 +185,7 @@ export class Ferry {
         uniqueKey: o.uniqueKey,
         label: o.label,
         group: o.group,
-        dependsOn,
+        dependsOn: parents,
         detached,
       },
     };
@@ -196,13 +210,13 @@ export class Ferry {
     handler: string | JobDefinition<P, unknown>,
     payload?: P,
     options?: LaunchOptions,
-  ): Promise<{ id: string }> {
+  ): Promise<{ id: string; deduplicated: boolean }> {
     const [handle] = await this.launchItems(
       [{ handler: handler as LaunchItem["handler"], payload, ...(options ? { options } : {}) }],
       true,
       options?.tx,
     );
-    return { id: handle!.id };
+    return { id: handle!.id, deduplicated: handle!.deduplicated };
   }
 
   /** Launches all in one store transaction: all are stored or none. */
@@ -220,7 +234,15 @@ export class Ferry {
   ): Promise<LaunchedHandle[]> {
     this.open();
     const prepared: { job: NewJob; cookie: string }[] = [];
-    for (const item of items) prepared.push(await this.prepare(item, detached));
+    for (const item of items) {
+      // A parent is named by its handle: you may only wait on jobs you hold.
+      const parents: string[] = [];
+      const dependsOn = item.options?.dependsOn ?? [];
+      if (!Array.isArray(dependsOn) || dependsOn.length > 100)
+        throw invalidArgument("dependsOn is a list of up to 100 handles");
+      for (const parent of dependsOn) parents.push((await this.owned(parent)).id);
+      prepared.push(this.prepare(item, detached, parents));
+    }
     const results = await this.store.enqueue(
       prepared.map((p) => p.job),
       tx === undefined ? {} : { tx },
@@ -330,7 +352,8 @@ export class Ferry {
           return { id: status.id, state: status.state as "scheduled" | "queued" | "running" };
         }
       }
-      return { state: "not_found", error: { code: ferryError.code, message: ferryError.message } };
+      const state = ferryError.code === ErrorCode.NotFound ? "not_found" : "unavailable";
+      return { state, error: { code: ferryError.code, message: ferryError.message } };
     }
   }
 
@@ -341,17 +364,27 @@ export class Ferry {
     options: LaunchOptions & { wait?: Duration } = {},
   ): Promise<JobResult<R>> {
     const { wait, ...launchOptions } = options;
-    const waitFor = wait ?? launchOptions.timeout;
+    // Wait a little past the job's own timeout, so a job the worker timed out is reported as
+    // such rather than racing the waiter; either way the caller sees FERRY_TIMEOUT.
+    const waitMs =
+      wait !== undefined
+        ? parseDuration(wait, "wait")
+        : launchOptions.timeout !== undefined
+          ? parseDuration(launchOptions.timeout, "timeout") + 1_000
+          : undefined;
     const handle = await this.launch(handler, payload, launchOptions);
     try {
-      await this.wait(handle, waitFor === undefined ? {} : { timeout: waitFor });
+      await this.wait(handle, waitMs === undefined ? {} : { timeout: waitMs });
     } catch (error) {
       if (error instanceof FerryError && error.code === ErrorCode.Timeout) {
         await this.cancel(handle, { grace: 0 }).catch(() => undefined);
       }
       throw error;
     }
-    return this.result<R>(handle);
+    const result = await this.result<R>(handle);
+    if (result.error?.code === ErrorCode.Timeout)
+      throw new FerryError(ErrorCode.Timeout, result.error.message);
+    return result;
   }
 
   /**
@@ -422,13 +455,13 @@ export class Ferry {
   }
 
   /** Cancels every unfinished job matching the filter (e.g. `{ label: "nightly-%" }`). Answers how many. */
-  async cancelAll(filter: ListFilter & { grace?: Duration } = {}): Promise<number> {
+  async cancelAll(filter: Omit<ListFilter, "limit"> & { grace?: Duration } = {}): Promise<number> {
     this.open();
     return this.store.cancelMany(toStoreFilter(filter), checkGrace(filter.grace));
   }
 
   /** Detaches every job matching the filter. Answers how many. */
-  async detachAll(filter: ListFilter = {}): Promise<number> {
+  async detachAll(filter: Omit<ListFilter, "limit"> = {}): Promise<number> {
     this.open();
     return this.store.detachMany(toStoreFilter(filter));
   }

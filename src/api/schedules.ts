@@ -70,6 +70,7 @@ export class Schedules {
   constructor(
     private readonly store: Store,
     private readonly serializerFor: (queue: string, own: string | null) => string,
+    private readonly maxPayloadBytes: number,
   ) {}
 
   /** Creates, or replaces by name. The name is also the handler, unless `options.handler` names another. */
@@ -97,7 +98,7 @@ export class Schedules {
       handler,
       spec,
       repeatLeft: checkRepeat(when.repeat),
-      payload: getSerializer(serializer).encode(payload ?? null),
+      payload: getSerializer(serializer).encode(payload ?? null, { maxBytes: this.maxPayloadBytes }),
       serializer,
       options: JSON.stringify(jobOptions),
       owner: resolved.owner,

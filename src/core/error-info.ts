@@ -4,6 +4,16 @@ import { cutUtf8 } from "./utf8.js";
 
 export const ERROR_MAX_BYTES = 512;
 
+/** A handler that throws these made a mistake that another attempt would repeat. */
+const NOT_RETRYABLE: ReadonlySet<string> = new Set([
+  ErrorCode.InvalidArgument,
+  ErrorCode.PayloadTooLarge,
+  ErrorCode.Serialization,
+  ErrorCode.UnknownHandler,
+  ErrorCode.PermissionDenied,
+  ErrorCode.Unauthenticated,
+]);
+
 /** Reads a property of a thrown thing that may be a Proxy, have throwing getters, or be null. */
 function read(value: unknown, key: string): unknown {
   if (value === null || (typeof value !== "object" && typeof value !== "function")) return undefined;
@@ -50,7 +60,11 @@ export function toErrorInfo(thrown: unknown, options: ShapeOptions): ErrorInfo {
     options.code ??
     (typeof ownCode === "string" && codeShape.test(ownCode) ? ownCode : ErrorCode.HandlerCrashed);
   const ownRetryable = read(thrown, "retryable");
-  const retryable = options.retryable ?? (typeof ownRetryable === "boolean" ? ownRetryable : true);
+  const retryable =
+    options.retryable ??
+    (typeof ownRetryable === "boolean"
+      ? ownRetryable
+      : !(thrown instanceof FerryError && NOT_RETRYABLE.has(thrown.code)));
   const info: { -readonly [K in keyof ErrorInfo]: ErrorInfo[K] } = {
     code,
     message: cutUtf8(describe(thrown), maxBytes),

@@ -98,7 +98,8 @@ export interface ResolvedLaunch {
   readonly owner: string | null;
 }
 
-const DEFAULT_POLICY: JobPolicy = {
+/** The policy of a job launched without options; stores may keep it as "no policy". */
+export const DEFAULT_POLICY: JobPolicy = {
   backoff: LAUNCH_DEFAULTS.backoff,
   timeoutMs: null,
   retryOn: null,

@@ -1,9 +1,12 @@
 import secureJson from "secure-json-parse";
 import { FerryError } from "../core/errors.js";
 import { checkDecodeInput, checkSize, readMaxBytes, serializationError, tooLarge } from "./limits.js";
+import { isPlainJsonTree } from "./plain-tree.js";
 import type { Serializer, SizeLimits } from "./serializer.js";
-import { defaultTagRegistry, type TagRegistry } from "./tags.js";
+import { defaultTagRegistry, TAG_KEY, type TagRegistry } from "./tags.js";
 import { fromWire, toWire } from "./wire.js";
+
+const TAG_KEY_QUOTED = `"${TAG_KEY}"`;
 
 // fatal: invalid UTF-8 is refused rather than silently turned into U+FFFD.
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
@@ -21,12 +24,15 @@ export function createJsonSerializer(options: JsonSerializerOptions = {}): Seria
     name: "json",
     encode(value: unknown, limits?: SizeLimits): Uint8Array {
       const maxBytes = readMaxBytes(limits);
-      const wire = toWire(value, { tags, nativeTypes: false, maxBytes });
+      // Plain data (the common case) is already its own wire tree: no converted copy needed.
+      const plain = value === undefined || isPlainJsonTree(value, maxBytes ?? 1_000_000);
+      const wire = plain ? (value ?? null) : toWire(value, { tags, nativeTypes: false, maxBytes });
       // The wire tree is plain data, so JSON.stringify has no toJSON or replacer left to surprise us.
       const text = stringify(wire);
       // UTF-8 never takes fewer bytes than UTF-16 units, so this rejects early without encoding.
       if (maxBytes !== undefined && text.length > maxBytes) throw tooLarge(maxBytes);
-      const bytes = utf8Encoder.encode(text);
+      // Buffer.from is the faster encoder for short strings; the bytes are the same UTF-8.
+      const bytes = text.length < 4096 ? Buffer.from(text, "utf8") : utf8Encoder.encode(text);
       checkSize(bytes.byteLength, maxBytes);
       return bytes;
     },
@@ -38,7 +44,10 @@ export function createJsonSerializer(options: JsonSerializerOptions = {}): Seria
       } catch {
         throw serializationError("payload is not valid UTF-8");
       }
-      return fromWire(parse(text), { tags, nativeTypes: false });
+      const parsed = parse(text);
+      // No tag can hide in text without the tag key; plain trees come back as parsed.
+      if (!text.includes(TAG_KEY_QUOTED) && isPlainJsonTree(parsed, Number.POSITIVE_INFINITY)) return parsed;
+      return fromWire(parsed, { tags, nativeTypes: false });
     },
   };
 }

@@ -1,18 +1,8 @@
-import { backoffDelay } from "../core/backoff.js";
 import { toErrorInfo } from "../core/error-info.js";
 import { ErrorCode } from "../core/errors.js";
-import type { ErrorInfo } from "../core/job.js";
+import { retryDelay } from "../core/retry.js";
 import type { ClaimedJob, Outcome } from "../store/store.js";
 import { HandlerControl } from "./control.js";
-
-/** Whether a failed attempt may run again, by the job's retryOn / ignoreOn rules. */
-export function mayRetry(job: ClaimedJob, error: ErrorInfo): boolean {
-  if (!error.retryable || job.attempt >= job.maxAttempts) return false;
-  const { retryOn, ignoreOn } = job.policy;
-  if (ignoreOn?.includes(error.code)) return false;
-  if (retryOn !== null && !retryOn.includes(error.code)) return false;
-  return true;
-}
 
 /** Turns an attempt's failure into the outcome the store records. */
 export function failureOutcome(
@@ -53,14 +43,7 @@ export function failureOutcome(
     ...(overrides.code === undefined ? {} : { code: overrides.code }),
   });
   const timedOut = overrides.timedOut ?? false;
-  if (mayRetry(job, error)) {
-    return {
-      ...base,
-      kind: "retry",
-      error,
-      delayMs: backoffDelay(job.policy.backoff, job.attempt),
-      timedOut,
-    };
-  }
+  const delayMs = retryDelay(job, error);
+  if (delayMs !== undefined) return { ...base, kind: "retry", error, delayMs, timedOut };
   return { ...base, kind: "failed", error: { ...error, retryable: false }, timedOut };
 }

@@ -16,7 +16,7 @@ import { Maintenance } from "./maintenance.js";
 export interface WorkerOptions {
   /** Queues to take work from, in order of preference. Default ["default"]. */
   queues?: readonly string[];
-  /** Jobs run at once. Default 10. */
+  /** Jobs run at once. Default 8 (as the daemon's [workers] concurrency). */
   concurrency?: number;
   handlers: Readonly<Record<string, HandlerEntry>> | readonly AnyJobDefinition[];
   /** Name shown by ferry.workers(). Default host:pid. */
@@ -68,9 +68,11 @@ export class Worker {
   readonly #startedAt = Date.now();
   #state: "idle" | "running" | "stopping" | "stopped" = "idle";
   #pending: Outcome[] = [];
-  #flushing: Promise<void> | undefined;
-  #claiming = false;
-  #wantClaim = false;
+  #pumping = false;
+  #pumpScheduled = false;
+  #wantPump = false;
+  #flushWaiters: (() => void)[] = [];
+  #handlerNames: string[] = [];
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -81,7 +83,7 @@ export class Worker {
     this.#store = store;
     this.queues = (options.queues ?? ["default"]).map(checkQueueName);
     if (this.queues.length === 0) throw invalidArgument("a worker needs at least one queue");
-    this.concurrency = options.concurrency ?? 10;
+    this.concurrency = options.concurrency ?? 8;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 10_000) {
       throw invalidArgument("concurrency must be an integer from 1 to 10000");
     }
@@ -102,6 +104,7 @@ export class Worker {
           : (entry as unknown as JobDefinition<unknown, unknown>);
       this.#handlers.set(name, definition);
     }
+    this.#handlerNames = [...this.#handlers.keys()];
     if (options.maintenance !== false) {
       this.#maintenance = new Maintenance(
         store,
@@ -155,7 +158,6 @@ export class Worker {
       running.context.abort(ErrorCode.Cancelled, "the worker is shutting down");
       this.settle(running, { kind: "release", id: running.job.id, fence: running.job.fence });
     }
-    while (this.#claiming) await sleep(5);
     await this.flush();
     clearInterval(this.#heartbeatTimer);
     this.#unsubscribe?.();
@@ -191,51 +193,88 @@ export class Worker {
     }
   }
 
-  /** Claims soon; many requests in one tick become one claim. */
-  private requestClaim(): void {
-    if (this.#state !== "running") return;
-    if (this.#claiming) {
-      this.#wantClaim = true;
+  /**
+   * Asks the pump to run: at once (microtask) when work may have arrived, or after the current
+   * tick (setImmediate) when a job ended, so that all the jobs ending in one tick are recorded
+   * in one store write and their slots refilled by one claim.
+   */
+  private requestClaim(urgent = true): void {
+    if (this.#pumping) {
+      this.#wantPump = true;
       return;
     }
-    this.#claiming = true;
-    queueMicrotask(() => void this.claimLoop());
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    const run = () => {
+      this.#pumpScheduled = false;
+      void this.pump();
+    };
+    if (urgent) queueMicrotask(run);
+    else setImmediate(run);
   }
 
-  private async claimLoop(): Promise<void> {
+  /**
+   * The worker's one loop: record finished attempts, then claim up to the free slots, and go
+   * round while there is more to do. It yields to the event loop between rounds, so heartbeats
+   * and timeouts keep their timers even while a long backlog drains.
+   */
+  private async pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
     let backoff = 50;
     try {
-      while (this.#state === "running") {
-        this.#wantClaim = false;
-        const free = this.concurrency - this.#running.size;
-        if (free <= 0) break;
-        let claimed: ClaimedJob[];
-        try {
-          claimed = await this.#store.claim({
-            workerId: this.id,
-            queues: this.queues,
-            handlers: [...this.#handlers.keys()],
-            limit: free,
-            leaseMs: this.#leaseMs,
-          });
-          backoff = 50;
-        } catch (error) {
-          this.#events.emit("error", { error, during: "claim" });
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 5_000);
-          continue;
+      for (;;) {
+        this.#wantPump = false;
+        let progressed = false;
+        if (this.#pending.length > 0) {
+          const batch = this.#pending;
+          this.#pending = [];
+          try {
+            await this.#store.finish(batch);
+            backoff = 50;
+            progressed = true;
+          } catch (error) {
+            // Keep them: outcomes are fenced, so writing one twice changes nothing.
+            this.#pending.unshift(...batch);
+            this.#events.emit("error", { error, during: "finish" });
+            if (this.#state === "stopped") return;
+            await sleep(backoff);
+            backoff = Math.min(backoff * 2, 5_000);
+            continue;
+          }
         }
-        for (const job of claimed) this.runJob(job);
-        // A full batch means more may be waiting; otherwise wait for an event or the poll.
-        if (claimed.length < free && !this.#wantClaim) break;
+        const free = this.concurrency - this.#running.size;
+        if (this.#state === "running" && free > 0) {
+          try {
+            const claimed = await this.#store.claim({
+              workerId: this.id,
+              queues: this.queues,
+              handlers: this.#handlerNames,
+              limit: free,
+              leaseMs: this.#leaseMs,
+            });
+            backoff = 50;
+            for (const job of claimed) this.runJob(job);
+            // A full batch means more may be waiting.
+            if (claimed.length === free) progressed = true;
+          } catch (error) {
+            this.#events.emit("error", { error, during: "claim" });
+            await sleep(backoff);
+            backoff = Math.min(backoff * 2, 5_000);
+            continue;
+          }
+        }
+        if (!progressed && !this.#wantPump && this.#pending.length === 0) break;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
-      this.#claiming = false;
+      this.#pumping = false;
       if (this.#state === "running") {
         clearTimeout(this.#pollTimer);
         this.#pollTimer = setTimeout(() => this.requestClaim(), this.#pollMs);
         this.#pollTimer.unref();
       }
+      for (const wake of this.#flushWaiters.splice(0)) wake();
     }
   }
 
@@ -243,7 +282,6 @@ export class Worker {
     if (this.#state !== "running") {
       // Claimed while stopping: hand it straight back.
       this.#pending.push({ kind: "release", id: job.id, fence: job.fence });
-      this.scheduleFlush();
       return;
     }
     const lease: LeaseRef = { id: job.id, fence: job.fence };
@@ -370,13 +408,12 @@ export class Worker {
     this.#running.delete(running.job.id);
     if (outcome !== undefined) {
       this.#pending.push(outcome);
-      this.scheduleFlush();
       this.report(running, outcome);
     }
     if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
       for (const wake of this.#idleWaiters.splice(0)) wake();
     }
-    this.requestClaim();
+    this.requestClaim(false);
   }
 
   private report(running: Running, outcome: Outcome): void {
@@ -410,39 +447,11 @@ export class Worker {
     }
   }
 
-  private scheduleFlush(): void {
-    if (this.#flushing !== undefined) return;
-    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushNow());
-  }
-
-  private async flushNow(): Promise<void> {
-    let backoff = 50;
-    try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending;
-        this.#pending = [];
-        try {
-          await this.#store.finish(batch);
-          backoff = 50;
-        } catch (error) {
-          // Keep them: outcomes are fenced, so writing one twice changes nothing.
-          this.#pending.unshift(...batch);
-          this.#events.emit("error", { error, during: "finish" });
-          if (this.#state === "stopped") return;
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 5_000);
-        }
-      }
-    } finally {
-      this.#flushing = undefined;
-      if (this.#pending.length > 0) this.scheduleFlush();
-    }
-  }
-
+  /** Resolves when every recorded outcome has reached the store. */
   private async flush(): Promise<void> {
-    while (this.#flushing !== undefined || this.#pending.length > 0) {
-      if (this.#flushing === undefined) this.scheduleFlush();
-      await this.#flushing;
+    while (this.#pending.length > 0 || this.#pumping) {
+      if (!this.#pumping) void this.pump();
+      await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
     }
   }
 

@@ -74,7 +74,7 @@ describe.each(STORES)("launching on $name", (store) => {
 
   it("submit stores a job that no handle reaches", async () => {
     const { id, ...rest } = await t.ferry.submit("audit.log", { action: "login" });
-    expect(rest).toEqual({});
+    expect(rest).toEqual({ deduplicated: false });
     const record = await t.ferry.store.getJob(id);
     expect(record?.cookieHash).toBeNull();
     expect(record?.detached).toBe(true);

@@ -60,7 +60,7 @@ describe.each(STORES)("leases, fencing and the rescuer on $name", (store) => {
   });
 
   it("rescues a job whose lease expired; the old holder can no longer finish it", async () => {
-    const h = await t.ferry.launch("demo.job", {}, { attempts: 3 });
+    const h = await t.ferry.launch("demo.job", {}, { attempts: 3, backoff: { type: "fixed", base: 0 } });
     const first = (await claimOne(t.ferry.store, "w1", 200))!;
     await sleep(300);
     const rescued = await t.ferry.store.rescueExpired(60_000);
@@ -85,6 +85,16 @@ describe.each(STORES)("leases, fencing and the rescuer on $name", (store) => {
     expect(
       await t.ferry.store.finish([{ kind: "completed", id: second.id, fence: second.fence, result: null }]),
     ).toEqual([true]);
+  });
+
+  it("applies the job's backoff to a rescued attempt", async () => {
+    const h = await t.ferry.launch("demo.job", {}, { attempts: 3, backoff: { type: "fixed", base: "1h" } });
+    await claimOne(t.ferry.store, "w1", 100);
+    await sleep(200);
+    expect((await t.ferry.store.rescueExpired(60_000)).requeued).toBe(1);
+    const status = await t.ferry.status(h);
+    expect(status.state).toBe("scheduled");
+    expect(status.runAt.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
   });
 
   it("fails a rescued job whose attempts are used up", async () => {

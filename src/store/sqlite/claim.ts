@@ -10,7 +10,7 @@ interface ClaimedRow {
   serializer: string;
   attempts: number;
   max_attempts: number;
-  policy: string;
+  policy: string | null;
   fence: number;
   label: string | null;
   group_key: string | null;

@@ -53,6 +53,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * job failure. Gives up with FERRY_STORE_UNAVAILABLE after `patienceMs`.
  */
 export async function writeTx<T>(db: Db, work: () => T, patienceMs = 60_000): Promise<T> {
+  if (!db.open) throw new FerryError(ErrorCode.StoreUnavailable, "the store is closed");
   const run = db.transaction(work);
   const started = Date.now();
   for (let delay = 5; ; delay = Math.min(delay * 2, 250)) {

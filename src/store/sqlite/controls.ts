@@ -1,5 +1,6 @@
 import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo, JobState } from "../../core/job.js";
+import { DEFAULT_POLICY } from "../../core/options.js";
 import type { CancelResult, JobFilter, JobRecord, PurgeRequest } from "../store.js";
 import type { Db } from "./connection.js";
 import { bumpCounters } from "./counters.js";
@@ -26,7 +27,7 @@ export function makeControls(db: Db, cascade: Cascade) {
   const one = db.prepare("SELECT * FROM jobs WHERE id = ?");
   const consume = db.prepare("UPDATE jobs SET consumed = 1, result = NULL, payload = NULL WHERE id = ?");
   const cancelWaiting = db.prepare(
-    `UPDATE jobs SET state = 'cancelled', finished_at = @now, error = @error, expires_at = @now + json_extract(policy, '$.resultTtlMs')
+    `UPDATE jobs SET state = 'cancelled', finished_at = @now, error = @error, expires_at = @now + coalesce(json_extract(policy, '$.resultTtlMs'), @defaultTtl)
      WHERE id = @id AND state IN ('scheduled', 'queued') RETURNING has_dependents`,
   );
   const flagRunning = db.prepare(
@@ -42,15 +43,24 @@ export function makeControls(db: Db, cascade: Cascade) {
   const retryOne = db.prepare(
     `UPDATE jobs SET state = 'queued', attempts = 0, run_at = @now, started_at = NULL, finished_at = NULL,
        error = NULL, result = NULL, consumed = 0, cancel_requested = 0, cancel_deadline = NULL, expires_at = NULL,
-       progress = NULL
+       progress = NULL,
+       pending_deps = (SELECT count(*) FROM job_deps d JOIN jobs p ON p.id = d.parent
+                       WHERE d.child = @id AND p.state <> 'completed')
      WHERE id = @id AND state IN ('failed', 'cancelled') AND payload IS NOT NULL RETURNING queue`,
+  );
+  const failedParent = db.prepare(
+    `SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.parent
+     WHERE d.child = ? AND p.state IN ('failed', 'cancelled') LIMIT 1`,
   );
   const depsOf = db.prepare("DELETE FROM job_deps WHERE parent = ? OR child = ?");
 
   function cancel(id: string, graceMs: number, now: number, touched: Touched): CancelResult {
-    const waiting = cancelWaiting.get({ id, now, error: cancelledError(0) }) as
-      | { has_dependents: number }
-      | undefined;
+    const waiting = cancelWaiting.get({
+      id,
+      now,
+      error: cancelledError(0),
+      defaultTtl: DEFAULT_POLICY.resultTtlMs,
+    }) as { has_dependents: number } | undefined;
     if (waiting !== undefined) {
       bumpCounters(db, { cancelled: 1 });
       touched.changed.push(id);
@@ -110,7 +120,15 @@ export function makeControls(db: Db, cascade: Cascade) {
       return ids.length;
     },
     retry(id: string, now: number, touched: Touched): boolean {
-      const row = retryOne.get({ id, now }) as { queue: string } | undefined;
+      // It would wait forever on a parent that will never complete: retry the parent first.
+      if (failedParent.get(id) !== undefined) return false;
+      let row: { queue: string } | undefined;
+      try {
+        row = retryOne.get({ id, now }) as { queue: string } | undefined;
+      } catch (error) {
+        if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") return false;
+        throw error;
+      }
       if (row === undefined) return false;
       touched.changed.push(id);
       touched.queues.add(row.queue);
@@ -129,7 +147,13 @@ export function makeControls(db: Db, cascade: Cascade) {
     },
     pruneExpired(limit: number, now: number): number {
       const ids = (
-        db.prepare("SELECT id FROM jobs WHERE expires_at <= ? LIMIT ?").all(now, limit) as { id: string }[]
+        db
+          .prepare(
+            `SELECT id FROM jobs INDEXED BY jobs_finished
+             WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at IS NOT NULL AND expires_at <= ?
+             LIMIT ?`,
+          )
+          .all(now, limit) as { id: string }[]
       ).map((r) => r.id);
       return deleteJobs(ids);
     },

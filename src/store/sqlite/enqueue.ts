@@ -1,19 +1,21 @@
 import { invalidArgument } from "../../core/errors.js";
-import type { ErrorInfo } from "../../core/job.js";
+import type { ErrorInfo, JobPolicy } from "../../core/job.js";
+import { DEFAULT_POLICY } from "../../core/options.js";
 import type { EnqueueResult, NewJob } from "../store.js";
-import type { Db } from "./connection.js";
+import type { Db, Stmt } from "./connection.js";
 import { bumpCounters } from "./counters.js";
 
 export const DEPENDENCY_FAILED = "FERRY_DEPENDENCY_FAILED";
 
+const INSERT = `INSERT INTO jobs (id, handler, queue, state, priority, owner, label, group_key, unique_key, serializer,
+    payload, cookie_hash, max_attempts, policy, launched_at, run_at, detached, pending_deps)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
 /** Inserts jobs inside an open write transaction. Returns one result per job, in order. */
 export function makeEnqueue(db: Db) {
-  const insert = db.prepare(`INSERT INTO jobs (id, handler, queue, state, priority, owner, label, group_key,
-      unique_key, serializer, payload, cookie_hash, max_attempts, policy, launched_at, run_at, detached, pending_deps)
-    VALUES (@id, @handler, @queue, @state, @priority, @owner, @label, @group, @uniqueKey, @serializer, @payload,
-      @cookieHash, @maxAttempts, @policy, @now, @runAt, @detached, @pendingDeps)`);
+  const insert = db.prepare<unknown[]>(INSERT);
   // A unique job that lost the race to an unfinished twin: INSERT OR IGNORE, then find the twin.
-  const insertUnique = db.prepare(insert.source.replace("INSERT INTO", "INSERT OR IGNORE INTO"));
+  const insertUnique = db.prepare<unknown[]>(INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"));
   const findUnique = db.prepare(
     "SELECT id FROM jobs WHERE unique_key = ? AND state IN ('scheduled', 'queued', 'running')",
   );
@@ -24,10 +26,11 @@ export function makeEnqueue(db: Db) {
     "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, expires_at = ? WHERE id = ?",
   );
 
-  let lastPolicy: object | undefined;
-  let lastPolicyText = "";
-  const policyText = (policy: object): string => {
-    // launchMany shares one policy object across jobs: stringify it once.
+  let lastPolicy: JobPolicy | undefined;
+  let lastPolicyText: string | null = null;
+  /** NULL for the default policy; launchMany shares one policy object, so stringify it once. */
+  const policyText = (policy: JobPolicy): string | null => {
+    if (policy === DEFAULT_POLICY) return null;
     if (policy !== lastPolicy) {
       lastPolicy = policy;
       lastPolicyText = JSON.stringify(policy);
@@ -35,48 +38,58 @@ export function makeEnqueue(db: Db) {
     return lastPolicyText;
   };
 
+  /** Counts unfinished parents; answers a failed parent's id if any (the child then fails at once). */
+  function checkParents(job: NewJob): { pending: number; failedParent: string | undefined } {
+    let pending = 0;
+    let failedParent: string | undefined;
+    for (const parent of job.dependsOn) {
+      const row = parentState.get(parent) as { state: string } | undefined;
+      if (row === undefined) throw invalidArgument("dependsOn names a job that does not exist");
+      if (row.state === "failed" || row.state === "cancelled") failedParent = parent;
+      else if (row.state !== "completed") pending += 1;
+    }
+    return { pending, failedParent };
+  }
+
+  function insertJob(statement: Stmt, job: NewJob, now: number, runAt: number, pending: number) {
+    return statement.run(
+      job.id,
+      job.handler,
+      job.queue,
+      runAt > now ? "scheduled" : "queued",
+      job.priority,
+      job.owner,
+      job.label,
+      job.group,
+      job.uniqueKey,
+      job.serializer,
+      job.payload,
+      job.cookieHash,
+      job.maxAttempts,
+      policyText(job.policy),
+      now,
+      runAt,
+      job.detached ? 1 : 0,
+      pending,
+    );
+  }
+
   return function enqueue(jobs: readonly NewJob[], now: number): EnqueueResult[] {
     const results: EnqueueResult[] = [];
     let launched = 0;
     for (const job of jobs) {
       const runAt = job.runAt ?? now + job.delayMs;
-      let pendingDeps = 0;
-      let failedParent: string | undefined;
-      for (const parent of job.dependsOn) {
-        const row = parentState.get(parent) as { state: string } | undefined;
-        if (row === undefined) throw invalidArgument("dependsOn names a job that does not exist");
-        if (row.state === "failed" || row.state === "cancelled") failedParent = parent;
-        else if (row.state !== "completed") pendingDeps += 1;
-      }
-      const params = {
-        id: job.id,
-        handler: job.handler,
-        queue: job.queue,
-        state: runAt > now ? "scheduled" : "queued",
-        priority: job.priority,
-        owner: job.owner,
-        label: job.label,
-        group: job.group,
-        uniqueKey: job.uniqueKey,
-        serializer: job.serializer,
-        payload: job.payload,
-        cookieHash: job.cookieHash,
-        maxAttempts: job.maxAttempts,
-        policy: policyText(job.policy),
-        now,
-        runAt,
-        detached: job.detached ? 1 : 0,
-        pendingDeps,
-      };
+      const { pending, failedParent } =
+        job.dependsOn.length === 0 ? { pending: 0, failedParent: undefined } : checkParents(job);
       if (job.uniqueKey !== null) {
-        if (insertUnique.run(params).changes === 0) {
+        if (insertJob(insertUnique, job, now, runAt, pending).changes === 0) {
           const twin = findUnique.get(job.uniqueKey) as { id: string } | undefined;
           if (twin === undefined) throw invalidArgument("job could not be stored");
           results.push({ id: twin.id, deduplicated: true });
           continue;
         }
       } else {
-        insert.run(params);
+        insertJob(insert, job, now, runAt, pending);
       }
       launched += 1;
       for (const parent of job.dependsOn) {

@@ -1,5 +1,6 @@
 import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
+import { DEFAULT_POLICY } from "../../core/options.js";
 import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
 import { bumpCounters, type CounterDelta } from "./counters.js";
@@ -12,7 +13,7 @@ interface HeldRow {
   detached: number;
   started_at: number;
   attempts: number;
-  policy: string;
+  policy: string | null;
   queue: string;
 }
 
@@ -48,7 +49,8 @@ export function makeFinish(db: Db) {
     `WITH RECURSIVE d(id) AS (
        SELECT child FROM job_deps WHERE parent = @id
        UNION SELECT job_deps.child FROM job_deps JOIN d ON job_deps.parent = d.id)
-     UPDATE jobs SET state = 'failed', error = @error, finished_at = @now, expires_at = @now + 604800000
+     UPDATE jobs SET state = 'failed', error = @error, finished_at = @now,
+       expires_at = @now + coalesce(json_extract(policy, '$.resultTtlMs'), @defaultTtl)
      WHERE id IN (SELECT id FROM d) AND state IN ('scheduled', 'queued')
      RETURNING id`,
   );
@@ -70,9 +72,14 @@ export function makeFinish(db: Db) {
       retryable: false,
       attempt: 0,
     };
-    for (const row of failDescendants.all({ id, error: JSON.stringify(error), now }) as { id: string }[]) {
-      touched.changed.push(row.id);
-    }
+    const failed = failDescendants.all({
+      id,
+      error: JSON.stringify(error),
+      now,
+      defaultTtl: DEFAULT_POLICY.resultTtlMs,
+    }) as { id: string }[];
+    for (const row of failed) touched.changed.push(row.id);
+    bumpCounters(db, { failed: failed.length });
   }
 
   function finishOne(
@@ -109,7 +116,7 @@ export function makeFinish(db: Db) {
       case "failed":
       case "cancelled": {
         const error: ErrorInfo =
-          "error" in outcome
+          "error" in outcome && (outcome.kind === kind || kind === "failed")
             ? outcome.error
             : { code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt: row.attempts };
         toFinished.run({
@@ -181,7 +188,7 @@ export function makeLeases(db: Db) {
     "UPDATE jobs SET progress = ? WHERE id = ? AND fence = ? AND state = 'running'",
   );
   const expired = db.prepare(
-    `SELECT id, fence, attempts, max_attempts, cancel_requested FROM jobs
+    `SELECT id, fence, attempts, max_attempts, cancel_requested, policy FROM jobs
      WHERE state = 'running' AND (lease_expires_at < @now OR (cancel_requested = 1 AND cancel_deadline < @forceBefore))`,
   );
   const staleWorkers = db.prepare("DELETE FROM workers WHERE last_heartbeat_at < ?");
@@ -213,6 +220,7 @@ export function makeLeases(db: Db) {
         attempts: number;
         max_attempts: number;
         cancel_requested: number;
+        policy: string | null;
       }[],
     dropStaleWorkers: (before: number) => staleWorkers.run(before).changes,
   };

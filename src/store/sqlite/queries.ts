@@ -32,7 +32,22 @@ export function filterClause(filter: JobFilter): { sql: string; params: unknown[
 
 export function makeQueries(db: Db) {
   const one = db.prepare("SELECT * FROM jobs WHERE id = ?");
-  const byState = db.prepare("SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state");
+  // Index-only counts, one partial index per state (see schema.ts).
+  const countReady = db.prepare(
+    "SELECT queue, 'queued' AS state, count(*) AS n FROM jobs INDEXED BY jobs_claim WHERE state = 'queued' AND pending_deps = 0 GROUP BY queue",
+  );
+  const countBlocked = db.prepare(
+    "SELECT queue, 'queued' AS state, count(*) AS n FROM jobs INDEXED BY jobs_blocked WHERE state = 'queued' AND pending_deps > 0 GROUP BY queue",
+  );
+  const countScheduled = db.prepare(
+    "SELECT queue, 'scheduled' AS state, count(*) AS n FROM jobs INDEXED BY jobs_due WHERE state = 'scheduled' GROUP BY queue",
+  );
+  const countRunning = db.prepare(
+    "SELECT queue, 'running' AS state, count(*) AS n FROM jobs INDEXED BY jobs_running WHERE state = 'running' GROUP BY queue",
+  );
+  const countFinished = db.prepare(
+    "SELECT queue, state, count(*) AS n FROM jobs INDEXED BY jobs_finished WHERE finished_at IS NOT NULL GROUP BY state, queue",
+  );
   const counters = db.prepare("SELECT name, value FROM counters");
 
   return {
@@ -58,9 +73,11 @@ export function makeQueries(db: Db) {
     },
     stats(): StoreStats {
       const byQueue: Record<string, Partial<Record<JobState, number>>> = {};
-      for (const row of byState.all() as { queue: string; state: JobState; n: number }[]) {
-        byQueue[row.queue] ??= {};
-        byQueue[row.queue]![row.state] = row.n;
+      for (const statement of [countReady, countBlocked, countScheduled, countRunning, countFinished]) {
+        for (const row of statement.all() as { queue: string; state: JobState; n: number }[]) {
+          byQueue[row.queue] ??= {};
+          byQueue[row.queue]![row.state] = (byQueue[row.queue]![row.state] ?? 0) + row.n;
+        }
       }
       const c = Object.fromEntries(
         (counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]),

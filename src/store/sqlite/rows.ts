@@ -1,4 +1,5 @@
 import type { ErrorInfo, JobPolicy, JobState } from "../../core/job.js";
+import { DEFAULT_POLICY } from "../../core/options.js";
 import type { JobRecord, QueueInfo, ScheduleRecord, ScheduleSpec, WorkerInfo } from "../store.js";
 
 export interface JobRow {
@@ -16,7 +17,7 @@ export interface JobRow {
   cookie_hash: Buffer | null;
   attempts: number;
   max_attempts: number;
-  policy: string;
+  policy: string | null;
   progress: number | null;
   launched_at: number;
   run_at: number;
@@ -34,7 +35,8 @@ export interface JobRow {
 
 /** Jobs launched together share one policy text: parse it once. */
 const policyCache = new Map<string, JobPolicy>();
-export function parsePolicy(text: string): JobPolicy {
+export function parsePolicy(text: string | null): JobPolicy {
+  if (text === null) return DEFAULT_POLICY;
   let policy = policyCache.get(text);
   if (policy === undefined) {
     policy = JSON.parse(text) as JobPolicy;

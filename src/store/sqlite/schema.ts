@@ -21,7 +21,7 @@ export const MIGRATIONS: readonly string[] = [
     cookie_hash      BLOB,
     attempts         INTEGER NOT NULL DEFAULT 0,
     max_attempts     INTEGER NOT NULL,
-    policy           TEXT NOT NULL,
+    policy           TEXT,            -- NULL: the default policy (most jobs): keeps rows small
     progress         REAL,
     launched_at      INTEGER NOT NULL,
     run_at           INTEGER NOT NULL,
@@ -42,13 +42,17 @@ export const MIGRATIONS: readonly string[] = [
   );
   -- Claiming reads this index in order and stops at LIMIT: cost stays flat as the backlog grows.
   CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE state = 'queued' AND pending_deps = 0;
-  CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'scheduled';
+  CREATE INDEX jobs_due ON jobs (run_at, queue) WHERE state = 'scheduled';
   CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
-  CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
+  -- Running jobs are few (bounded by total concurrency): the rescuer scans them all.
+  CREATE INDEX jobs_running ON jobs (queue, lease_expires_at) WHERE state = 'running';
   CREATE INDEX jobs_group_running ON jobs (queue, group_key) WHERE state = 'running' AND group_key IS NOT NULL;
-  CREATE INDEX jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
-  CREATE INDEX jobs_state_queue ON jobs (state, queue);
+  -- Finished jobs: pruning by expiry within each state, and counting by state and queue.
+  CREATE INDEX jobs_finished ON jobs (state, expires_at, queue) WHERE finished_at IS NOT NULL;
+  CREATE INDEX jobs_blocked ON jobs (queue) WHERE state = 'queued' AND pending_deps > 0;
+  -- Each state lives in exactly one partial index, so a job moving through its life touches two
+  -- index entries per step, and a launch touches one.
   CREATE INDEX jobs_label ON jobs (label) WHERE label IS NOT NULL;
 
   CREATE TABLE job_deps (

@@ -1,10 +1,12 @@
 import { EventEmitter } from "node:events";
-import { ErrorCode } from "../../core/errors.js";
+import { ErrorCode, FerryError, invalidArgument } from "../../core/errors.js";
 import type { ErrorInfo, Progress } from "../../core/job.js";
+import { retryDelay } from "../../core/retry.js";
 import type {
   CancelResult,
   ClaimedJob,
   ClaimRequest,
+  EnqueueContext,
   EnqueueResult,
   HeartbeatResult,
   JobFilter,
@@ -30,7 +32,7 @@ import { type ConsumeAnswer, makeControls } from "./controls.js";
 import { makeEnqueue } from "./enqueue.js";
 import { makeFinish, makeLeases, type Touched } from "./finish.js";
 import { makeQueries } from "./queries.js";
-import { type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "./rows.js";
+import { parsePolicy, type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "./rows.js";
 import { makeSchedules } from "./schedules.js";
 
 const newTouched = (): Touched => ({ changed: [], queues: new Set() });
@@ -69,8 +71,22 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** Prepared on first use (also when opened with migrate: false on a migrated file). */
   private get parts() {
-    if (this.#parts === undefined) throw new Error("SqliteStore used before migrate()");
+    if (!this.#db.open) throw new FerryError(ErrorCode.StoreUnavailable, "the store is closed");
+    if (this.#parts === undefined) {
+      try {
+        this.#parts = this.prepare();
+      } catch (error) {
+        throw new FerryError(
+          ErrorCode.StoreUnavailable,
+          "the SQLite schema is missing or old: run `ferry migrate`",
+          {
+            cause: error,
+          },
+        );
+      }
+    }
     return this.#parts;
   }
 
@@ -98,7 +114,8 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 
-  async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+  async enqueue(jobs: readonly NewJob[], context: EnqueueContext = {}): Promise<EnqueueResult[]> {
+    if (context.tx !== undefined) throw invalidArgument("the tx option needs the PostgreSQL store");
     if (jobs.length === 0) return [];
     const results = await writeTx(this.#db, () => this.parts.enqueue(jobs, Date.now()));
     const queues = new Set<string>();
@@ -246,11 +263,19 @@ export class SqliteStore implements Store {
           retryable: true,
           attempt: row.attempts,
         };
-        if (row.attempts >= row.max_attempts) {
-          outcomes.push({ kind: "failed", id: row.id, fence: row.fence, error, timedOut: false });
+        // The same rules a worker applies to a thrown error: attempts, retryOn/ignoreOn, backoff.
+        const facts = {
+          attempt: row.attempts,
+          maxAttempts: row.max_attempts,
+          policy: parsePolicy(row.policy),
+        };
+        const delayMs = retryDelay(facts, error);
+        if (delayMs === undefined) {
+          const final = { ...error, retryable: false };
+          outcomes.push({ kind: "failed", id: row.id, fence: row.fence, error: final, timedOut: false });
           tally.failed += 1;
         } else {
-          outcomes.push({ kind: "retry", id: row.id, fence: row.fence, error, delayMs: 0, timedOut: false });
+          outcomes.push({ kind: "retry", id: row.id, fence: row.fence, error, delayMs, timedOut: false });
           tally.requeued += 1;
         }
       }

@@ -85,6 +85,12 @@ export interface ClaimRequest {
   readonly handlers: readonly string[];
   readonly limit: number;
   readonly leaseMs: number;
+  /**
+   * Outcomes to record first, in the same transaction (or round trip) where the store can: a
+   * worker hands back the jobs it finished and takes new ones in one step. Recorded exactly as
+   * `finish` would, fencing included.
+   */
+  readonly finished?: readonly Outcome[];
 }
 
 /** A claimed job: state `running`, attempts already counted, fence bumped. */

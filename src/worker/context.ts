@@ -9,23 +9,27 @@ import type { JobContext, JobInfo } from "./handler.js";
  * the signal: most jobs never do, and a drain of 50,000 no-ops should not pay for 50,000 of them.
  */
 export class RunningContext implements JobContext {
-  readonly job: JobInfo;
+  #job: JobInfo | undefined;
   #controller: AbortController | undefined;
   #abortReason: FerryError | undefined;
 
   constructor(
-    claimed: ClaimedJob,
+    private readonly claimed: ClaimedJob,
     private readonly reportProgress: (fraction: number) => Promise<void>,
-  ) {
-    this.job = {
-      id: claimed.id,
-      handler: claimed.handler,
-      queue: claimed.queue,
-      attempt: claimed.attempt,
-      maxAttempts: claimed.maxAttempts,
-      label: claimed.label,
-      launchedAt: new Date(claimed.launchedAt),
+  ) {}
+
+  /** Built on first read, like the signal: a no-op handler never pays for it. */
+  get job(): JobInfo {
+    this.#job ??= {
+      id: this.claimed.id,
+      handler: this.claimed.handler,
+      queue: this.claimed.queue,
+      attempt: this.claimed.attempt,
+      maxAttempts: this.claimed.maxAttempts,
+      label: this.claimed.label,
+      launchedAt: new Date(this.claimed.launchedAt),
     };
+    return this.#job;
   }
 
   get signal(): AbortSignal {

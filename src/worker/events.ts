@@ -41,6 +41,11 @@ export class TypedEvents {
     return () => set.delete(listener as (event: never) => void);
   }
 
+  /** Whether anyone listens: lets hot paths skip building an event nobody reads. */
+  has(name: WorkerEventName): boolean {
+    return (this.#listeners.get(name)?.size ?? 0) > 0;
+  }
+
   emit<K extends WorkerEventName>(name: K, event: WorkerEventMap[K]): void {
     const set = this.#listeners.get(name);
     if (set === undefined) return;

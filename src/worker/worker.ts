@@ -226,43 +226,35 @@ export class Worker {
       for (;;) {
         this.#wantPump = false;
         let progressed = false;
-        if (this.#pending.length > 0) {
-          const batch = this.#pending;
-          this.#pending = [];
-          try {
-            await this.#store.finish(batch);
-            backoff = 50;
-            progressed = true;
-          } catch (error) {
-            // Keep them: outcomes are fenced, so writing one twice changes nothing.
-            this.#pending.unshift(...batch);
-            this.#events.emit("error", { error, during: "finish" });
-            if (this.#state === "stopped") return;
-            await sleep(backoff);
-            backoff = Math.min(backoff * 2, 5_000);
-            continue;
-          }
-        }
+        const batch = this.#pending;
+        this.#pending = [];
         const free = this.concurrency - this.#running.size;
-        if (this.#state === "running" && free > 0) {
-          try {
+        try {
+          if (this.#state === "running" && free > 0) {
+            // Hand back what finished and take new work in one store transaction.
             const claimed = await this.#store.claim({
               workerId: this.id,
               queues: this.queues,
               handlers: this.#handlerNames,
               limit: free,
               leaseMs: this.#leaseMs,
+              finished: batch,
             });
-            backoff = 50;
             for (const job of claimed) this.runJob(job);
             // A full batch means more may be waiting.
-            if (claimed.length === free) progressed = true;
-          } catch (error) {
-            this.#events.emit("error", { error, during: "claim" });
-            await sleep(backoff);
-            backoff = Math.min(backoff * 2, 5_000);
-            continue;
+            progressed = claimed.length === free;
+          } else if (batch.length > 0) {
+            await this.#store.finish(batch);
           }
+          backoff = 50;
+        } catch (error) {
+          // Keep them: outcomes are fenced, so writing one twice changes nothing.
+          this.#pending.unshift(...batch);
+          this.#events.emit("error", { error, during: batch.length > 0 ? "finish" : "claim" });
+          if (this.#state === "stopped") return;
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5_000);
+          continue;
         }
         if (!progressed && !this.#wantPump && this.#pending.length === 0) break;
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -297,7 +289,9 @@ export class Worker {
       cancelTimer: undefined,
     };
     this.#running.set(job.id, running);
-    this.#events.emit("job:started", { id: job.id, handler: job.handler, attempt: job.attempt });
+    if (this.#events.has("job:started")) {
+      this.#events.emit("job:started", { id: job.id, handler: job.handler, attempt: job.attempt });
+    }
 
     const definition = this.#handlers.get(job.handler);
     if (definition === undefined) {
@@ -417,6 +411,7 @@ export class Worker {
   }
 
   private report(running: Running, outcome: Outcome): void {
+    if (outcome.kind === "completed" && !this.#events.has("job:completed")) return;
     const { id, handler, attempt } = running.job;
     switch (outcome.kind) {
       case "completed":

@@ -38,6 +38,13 @@ export const TIMING = {
   waitMs: 45_000,
   /** Per-test timeout for vitest. */
   testMs: 120_000,
+  /** Fixed backoff the fault tests give their jobs: a rescued attempt waits this long too. */
+  retryBackoffMs: 500,
+} as const;
+
+/** Launch options for a predictable retry delay (the default backoff is exponential, with jitter). */
+export const FIXED_RETRY = {
+  backoff: { type: "fixed", base: TIMING.retryBackoffMs, jitter: 0 },
 } as const;
 
 export const ms = (n: number) => `${n}ms`;

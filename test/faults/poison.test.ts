@@ -9,6 +9,7 @@ import {
   audit,
   FAULT_STORES,
   type FaultEnv,
+  FIXED_RETRY,
   ofJob,
   sleep,
   TIMING,
@@ -44,14 +45,14 @@ describe.each(FAULT_STORES)("a crash-poison job on $name", (store) => {
       // three sleepers are running when the poison kills the process.
       const inFlight: Handle[] = [];
       for (let i = 0; i < 3; i++)
-        inFlight.push(await t.ferry.launch("fault.sleep", { ms: 1_000 }, { attempts: 5 }));
-      const poison = await t.ferry.launch("fault.crash", null, { attempts: 2 });
+        inFlight.push(await t.ferry.launch("fault.sleep", { ms: 1_000 }, { attempts: 5, ...FIXED_RETRY }));
+      const poison = await t.ferry.launch("fault.crash", null, { attempts: 2, ...FIXED_RETRY });
       // Each crash takes the jobs in flight with it: 2 crashes use at most 2 of 5 attempts.
       const rest = await t.ferry.launchMany(
         Array.from({ length: 20 }, (_, i) => ({
           handler: i % 4 === 0 ? "fault.sleep" : "fault.quick",
           payload: { ms: 300 },
-          options: { attempts: 5 },
+          options: { attempts: 5, ...FIXED_RETRY },
         })),
       );
       const others = [...inFlight, ...rest];
@@ -60,7 +61,7 @@ describe.each(FAULT_STORES)("a crash-poison job on $name", (store) => {
 
       const crashed = await t.ferry.result(poison);
       expect(crashed).toMatchObject({ state: "failed", attempts: 2 });
-      expect(crashed.error).toMatchObject({ code: "FERRY_HANDLER_CRASHED", attempt: 2 });
+      expect(crashed.error).toMatchObject({ code: "FERRY_HANDLER_CRASHED", attempt: 2, retryable: false });
 
       // Exactly two processes died, each by the poison's SIGKILL; the third lives on.
       expect(spawned).toHaveLength(3);
@@ -106,8 +107,8 @@ describe.each(FAULT_STORES)("a crash-poison job on $name", (store) => {
     TIMING.testMs,
   );
 
-  // Bug (src/store/sqlite/sqlite-store.ts, rescueExpired): the rescuer's final failure keeps
-  // `retryable: true`, while a worker's final failure is always `retryable: false`.
+  // Regression: the rescuer's final failure used to keep `retryable: true` (fixed in 01d6ae8),
+  // while a worker's final failure is always `retryable: false`.
   it(
     "reports the rescuer's final FERRY_HANDLER_CRASHED as not retryable, like a worker's final error",
     async () => {

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   audit,
   FAULT_STORES,
+  FIXED_RETRY,
   type LedgerEntry,
   ofJob,
   processState,
@@ -24,7 +25,7 @@ describe.each(FAULT_STORES)("SIGSTOP a worker past its lease on $name", (store) 
   async function freezeAndRescue(handler: "fault.spin" | "fault.sleep") {
     const a = await t.spawn("a", timing);
     // Long on attempt 1 (A, frozen inside it), short on attempt 2 (B).
-    const h = await t.ferry.launch(handler, { ms: [4_000, 200] }, { attempts: 3 });
+    const h = await t.ferry.launch(handler, { ms: [4_000, 200] }, { attempts: 3, ...FIXED_RETRY });
     await t.waitFor((e) => e.ev === "start" && e.id === h.id && e.pid === a.pid, "A to start the job");
     a.signal("SIGSTOP");
     const stoppedAt = Date.now();

@@ -23,6 +23,8 @@ interface ClaimedRow {
 
 const RETURNING = `RETURNING id, handler, queue, payload, serializer, attempts, max_attempts, policy, fence, label,
   group_key, launched_at, started_at, cancel_requested, priority, run_at`;
+// Claimed rows are found through jobs_claim, whose entries carry the rowid: updating by rowid
+// skips a second lookup through the text primary key.
 
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
@@ -47,8 +49,8 @@ export function makeClaim(db: Db) {
       statement = db.prepare(
         `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = fence + 1, worker_id = ?,
            started_at = ?, lease_expires_at = ?, progress = NULL
-         WHERE id IN (
-           SELECT id FROM jobs INDEXED BY jobs_claim
+         WHERE rowid IN (
+           SELECT rowid FROM jobs INDEXED BY jobs_claim
            WHERE state = 'queued' AND pending_deps = 0 AND queue = ? AND handler IN (${placeholders(handlerCount)})
            ORDER BY priority DESC, run_at, id LIMIT ?)
          ${RETURNING}`,
@@ -130,7 +132,9 @@ export function makeClaim(db: Db) {
               remaining,
             ) as ClaimedRow[]);
       // RETURNING comes back in storage order: restore claim order (priority, then age).
-      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
+      if (rows.length > 1 && rows.some((r) => r.priority !== rows[0]!.priority)) {
+        rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
+      }
       for (const row of rows) out.push(toClaimed(row));
     }
     return out;

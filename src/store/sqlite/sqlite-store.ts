@@ -26,6 +26,7 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store.js";
+import { Checkpointer } from "./checkpointer.js";
 import { makeClaim } from "./claim.js";
 import { type Db, migrate, openDatabase, readRetry, type SqliteOptions, writeTx } from "./connection.js";
 import { type ConsumeAnswer, makeControls } from "./controls.js";
@@ -49,10 +50,17 @@ export class SqliteStore implements Store {
   readonly #events = new EventEmitter();
   #parts: ReturnType<SqliteStore["prepare"]> | undefined;
 
+  #checkpointer: Checkpointer | undefined;
+
   constructor(path: string, options: SqliteOptions = {}) {
     this.path = path;
     this.#db = openDatabase(path, options);
     this.#events.setMaxListeners(0);
+    if (path !== ":memory:" && !path.startsWith("file::memory:")) {
+      // Checkpoints move to a background thread (see checkpointer.ts); commits stay fsync-free.
+      this.#db.pragma("wal_autocheckpoint = 0");
+      this.#checkpointer = new Checkpointer(path);
+    }
   }
 
   /** Statements are prepared after migration (they name tables the migration creates). */
@@ -111,6 +119,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.#events.removeAllListeners();
+    await this.#checkpointer?.stop();
+    this.#checkpointer = undefined;
     if (this.#db.open) this.#db.close();
   }
 
@@ -212,7 +222,16 @@ export class SqliteStore implements Store {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
-    return writeTx(this.#db, () => this.parts.claim(request, Date.now()));
+    const finished = request.finished ?? [];
+    if (finished.length === 0) return writeTx(this.#db, () => this.parts.claim(request, Date.now()));
+    const touched = newTouched();
+    const claimed = await writeTx(this.#db, () => {
+      const now = Date.now();
+      this.parts.finish(finished, now, touched);
+      return this.parts.claim(request, now);
+    });
+    this.announce(touched);
+    return claimed;
   }
 
   async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach } from "vitest";
-import { Ferry, type Handle, type JobState, type JobStatus } from "../../src/index.js";
+import { Ferry, type Handle, type JobStatus } from "../../src/index.js";
 import { collect, eventually, sleep, tempDir } from "../helpers/temp.js";
 import type { LedgerEntry } from "./fixtures/ledger.js";
 
@@ -103,6 +103,7 @@ export class WorkerProcess {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
+    child.on("error", (error) => keep(Buffer.from(`spawn error: ${String(error)}\n`)));
   }
 
   get pid(): number {
@@ -425,13 +426,5 @@ export async function audit(
   }
   return { jobs, duplicates, extraStarts, problems };
 }
-
-/** Waits until every handle is finished (polling; works across processes on every store). */
-export async function allFinished(ferry: Ferry, handles: readonly Handle[], timeoutMs = TIMING.waitMs) {
-  return ferry.drain(handles, { timeout: ms(timeoutMs) });
-}
-
-export const isFinishedState = (state: JobState) =>
-  state === "completed" || state === "failed" || state === "cancelled";
 
 export { collect, eventually, sleep };

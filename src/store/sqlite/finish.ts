@@ -122,7 +122,6 @@ export function makeFinish(db: Db) {
     // A cancel requested while it ran wins over a retry or snooze: the owner asked it to stop.
     if (row.cancel_requested === 1 && (kind === "retry" || kind === "snooze" || kind === "release"))
       kind = "cancelled";
-    const runMs = Math.max(0, now - row.started_at);
     switch (kind) {
       case "failed":
       case "cancelled": {

@@ -131,17 +131,21 @@ export class WorkerProcess {
 }
 
 /** Every child of this test process, across test files (a last resort, see below). */
-const everyChild: Set<ChildProcess> = ((globalThis as Record<symbol, unknown>)[
-  Symbol.for("ferry.faults.children")
-] ??= (() => {
+function childRegistry(): Set<ChildProcess> {
+  const key = Symbol.for("ferry.faults.children");
+  const global = globalThis as Record<symbol, Set<ChildProcess> | undefined>;
+  const existing = global[key];
+  if (existing !== undefined) return existing;
   const children = new Set<ChildProcess>();
+  global[key] = children;
   // Last resort: if the test process itself exits, take every child with it.
   process.once("exit", () => {
     for (const child of children)
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
   return children;
-})()) as Set<ChildProcess>;
+}
+const everyChild = childRegistry();
 
 /** Every process a test spawns; `killAll` (run in afterEach) SIGKILLs the ones still alive. */
 export class ProcessPool {

@@ -44,6 +44,8 @@ export class Checkpointer {
 
   async stop(): Promise<void> {
     const exited = new Promise<void>((resolve) => this.#thread.once("exit", () => resolve()));
+    // Held while stopping, so close() resolves even when nothing else keeps the process alive.
+    this.#thread.ref();
     this.#thread.postMessage("stop");
     await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2_000).unref())]);
     await this.#thread.terminate();

@@ -342,9 +342,13 @@ export interface Expected {
 export interface JobAudit {
   readonly id: string;
   readonly status: JobStatus;
+  /** The fence of the job's last claim, as the store keeps it. */
+  readonly fence: number;
+  readonly claims: readonly LedgerEntry[];
   readonly starts: readonly LedgerEntry[];
   readonly ends: readonly LedgerEntry[];
-  readonly finishes: readonly LedgerEntry[];
+  /** Every outcome a worker wrote for it. */
+  readonly writes: readonly LedgerEntry[];
 }
 
 export interface Audit {
@@ -353,18 +357,28 @@ export interface Audit {
   readonly duplicates: number;
   /** Starts beyond the first, summed over all jobs. */
   readonly extraStarts: number;
+  /**
+   * Final outcomes (completed, failed, cancelled) written with a fence other than the one the
+   * finished job holds: late writes of workers that had lost the job. The store refused them
+   * (had one applied, the job would hold its fence).
+   */
+  readonly refused: readonly LedgerEntry[];
   /** Broken guarantees, one line each: expect this to equal []. */
   readonly problems: readonly string[];
 }
 
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
 /**
  * Holds a run to the guarantees, from the store's final word and the ledger:
  * - every acknowledged job is finished, in the state expected;
- * - it never ran more times than the store counted attempts (plus refunded releases/snoozes),
- *   and no start names an attempt the store never gave out;
- * - a completed job has exactly one applied completion, written by the process whose handler
- *   ended the final attempt, and nothing started after that end or after the job finished;
- * - once an outcome finished the job, no later write of any worker was applied (not re-opened).
+ * - each fence was claimed by one worker only (no double claims), and a job never started more
+ *   often than the store counted attempts (plus refunded releases and snoozes);
+ * - nothing claimed or started it after it finished (not re-opened);
+ * - a completed job was completed by the holder of its last fence: that worker claimed the final
+ *   attempt, its handler ended it and it wrote the completion, and nothing started after that end;
+ * - a final outcome written with any other fence was refused (the store answered false, or the
+ *   job does not hold that fence). `refused` lists them for tests to assert on.
  * Duplicates (a job started more than once) are counted, for each test to assert on.
  */
 export async function audit(
@@ -380,17 +394,17 @@ export async function audit(
     else list.push(entry);
   }
   const problems: string[] = [];
+  const refused: LedgerEntry[] = [];
   const jobs = new Map<string, JobAudit>();
   let duplicates = 0;
   let extraStarts = 0;
   for (const { handle, state } of expected) {
     const status = await ferry.status(handle);
+    const fence = (await ferry.store.getJob(handle.id))?.fence ?? -1;
     const events = byJob.get(handle.id) ?? [];
-    const starts = events.filter((e) => e.ev === "start");
-    const ends = events.filter((e) => e.ev === "end");
-    const finishes = events.filter((e) => e.ev === "finish");
-    const applied = finishes.filter((e) => e.applied === true);
-    jobs.set(handle.id, { id: handle.id, status, starts, ends, finishes });
+    const of = (ev: LedgerEntry["ev"]) => events.filter((e) => e.ev === ev);
+    const [claims, starts, ends, writes] = [of("claim"), of("start"), of("end"), of("finish")];
+    jobs.set(handle.id, { id: handle.id, status, fence, claims, starts, ends, writes });
     const say = (what: string) => problems.push(`${handle.id} (${status.handler}): ${what}`);
     if (starts.length > 1) {
       duplicates += 1;
@@ -398,8 +412,10 @@ export async function audit(
     }
 
     if (status.state !== state) say(`ended ${status.state}, expected ${state}`);
-    const refunded = applied.filter((e) => e.kind === "release" || e.kind === "snooze").length;
-    if (starts.length > status.attempts + refunded) {
+    const fences = claims.map((c) => c.fence);
+    if (new Set(fences).size !== fences.length) say(`a fence was claimed twice: ${fences.join(",")}`);
+    const refunds = writes.filter((w) => w.kind === "release" || w.kind === "snooze").length;
+    if (starts.length > status.attempts + refunds) {
       say(`started ${starts.length} times but the store counted ${status.attempts} attempts`);
     }
     for (const start of starts) {
@@ -408,27 +424,33 @@ export async function audit(
     }
     const finishedAt = status.finishedAt?.getTime();
     if (finishedAt !== undefined) {
-      const late = starts.filter((s) => s.t > finishedAt);
-      if (late.length > 0) say(`started ${late.length} time(s) after it finished`);
+      const late = [...claims, ...starts].filter((e) => e.t > finishedAt);
+      if (late.length > 0) say(`claimed or started ${late.length} time(s) after it finished`);
     }
-    const terminal = applied.findIndex(
-      (e) => e.kind === "completed" || e.kind === "failed" || e.kind === "cancelled",
-    );
-    if (terminal >= 0 && terminal < applied.length - 1) {
-      say(`re-opened: ${applied.length - 1 - terminal} write(s) applied after it finished`);
+    for (const write of writes) {
+      if (!FINAL.has(write.kind ?? "") || write.fence === fence) continue;
+      if (write.applied === true) say(`a final ${write.kind} with stale fence ${write.fence} was applied`);
+      else refused.push(write);
     }
     if (status.state === "completed") {
-      const completions = applied.filter((e) => e.kind === "completed");
-      if (completions.length !== 1) say(`${completions.length} applied completions`);
-      const finalEnd = ends.find((e) => e.attempt === status.attempts && e.pid === completions[0]?.pid);
-      if (finalEnd === undefined) {
-        say(`no handler end for the completing attempt ${status.attempts}`);
-      } else if (starts.some((s) => s.t > finalEnd.t)) {
-        say("started again after the run that completed it had ended");
+      const winner = claims.find((c) => c.fence === fence);
+      if (winner === undefined) {
+        say(`no worker claimed its final fence ${fence}`);
+        continue;
       }
+      if (winner.attempt !== status.attempts) say(`final fence claimed as attempt ${winner.attempt}`);
+      const completion = writes.find(
+        (w) => w.kind === "completed" && w.fence === fence && w.pid === winner.pid,
+      );
+      if (completion === undefined) say(`the holder of fence ${fence} wrote no completion`);
+      if (completion?.applied === false) say("the holder's completion was refused");
+      const end = ends.find((e) => e.pid === winner.pid && e.attempt === winner.attempt);
+      if (end === undefined) say(`the handler never ended the completing attempt ${winner.attempt}`);
+      else if (starts.some((s) => s.t > end.t))
+        say("started again after the run that completed it had ended");
     }
   }
-  return { jobs, duplicates, extraStarts, problems };
+  return { jobs, duplicates, extraStarts, refused, problems };
 }
 
 export { collect, eventually, sleep };

@@ -1,8 +1,7 @@
 /**
- * SIGKILL a worker process while its job runs: the job is re-run by another process once the
- * dead worker's lease expires (within lease + rescue interval + the job's retry backoff), the
- * attempt is counted, and the
- * job completes exactly once.
+ * SIGKILL a worker process while its job runs: another process re-runs the job once the dead
+ * worker's lease expires (within lease + rescue interval + the job's retry backoff), the lost
+ * attempt is counted, and the job completes exactly once.
  */
 import { describe, expect, it } from "vitest";
 import { audit, FAULT_STORES, FIXED_RETRY, ofJob, TIMING, useFaultEnv } from "./helpers.js";
@@ -12,7 +11,7 @@ describe.each(FAULT_STORES)("SIGKILL a worker mid-job on $name", (store) => {
   const timing = { leaseMs: TIMING.leaseMs, rescueMs: TIMING.rescueMs };
 
   it(
-    "re-runs the job within lease + rescue interval, counting the lost attempt",
+    "re-runs the job within lease + rescue interval (+ backoff), counting the lost attempt",
     async () => {
       const a = await t.spawn("a", timing);
       const h = await t.ferry.launch("fault.sleep", { ms: 5_000 }, { attempts: 3, ...FIXED_RETRY });

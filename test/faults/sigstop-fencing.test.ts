@@ -4,6 +4,7 @@
  * the second worker's, and the job is not re-opened.
  */
 import { describe, expect, it } from "vitest";
+import type { Handle } from "../../src/index.js";
 import {
   audit,
   FAULT_STORES,
@@ -26,7 +27,9 @@ describe.each(FAULT_STORES)("SIGSTOP a worker past its lease on $name", (store) 
     const a = await t.spawn("a", timing);
     // Long on attempt 1 (A, frozen inside it), short on attempt 2 (B).
     const h = await t.ferry.launch(handler, { ms: [4_000, 200] }, { attempts: 3, ...FIXED_RETRY });
-    await t.waitFor((e) => e.ev === "start" && e.id === h.id && e.pid === a.pid, "A to start the job");
+    const claimedByA = await t.waitFor((e) => e.ev === "claim" && e.id === h.id, "A to claim the job");
+    expect(claimedByA).toMatchObject({ pid: a.pid, attempt: 1 });
+    await t.waitFor((e) => e.ev === "start" && e.id === h.id, "A to start the job");
     a.signal("SIGSTOP");
     const stoppedAt = Date.now();
     if (processState(a.pid) !== undefined) {
@@ -39,34 +42,37 @@ describe.each(FAULT_STORES)("SIGSTOP a worker past its lease on $name", (store) 
     expect(status).toMatchObject({ state: "completed", attempts: 2 });
     expect(Date.now() - stoppedAt).toBeGreaterThan(timing.leaseMs);
     expect(a.alive).toBe(true);
-    expect(
-      ofJob(t.ledger(), h.id).filter((e) => e.pid === a.pid && e.ev !== "start" && e.ev !== "claim"),
-    ).toEqual([]);
+    const fromA = (e: LedgerEntry) => e.pid === a.pid && e.ev !== "claim" && e.ev !== "start";
+    expect(ofJob(t.ledger(), h.id).filter(fromA), "A did nothing while frozen").toEqual([]);
 
     a.signal("SIGCONT");
-    return { a, b, h };
+    return { a, b, h, aFence: claimedByA.fence! };
   }
 
-  /** Gives the thawed A a heartbeat and a rescue tick or two to do damage, then checks none was done. */
-  async function expectBWon(a: WorkerProcess, b: WorkerProcess, h: { id: string; cookie: string }) {
+  /** Gives the thawed A a heartbeat and a rescue tick or two to do damage, then checks it did none. */
+  async function expectBWon(a: WorkerProcess, b: WorkerProcess, h: Handle) {
     await sleep(timing.leaseMs + timing.rescueMs + 1_000);
     expect(a.alive, "A survives being frozen").toBe(true);
-    const status = await t.ferry.status(h);
-    expect(status).toMatchObject({ state: "completed", attempts: 2 });
+    expect(await t.ferry.status(h)).toMatchObject({ state: "completed", attempts: 2 });
     const result = await t.ferry.result(h);
     expect(result).toMatchObject({ state: "completed", attempts: 2, value: { pid: b.pid, attempt: 2 } });
 
     const ledger = t.ledger();
-    const fromA = (e: LedgerEntry) => e.pid === a.pid;
+    expect(ofJob(ledger, h.id, "claim").map((c) => [c.pid, c.attempt])).toEqual([
+      [a.pid, 1],
+      [b.pid, 2],
+    ]);
     expect(ofJob(ledger, h.id, "start").map((s) => [s.pid, s.attempt])).toEqual([
       [a.pid, 1],
       [b.pid, 2],
     ]);
-    expect(ofJob(ledger, h.id, "finish").filter((e) => fromA(e) && e.applied)).toEqual([]);
     const report = await audit(t.ferry, [{ handle: h, state: "completed" }], ledger);
     expect(report.problems).toEqual([]);
     expect(report.duplicates).toBe(1);
-    return ledger;
+    // B holds the last fence and wrote the completion the store kept.
+    const job = report.jobs.get(h.id)!;
+    expect(job.claims.find((c) => c.fence === job.fence)?.pid).toBe(b.pid);
+    return { ledger, report };
   }
 
   it(
@@ -74,17 +80,20 @@ describe.each(FAULT_STORES)("SIGSTOP a worker past its lease on $name", (store) 
     async () => {
       // fault.spin: A resumes inside the handler, which returns before any heartbeat can run, so
       // A's completion with its stale fence really is written, and must be refused.
-      const { a, b, h } = await freezeAndRescue("fault.spin");
+      const { a, b, h, aFence } = await freezeAndRescue("fault.spin");
       const late = await t.waitFor(
         (e) => e.ev === "finish" && e.id === h.id && e.pid === a.pid,
         "A's late write to reach the store",
       );
-      expect(late).toMatchObject({ kind: "completed", applied: false });
-      const ledger = await expectBWon(a, b, h);
-      // A did finish its work (end recorded) — after B's completion had been applied.
+      expect(late).toMatchObject({ kind: "completed", fence: aFence });
+      expect(late.applied).not.toBe(true);
+
+      const { ledger, report } = await expectBWon(a, b, h);
+      expect(report.refused).toEqual([late]);
+      // A's handler did finish its work, after B's completion was in the store.
       const aEnd = ofJob(ledger, h.id, "end").find((e) => e.pid === a.pid)!;
-      const bWrite = ofJob(ledger, h.id, "finish").find((e) => e.pid === b.pid && e.applied)!;
-      expect(bWrite.kind).toBe("completed");
+      const bWrite = ofJob(ledger, h.id, "finish").find((e) => e.pid === b.pid)!;
+      expect(bWrite).toMatchObject({ kind: "completed" });
       expect(aEnd.t).toBeGreaterThanOrEqual(bWrite.t);
     },
     TIMING.testMs,
@@ -93,15 +102,21 @@ describe.each(FAULT_STORES)("SIGSTOP a worker past its lease on $name", (store) 
   it(
     "a thawed worker with a signal-aware handler drops the job or is refused; B's result stands",
     async () => {
-      const { a, b, h } = await freezeAndRescue("fault.sleep");
+      const { a, b, h, aFence } = await freezeAndRescue("fault.sleep");
       // Which of A's overdue timers fires first decides the path: the heartbeat (lease lost, the
       // handler is aborted and nothing is written) or the sleep (a stale write, refused).
       const noticed = await t.waitFor(
         (e) => e.id === h.id && e.pid === a.pid && (e.ev === "lease-lost" || e.ev === "finish"),
         "A to notice it lost the job",
       );
-      if (noticed.ev === "finish") expect(noticed).toMatchObject({ kind: "completed", applied: false });
-      await expectBWon(a, b, h);
+      const { report } = await expectBWon(a, b, h);
+      if (noticed.ev === "finish") {
+        expect(noticed).toMatchObject({ kind: "completed", fence: aFence });
+        expect(report.refused).toEqual([noticed]);
+      } else {
+        expect(report.refused).toEqual([]);
+        expect(ofJob(t.ledger(), h.id, "abort")).toMatchObject([{ pid: a.pid, code: "FERRY_CANCELLED" }]);
+      }
     },
     TIMING.testMs,
   );

@@ -93,6 +93,13 @@ export interface ClaimRequest {
   readonly finished?: readonly Outcome[];
 }
 
+export interface ClaimResult {
+  /** The jobs now held by the worker. */
+  readonly jobs: ClaimedJob[];
+  /** For each of `request.finished`, in order: whether it applied (false: fenced off). */
+  readonly applied: boolean[];
+}
+
 /** A claimed job: state `running`, attempts already counted, fence bumped. */
 export interface ClaimedJob {
   readonly id: string;
@@ -312,7 +319,7 @@ export interface Store {
 
   // --- workers -----------------------------------------------------------------------------
   /** Claim up to `limit` runnable jobs: due, unpaused, dependencies met, group limits kept. */
-  claim(request: ClaimRequest): Promise<ClaimedJob[]>;
+  claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Record attempt outcomes; each entry answers whether it applied (false: fenced off). */
   finish(outcomes: readonly Outcome[]): Promise<boolean[]>;
   /** Renew the leases this worker holds and refresh its registry entry. */

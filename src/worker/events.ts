@@ -1,6 +1,9 @@
 import type { ErrorInfo } from "../core/job.js";
 
-/** Everything a worker reports, by name. Listeners that throw are ignored: they never break the worker. */
+/**
+ * Everything a worker reports, by name. Job outcomes are reported once the store accepted them.
+ * Listeners that throw are ignored: they never break the worker.
+ */
 export interface WorkerEventMap {
   "job:started": { readonly id: string; readonly handler: string; readonly attempt: number };
   "job:completed": {
@@ -18,7 +21,10 @@ export interface WorkerEventMap {
   };
   "job:snoozed": { readonly id: string; readonly handler: string; readonly delayMs: number };
   "job:cancelled": { readonly id: string; readonly handler: string };
-  /** The store no longer gives this worker the job (rescued after a stall, or fenced off): its result is dropped. */
+  /**
+   * The store no longer gives this worker the job (rescued after a stall, cancelled and forced,
+   * or fenced off): the handler is aborted if still running, or its outcome was refused.
+   */
   "job:lease-lost": { readonly id: string; readonly handler: string };
   /** A store call failed; the worker backs off and tries again. */
   error: { readonly error: unknown; readonly during: string };
@@ -39,6 +45,11 @@ export class TypedEvents {
     }
     set.add(listener as (event: never) => void);
     return () => set.delete(listener as (event: never) => void);
+  }
+
+  hasAny(): boolean {
+    for (const set of this.#listeners.values()) if (set.size > 0) return true;
+    return false;
   }
 
   /** Whether anyone listens: lets hot paths skip building an event nobody reads. */

@@ -35,6 +35,12 @@ export interface WorkerOptions {
   maxResultBytes?: number;
 }
 
+interface Pending {
+  readonly outcome: Outcome;
+  readonly job: ClaimedJob;
+  readonly ms: number;
+}
+
 interface Running {
   readonly job: ClaimedJob;
   readonly context: RunningContext;
@@ -67,7 +73,8 @@ export class Worker {
   readonly #maintenance: Maintenance | undefined;
   readonly #startedAt = Date.now();
   #state: "idle" | "running" | "stopping" | "stopped" = "idle";
-  #pending: Outcome[] = [];
+  /** Outcomes waiting for the next store write, with what to report once it applied. */
+  #pending: Pending[] = [];
   #pumping = false;
   #pumpScheduled = false;
   #wantPump = false;
@@ -228,6 +235,7 @@ export class Worker {
         let progressed = false;
         const batch = this.#pending;
         this.#pending = [];
+        const finished = batch.map((p) => p.outcome);
         const free = this.concurrency - this.#running.size;
         try {
           if (this.#state === "running" && free > 0) {
@@ -238,13 +246,14 @@ export class Worker {
               handlers: this.#handlerNames,
               limit: free,
               leaseMs: this.#leaseMs,
-              finished: batch,
+              finished,
             });
-            for (const job of claimed) this.runJob(job);
+            this.reportWritten(batch, claimed.applied);
+            for (const job of claimed.jobs) this.runJob(job);
             // A full batch means more may be waiting.
-            progressed = claimed.length === free;
+            progressed = claimed.jobs.length === free;
           } else if (batch.length > 0) {
-            await this.#store.finish(batch);
+            this.reportWritten(batch, await this.#store.finish(finished));
           }
           backoff = 50;
         } catch (error) {
@@ -273,7 +282,7 @@ export class Worker {
   private runJob(job: ClaimedJob): void {
     if (this.#state !== "running") {
       // Claimed while stopping: hand it straight back.
-      this.#pending.push({ kind: "release", id: job.id, fence: job.fence });
+      this.#pending.push({ outcome: { kind: "release", id: job.id, fence: job.fence }, job, ms: 0 });
       return;
     }
     const lease: LeaseRef = { id: job.id, fence: job.fence };
@@ -401,8 +410,7 @@ export class Worker {
     clearTimeout(running.cancelTimer);
     this.#running.delete(running.job.id);
     if (outcome !== undefined) {
-      this.#pending.push(outcome);
-      this.report(running, outcome);
+      this.#pending.push({ outcome, job: running.job, ms: performance.now() - running.startedMs });
     }
     if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
       for (const wake of this.#idleWaiters.splice(0)) wake();
@@ -410,36 +418,39 @@ export class Worker {
     this.requestClaim(false);
   }
 
-  private report(running: Running, outcome: Outcome): void {
-    if (outcome.kind === "completed" && !this.#events.has("job:completed")) return;
-    const { id, handler, attempt } = running.job;
-    switch (outcome.kind) {
-      case "completed":
-        this.#events.emit("job:completed", {
-          id,
-          handler,
-          attempt,
-          ms: performance.now() - running.startedMs,
-        });
-        break;
-      case "failed":
-      case "retry":
-        this.#events.emit("job:failed", {
-          id,
-          handler,
-          error: outcome.error,
-          willRetry: outcome.kind === "retry",
-        });
-        break;
-      case "snooze":
-        this.#events.emit("job:snoozed", { id, handler, delayMs: outcome.delayMs });
-        break;
-      case "cancelled":
-        this.#events.emit("job:cancelled", { id, handler });
-        break;
-      case "release":
-        break;
-    }
+  /** Reports outcomes once the store took them; a refused one means another worker owns the job now. */
+  private reportWritten(batch: readonly Pending[], applied: readonly boolean[]): void {
+    if (!this.#events.hasAny()) return;
+    batch.forEach((pending, i) => {
+      const { outcome, job, ms } = pending;
+      const { id, handler, attempt } = job;
+      if (applied[i] !== true) {
+        if (outcome.kind !== "release") this.#events.emit("job:lease-lost", { id, handler });
+        return;
+      }
+      switch (outcome.kind) {
+        case "completed":
+          this.#events.emit("job:completed", { id, handler, attempt, ms });
+          break;
+        case "failed":
+        case "retry":
+          this.#events.emit("job:failed", {
+            id,
+            handler,
+            error: outcome.error,
+            willRetry: outcome.kind === "retry",
+          });
+          break;
+        case "snooze":
+          this.#events.emit("job:snoozed", { id, handler, delayMs: outcome.delayMs });
+          break;
+        case "cancelled":
+          this.#events.emit("job:cancelled", { id, handler });
+          break;
+        case "release":
+          break;
+      }
+    });
   }
 
   /** Resolves when every recorded outcome has reached the store. */

@@ -16,7 +16,9 @@ const workerInfo = (id: string): WorkerInfo => ({
 });
 
 const claimOne = async (store: Store, workerId: string, leaseMs = 30_000) => {
-  const [job] = await store.claim({
+  const {
+    jobs: [job],
+  } = await store.claim({
     workerId,
     queues: ["default"],
     handlers: ["demo.job"],
@@ -88,7 +90,11 @@ describe.each(STORES)("leases, fencing and the rescuer on $name", (store) => {
   });
 
   it("applies the job's backoff to a rescued attempt", async () => {
-    const h = await t.ferry.launch("demo.job", {}, { attempts: 3, backoff: { type: "fixed", base: "1h", max: "2h" } });
+    const h = await t.ferry.launch(
+      "demo.job",
+      {},
+      { attempts: 3, backoff: { type: "fixed", base: "1h", max: "2h" } },
+    );
     await claimOne(t.ferry.store, "w1", 100);
     await sleep(200);
     expect((await t.ferry.store.rescueExpired(60_000)).requeued).toBe(1);

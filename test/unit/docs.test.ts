@@ -12,12 +12,16 @@ describe("documentation", () => {
         .filter((line) => line.startsWith("## "))
         .map((line) => line.slice(3).trim()),
     );
-    for (const code of Object.values(ErrorCode)) expect(headings, `docs/errors.md lacks ## ${code}`).toContain(code);
+    for (const code of Object.values(ErrorCode))
+      expect(headings, `docs/errors.md lacks ## ${code}`).toContain(code);
   });
 
   it("keeps the README's two commands first", () => {
     const readme = read("README.md");
-    const firstBlock = readme.slice(readme.indexOf("```sh"), readme.indexOf("```", readme.indexOf("```sh") + 5));
+    const firstBlock = readme.slice(
+      readme.indexOf("```sh"),
+      readme.indexOf("```", readme.indexOf("```sh") + 5),
+    );
     expect(firstBlock).toContain("npm start");
     expect(firstBlock).toContain("npm test");
   });

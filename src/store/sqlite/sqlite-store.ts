@@ -4,8 +4,8 @@ import type { ErrorInfo, Progress } from "../../core/job.js";
 import { retryDelay } from "../../core/retry.js";
 import type {
   CancelResult,
-  ClaimedJob,
   ClaimRequest,
+  ClaimResult,
   EnqueueContext,
   EnqueueResult,
   HeartbeatResult,
@@ -221,17 +221,19 @@ export class SqliteStore implements Store {
     );
   }
 
-  async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
     const finished = request.finished ?? [];
-    if (finished.length === 0) return writeTx(this.#db, () => this.parts.claim(request, Date.now()));
+    if (finished.length === 0) {
+      return { jobs: await writeTx(this.#db, () => this.parts.claim(request, Date.now())), applied: [] };
+    }
     const touched = newTouched();
-    const claimed = await writeTx(this.#db, () => {
+    const result = await writeTx(this.#db, () => {
       const now = Date.now();
-      this.parts.finish(finished, now, touched);
-      return this.parts.claim(request, now);
+      const applied = this.parts.finish(finished, now, touched);
+      return { jobs: this.parts.claim(request, now), applied };
     });
     this.announce(touched);
-    return claimed;
+    return result;
   }
 
   async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {

@@ -145,6 +145,16 @@ export function makeControls(db: Db, cascade: Cascade) {
       ).map((r) => r.id);
       return deleteJobs(ids);
     },
+    anyExpired(now: number): boolean {
+      return (
+        db
+          .prepare(
+            `SELECT 1 FROM jobs INDEXED BY jobs_finished
+             WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at IS NOT NULL AND expires_at <= ? LIMIT 1`,
+          )
+          .get(now) !== undefined
+      );
+    },
     pruneExpired(limit: number, now: number): number {
       const ids = (
         db

@@ -202,6 +202,11 @@ export function makeLeases(db: Db) {
      WHERE state = 'running' AND (lease_expires_at < @now OR (cancel_requested = 1 AND cancel_deadline < @forceBefore))`,
   );
   const staleWorkers = db.prepare("DELETE FROM workers WHERE last_heartbeat_at < ?");
+  const anyExpired = db.prepare(
+    `SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'running'
+       AND (lease_expires_at < @now OR (cancel_requested = 1 AND cancel_deadline < @forceBefore)))
+     OR EXISTS (SELECT 1 FROM workers WHERE last_heartbeat_at < @staleBefore) AS any`,
+  );
 
   function heartbeat(
     worker: WorkerInfo,
@@ -233,5 +238,7 @@ export function makeLeases(db: Db) {
         policy: string | null;
       }[],
     dropStaleWorkers: (before: number) => staleWorkers.run(before).changes,
+    anyExpired: (now: number, staleBefore: number): boolean =>
+      (anyExpired.get({ now, forceBefore: now - 2_000, staleBefore }) as { any: number }).any === 1,
   };
 }

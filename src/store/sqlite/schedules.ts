@@ -29,6 +29,9 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
   const due = db.prepare(
     "SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at",
   );
+  const anyDue = db.prepare(
+    "SELECT 1 FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ? LIMIT 1",
+  );
   const advance = db.prepare(
     `UPDATE schedules SET next_run_at = @next, last_fired_at = @now,
        repeat_left = CASE WHEN repeat_left IS NULL THEN NULL ELSE repeat_left - 1 END
@@ -77,6 +80,7 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
     delete(id: string): boolean {
       return remove.run(id).changes > 0;
     },
+    anyDue: (now: number): boolean => anyDue.get(now) !== undefined,
     /** Inside one IMMEDIATE transaction: another process can't fire the same tick. */
     fireDue(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring, now: number): NewJob[] {
       const fired: NewJob[] = [];

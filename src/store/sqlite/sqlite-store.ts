@@ -261,6 +261,9 @@ export class SqliteStore implements Store {
   async rescueExpired(
     workerTtlMs: number,
   ): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }> {
+    // Housekeeping runs in every process each few seconds: look before taking the write lock.
+    const idle = await readRetry(() => !this.parts.leases.anyExpired(Date.now(), Date.now() - workerTtlMs));
+    if (idle) return { requeued: 0, failed: 0, cancelled: 0 };
     const touched = newTouched();
     const counts = await writeTx(this.#db, () => {
       const now = Date.now();
@@ -309,6 +312,7 @@ export class SqliteStore implements Store {
   }
 
   async pruneExpired(limit: number): Promise<number> {
+    if (!(await readRetry(() => this.parts.controls.anyExpired(Date.now())))) return 0;
     return writeTx(this.#db, () => this.parts.controls.pruneExpired(limit, Date.now()));
   }
 
@@ -343,6 +347,7 @@ export class SqliteStore implements Store {
   }
 
   async fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number> {
+    if (!(await readRetry(() => this.parts.schedules.anyDue(Date.now())))) return 0;
     const fired = await writeTx(this.#db, () => this.parts.schedules.fireDue(fire, Date.now()));
     for (const job of fired) this.emit({ type: "enqueued", queue: job.queue });
     return fired.length;

@@ -252,6 +252,43 @@ describe.each(STORES)("running jobs on $name", (store) => {
     expect(status.attempts).toBe(0);
   });
 
+  it("reports an outcome only once the store took it, and lease-lost when it was refused", async () => {
+    const gate = { open: () => {} };
+    const opened = new Promise<void>((resolve) => {
+      gate.open = resolve;
+    });
+    const worker = await startWorker({
+      handlers: {
+        "demo.gated": async (n: number) => {
+          if (n === 1) await opened;
+          return n;
+        },
+      },
+    });
+    const completed: string[] = [];
+    const lost: string[] = [];
+    worker.on("job:completed", (e) => completed.push(e.id));
+    worker.on("job:lease-lost", (e) => lost.push(e.id));
+    const free = await t.ferry.launch("demo.gated", 0);
+    await t.ferry.wait(free, { timeout: "10s" });
+    await eventually(() => completed.includes(free.id), "the completion event");
+
+    const taken = await t.ferry.launch("demo.gated", 1);
+    await eventually(async () => (await t.ferry.status(taken)).state === "running", "the gated job to start");
+    // Someone else (a rescuer, another worker) ends the attempt first.
+    const record = (await t.ferry.store.getJob(taken.id))!;
+    const error = { code: "E_TAKEN", message: "taken over", retryable: false, attempt: 1 };
+    expect(
+      await t.ferry.store.finish([
+        { kind: "failed", id: taken.id, fence: record.fence, error, timedOut: false },
+      ]),
+    ).toEqual([true]);
+    gate.open();
+    await eventually(() => lost.includes(taken.id), "the lease-lost event");
+    expect(completed).not.toContain(taken.id);
+    expect((await t.ferry.status(taken)).errorInfo?.code).toBe("E_TAKEN");
+  });
+
   it("lists registered workers with heartbeats", async () => {
     const worker = await startWorker({
       name: "w-test",

@@ -15,21 +15,22 @@ interface ClaimedRow {
   label: string | null;
   group_key: string | null;
   launched_at: number;
-  started_at: number;
-  cancel_requested: number;
+  rowid: number;
   priority: number;
   run_at: number;
 }
 
-const RETURNING = `RETURNING id, handler, queue, payload, serializer, attempts, max_attempts, policy, fence, label,
-  group_key, launched_at, started_at, cancel_requested, priority, run_at`;
+// Only what a worker needs: a claimed job has started now and has no cancel request (cancelling a
+// waiting job ends it at once), so those are not read back.
+const RETURNING = `RETURNING rowid, id, handler, queue, payload, serializer, attempts, max_attempts, policy, fence,
+  label, group_key, launched_at, priority, run_at`;
 // Claimed rows are found through jobs_claim, whose entries carry the rowid: updating by rowid
 // skips a second lookup through the text primary key.
 
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
 /** Claims jobs inside an open write transaction; one indexed query per queue. */
-export function makeClaim(db: Db) {
+export function makeClaim(db: Db, rowids: Map<string, number>) {
   const promoteDue = db.prepare("UPDATE jobs SET state = 'queued' WHERE state = 'scheduled' AND run_at <= ?");
   const queueSettings = db.prepare("SELECT name, paused, group_concurrency FROM queues");
   const byHandlerCount = new Map<number, Stmt>();
@@ -108,6 +109,8 @@ export function makeClaim(db: Db) {
 
   return function claim(request: ClaimRequest, now: number): ClaimedJob[] {
     if (request.handlers.length === 0 || request.limit <= 0) return [];
+    // Entries for jobs this process lost (rescued elsewhere) are never finished here: keep it bounded.
+    if (rowids.size > 100_000) rowids.clear();
     promoteDue.run(now);
     const settings = new Map(
       (queueSettings.all() as { name: string; paused: number; group_concurrency: number | null }[]).map(
@@ -135,13 +138,16 @@ export function makeClaim(db: Db) {
       if (rows.length > 1 && rows.some((r) => r.priority !== rows[0]!.priority)) {
         rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
       }
-      for (const row of rows) out.push(toClaimed(row));
+      for (const row of rows) {
+        out.push(toClaimed(row, now));
+        rowids.set(row.id, row.rowid);
+      }
     }
     return out;
   };
 }
 
-const toClaimed = (row: ClaimedRow): ClaimedJob => ({
+const toClaimed = (row: ClaimedRow, now: number): ClaimedJob => ({
   id: row.id,
   handler: row.handler,
   queue: row.queue,
@@ -154,6 +160,6 @@ const toClaimed = (row: ClaimedRow): ClaimedJob => ({
   label: row.label,
   group: row.group_key,
   launchedAt: row.launched_at,
-  startedAt: row.started_at,
-  cancelRequested: row.cancel_requested === 1,
+  startedAt: now,
+  cancelRequested: false,
 });

@@ -24,7 +24,11 @@ export interface Touched {
 }
 
 /** Recording how attempts ended, and the dependency cascade that follows, inside one transaction. */
-export function makeFinish(db: Db) {
+/**
+ * `rowids` maps the ids this process claimed to their rowids, so completing one skips the lookup
+ * through the text primary key; an id not in it (claimed elsewhere) is found by id.
+ */
+export function makeFinish(db: Db, rowids: Map<string, number>) {
   const held = db.prepare(
     `SELECT cancel_requested, has_dependents, detached, started_at, attempts, policy, queue FROM jobs
      WHERE id = ? AND fence = ? AND state = 'running'`,
@@ -48,6 +52,9 @@ export function makeFinish(db: Db) {
                             CASE WHEN detached = 1 THEN 3600000 ELSE 9007199254740991 END)
      WHERE id = ? AND fence = ? AND state = 'running'
      RETURNING has_dependents, started_at`,
+  );
+  const completeByRowid = db.prepare<unknown[]>(
+    complete.source.replace("WHERE id = ? AND fence", "WHERE rowid = ? AND id = ? AND fence"),
   );
   const childrenReady = db.prepare(
     `UPDATE jobs SET pending_deps = pending_deps - 1
@@ -99,13 +106,20 @@ export function makeFinish(db: Db) {
   ): boolean {
     if (outcome.kind === "completed") {
       // The common case in one statement: completion needs nothing read first.
-      const done = complete.get(
-        now,
-        outcome.result,
-        now,
-        DEFAULT_POLICY.resultTtlMs,
-        outcome.id,
-        outcome.fence,
+      const rowid = rowids.get(outcome.id);
+      if (rowid !== undefined) rowids.delete(outcome.id);
+      const done = (
+        rowid === undefined
+          ? complete.get(now, outcome.result, now, DEFAULT_POLICY.resultTtlMs, outcome.id, outcome.fence)
+          : completeByRowid.get(
+              now,
+              outcome.result,
+              now,
+              DEFAULT_POLICY.resultTtlMs,
+              rowid,
+              outcome.id,
+              outcome.fence,
+            )
       ) as { has_dependents: number; started_at: number } | undefined;
       if (done === undefined) return false;
       touched.changed.push(outcome.id);
@@ -115,6 +129,7 @@ export function makeFinish(db: Db) {
       if (done.has_dependents === 1) cascade(outcome.id, true, now, touched);
       return true;
     }
+    rowids.delete(outcome.id);
     const row = held.get(outcome.id, outcome.fence) as HeldRow | undefined;
     if (row === undefined) return false;
     touched.changed.push(outcome.id);

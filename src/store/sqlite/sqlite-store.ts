@@ -67,10 +67,12 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.#db;
     const enqueue = makeEnqueue(db);
-    const { finish, cascade } = makeFinish(db);
+    // Rowids of the jobs this process holds (see makeFinish): bounded by its running jobs.
+    const rowids = new Map<string, number>();
+    const { finish, cascade } = makeFinish(db, rowids);
     return {
       enqueue,
-      claim: makeClaim(db),
+      claim: makeClaim(db, rowids),
       finish,
       leases: makeLeases(db),
       queries: makeQueries(db),

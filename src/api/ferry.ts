@@ -101,6 +101,7 @@ export class Ferry {
       store,
       (queue, serializer) => this.serializerFor(queue, serializer),
       this.#maxPayloadBytes,
+      () => this.open(),
     );
   }
 
@@ -327,6 +328,9 @@ export class Ferry {
   /** A finished job's result, handed out once: `{ state, value | error, attempts, … }`. */
   async result<T = unknown>(handle: Handle): Promise<JobResult<T>> {
     const record = await this.owned(handle);
+    // Decode before consuming: a result this process can't read (no decoder registered here)
+    // must stay collectable by one that can.
+    if (record.result !== null && !record.consumed) toResult(record);
     const answer = await this.store.consumeResult(record.id);
     switch (answer.status) {
       case "ok":
@@ -352,7 +356,10 @@ export class Ferry {
           return { id: status.id, state: status.state as "scheduled" | "queued" | "running" };
         }
       }
-      const state = ferryError.code === ErrorCode.NotFound ? "not_found" : "unavailable";
+      const state =
+        ferryError.code === ErrorCode.NotFound || ferryError.code === ErrorCode.InvalidArgument
+          ? "not_found"
+          : "unavailable";
       return { state, error: { code: ferryError.code, message: ferryError.message } };
     }
   }
@@ -364,13 +371,15 @@ export class Ferry {
     options: LaunchOptions & { wait?: Duration } = {},
   ): Promise<JobResult<R>> {
     const { wait, ...launchOptions } = options;
+    const jobTimeout =
+      launchOptions.timeout ?? (typeof handler === "string" ? undefined : handler.defaults.timeout);
     // Wait a little past the job's own timeout, so a job the worker timed out is reported as
     // such rather than racing the waiter; either way the caller sees FERRY_TIMEOUT.
     const waitMs =
       wait !== undefined
         ? parseDuration(wait, "wait")
-        : launchOptions.timeout !== undefined
-          ? parseDuration(launchOptions.timeout, "timeout") + 1_000
+        : jobTimeout !== undefined
+          ? parseDuration(jobTimeout, "timeout") + 1_000
           : undefined;
     const handle = await this.launch(handler, payload, launchOptions);
     try {
@@ -409,7 +418,10 @@ export class Ferry {
   async retry(handle: Handle): Promise<void> {
     const record = await this.owned(handle);
     if (!(await this.store.retry(record.id))) {
-      throw invalidArgument("only a failed or cancelled job whose result was not collected can be retried");
+      throw invalidArgument(
+        "only a failed or cancelled job can be retried, and only while its result is uncollected, " +
+          "no unfinished job holds its uniqueKey and none of its parents failed",
+      );
     }
   }
 

@@ -71,6 +71,7 @@ export class Schedules {
     private readonly store: Store,
     private readonly serializerFor: (queue: string, own: string | null) => string,
     private readonly maxPayloadBytes: number,
+    private readonly ensureOpen: () => void,
   ) {}
 
   /** Creates, or replaces by name. The name is also the handler, unless `options.handler` names another. */
@@ -80,6 +81,7 @@ export class Schedules {
     payload?: unknown,
     options: ScheduledJobOptions & { handler?: string } = {},
   ): Promise<ScheduleView> {
+    this.ensureOpen();
     if (typeof name !== "string" || !nameShape.test(name))
       throw invalidArgument("schedule name must be 1-128 of A-Z a-z 0-9 _ . : -");
     const { handler: handlerOption, ...jobOptions } = options;
@@ -109,10 +111,12 @@ export class Schedules {
   }
 
   async list(): Promise<ScheduleView[]> {
+    this.ensureOpen();
     return (await this.store.listSchedules()).map(view);
   }
 
   async get(id: string): Promise<ScheduleView> {
+    this.ensureOpen();
     const record = await this.store.getSchedule(id);
     if (record === undefined) throw notFound();
     return view(record);
@@ -128,6 +132,7 @@ export class Schedules {
   }
 
   async cancel(id: string): Promise<void> {
+    this.ensureOpen();
     if (!(await this.store.deleteSchedule(id))) throw notFound();
   }
 
@@ -135,6 +140,7 @@ export class Schedules {
     id: string,
     change: { cron?: string; tz?: string; every?: Duration; repeat?: number | null; nextRunAt?: Date },
   ): Promise<ScheduleView> {
+    this.ensureOpen();
     const current = await this.store.getSchedule(id);
     if (current === undefined) throw notFound();
     const patch: { spec?: ScheduleSpec; repeatLeft?: number | null; nextRunAt?: number | null } = {};
@@ -160,6 +166,7 @@ export class Schedules {
   }
 
   private async patch(id: string, patch: Parameters<Store["updateSchedule"]>[1]): Promise<ScheduleView> {
+    this.ensureOpen();
     const record = await this.store.updateSchedule(id, patch);
     if (record === undefined) throw notFound();
     return view(record);

@@ -8,7 +8,8 @@
  * - Claiming gives a job to one worker at a time and bumps its `fence`. Every write a worker makes
  *   about a running job names the fence it claimed with; a write with a stale fence changes nothing.
  * - Stores are dumb about policy: retries, backoff and error shaping are decided by the worker and
- *   handed over as an `Outcome`.
+ *   handed over as an `Outcome`. The one exception is the rescuer, which applies the same shared
+ *   rule (src/core/retry.ts) to attempts whose worker vanished.
  * - Payloads and results are opaque bytes, encoded by the job's serializer.
  */
 import type { ErrorInfo, JobPolicy, JobState, Progress } from "../core/job.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defineJob, ErrorCode, FerryError, type Worker } from "../../src/index.js";
+import { defineJob, ErrorCode, FerryError, registerEncoder, type Worker } from "../../src/index.js";
 import { collect, eventually, sleep } from "../helpers/temp.js";
 import { useStore } from "./setup.js";
 import { STORES } from "./stores.js";
@@ -51,6 +51,24 @@ describe.each(STORES)("running jobs on $name", (store) => {
     await startWorker({ handlers: { "nobody.runs.this": async () => 7 } });
     await t.ferry.wait(h, { timeout: "10s" });
     expect(await t.ferry.outcome(h)).toMatchObject({ state: "completed", value: 7 });
+  });
+
+  it("keeps a result it cannot decode here collectable, instead of consuming it", async () => {
+    // An encoder with no decoder in this process: the worker can write the result, result() can't read it.
+    class Opaque {}
+    registerEncoder(
+      `test.Opaque.${store.name}`,
+      (v) => v instanceof Opaque,
+      () => 1,
+    );
+    await startWorker({ handlers: { "demo.opaque": async () => new Opaque() } });
+    const h = await t.ferry.launch("demo.opaque", null);
+    expect((await t.ferry.wait(h, { timeout: "10s" })).state).toBe("completed");
+    await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.Serialization });
+    expect((await t.ferry.status(h)).consumed).toBe(false);
+    expect(await t.ferry.outcome({ id: "nonsense", cookie: 5 } as never)).toMatchObject({
+      state: "not_found",
+    });
   });
 
   it("wait times out with FERRY_TIMEOUT without touching the job", async () => {
@@ -207,6 +225,11 @@ describe.each(STORES)("running jobs on $name", (store) => {
     expect(statuses.map((s) => s.state)).toEqual(["failed", "failed", "failed"]);
     expect(statuses[1]!.errorInfo?.code).toBe("FERRY_DEPENDENCY_FAILED");
     expect(order).not.toContain("orphan");
+    // A child launched after its parent already failed fails at once, and is counted.
+    const before = (await t.ferry.stats()).failed;
+    const late = await t.ferry.launch("demo.step", "late", { dependsOn: [bad] });
+    expect((await t.ferry.status(late)).state).toBe("failed");
+    expect((await t.ferry.stats()).failed).toBe(before + 1);
   });
 
   it("keeps at most groupConcurrency jobs of one group running", async () => {

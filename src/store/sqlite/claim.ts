@@ -135,7 +135,7 @@ export function makeClaim(db: Db, rowids: Map<string, number>) {
               remaining,
             ) as ClaimedRow[]);
       // RETURNING comes back in storage order: restore claim order (priority, then age).
-      if (rows.length > 1 && rows.some((r) => r.priority !== rows[0]!.priority)) {
+      if (rows.length > 1) {
         rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
       }
       for (const row of rows) {

@@ -77,6 +77,7 @@ export function makeEnqueue(db: Db) {
   return function enqueue(jobs: readonly NewJob[], now: number): EnqueueResult[] {
     const results: EnqueueResult[] = [];
     let launched = 0;
+    let failed = 0;
     for (const job of jobs) {
       const runAt = job.runAt ?? now + job.delayMs;
       const { pending, failedParent } =
@@ -104,10 +105,11 @@ export function makeEnqueue(db: Db) {
           attempt: 0,
         };
         failAtOnce.run(JSON.stringify(error), now, now + job.policy.resultTtlMs, job.id);
+        failed += 1;
       }
       results.push({ id: job.id, deduplicated: false });
     }
-    bumpCounters(db, { launched });
+    bumpCounters(db, { launched, failed });
     return results;
   };
 }

@@ -32,7 +32,7 @@ export function filterClause(filter: JobFilter): { sql: string; params: unknown[
 
 export function makeQueries(db: Db) {
   const one = db.prepare("SELECT * FROM jobs WHERE id = ?");
-  // Index-only counts, one partial index per state (see schema.ts).
+  // Counts through one partial index per state (see schema.ts): never a scan of the whole table.
   const countReady = db.prepare(
     "SELECT queue, 'queued' AS state, count(*) AS n FROM jobs INDEXED BY jobs_claim WHERE state = 'queued' AND pending_deps = 0 GROUP BY queue",
   );

@@ -82,6 +82,12 @@ export class SqliteStore implements Store {
   }
 
   /** Prepared on first use (also when opened with migrate: false on a migrated file). */
+  /** The open, migrated database: every statement goes through here or `parts`. */
+  private get db(): Db {
+    void this.parts;
+    return this.#db;
+  }
+
   private get parts() {
     if (!this.#db.open) throw new FerryError(ErrorCode.StoreUnavailable, "the store is closed");
     if (this.#parts === undefined) {
@@ -197,7 +203,7 @@ export class SqliteStore implements Store {
 
   async setQueuePaused(queue: string, paused: boolean): Promise<void> {
     await writeTx(this.#db, () =>
-      this.#db
+      this.db
         .prepare(
           "INSERT INTO queues (name, paused) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
         )
@@ -208,7 +214,7 @@ export class SqliteStore implements Store {
 
   async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
     await writeTx(this.#db, () =>
-      this.#db
+      this.db
         .prepare(
           `INSERT INTO queues (name, group_concurrency) VALUES (?, ?)
            ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
@@ -219,7 +225,7 @@ export class SqliteStore implements Store {
 
   async listQueues(): Promise<QueueInfo[]> {
     return readRetry(() =>
-      (this.#db.prepare("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueInfo),
+      (this.db.prepare("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueInfo),
     );
   }
 
@@ -319,12 +325,12 @@ export class SqliteStore implements Store {
   }
 
   async removeWorker(workerId: string): Promise<void> {
-    await writeTx(this.#db, () => this.#db.prepare("DELETE FROM workers WHERE id = ?").run(workerId));
+    await writeTx(this.#db, () => this.db.prepare("DELETE FROM workers WHERE id = ?").run(workerId));
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
     return readRetry(() =>
-      (this.#db.prepare("SELECT * FROM workers ORDER BY started_at").all() as WorkerRow[]).map(toWorkerInfo),
+      (this.db.prepare("SELECT * FROM workers ORDER BY started_at").all() as WorkerRow[]).map(toWorkerInfo),
     );
   }
 

@@ -159,7 +159,15 @@ export class Worker {
     clearTimeout(this.#pollTimer);
     this.#maintenance?.stop();
     if (this.#running.size > 0) {
-      await Promise.race([new Promise<void>((resolve) => this.#idleWaiters.push(resolve)), sleep(graceMs)]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      // A grace timer left running would hold the process open long after the worker stopped.
+      clearTimeout(timer);
     }
     for (const running of [...this.#running.values()]) {
       running.context.abort(ErrorCode.Cancelled, "the worker is shutting down");

@@ -11,6 +11,12 @@ export interface SqliteOptions {
   readonly durable?: boolean;
   /** How long one statement waits for another process's lock before we back off and retry. */
   readonly busyTimeoutMs?: number;
+  /**
+   * How long the background thread keeps renewing a worker's leases after its last heartbeat,
+   * so a stalled event loop (a synchronous handler) does not lose its jobs. Default 2 minutes;
+   * 0 turns it off.
+   */
+  readonly leaseKeeperMs?: number;
 }
 
 export function openDatabase(path: string, options: SqliteOptions = {}): Db {

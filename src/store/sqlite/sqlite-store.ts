@@ -26,7 +26,7 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store.js";
-import { Checkpointer } from "./checkpointer.js";
+import { BackgroundThread } from "./background-thread.js";
 import { makeClaim } from "./claim.js";
 import { type Db, migrate, openDatabase, readRetry, type SqliteOptions, writeTx } from "./connection.js";
 import { type ConsumeAnswer, makeControls } from "./controls.js";
@@ -50,16 +50,18 @@ export class SqliteStore implements Store {
   readonly #events = new EventEmitter();
   #parts: ReturnType<SqliteStore["prepare"]> | undefined;
 
-  #checkpointer: Checkpointer | undefined;
+  #background: BackgroundThread | undefined;
+  readonly #stallMs: number;
 
   constructor(path: string, options: SqliteOptions = {}) {
     this.path = path;
     this.#db = openDatabase(path, options);
     this.#events.setMaxListeners(0);
+    this.#stallMs = options.leaseKeeperMs ?? 120_000;
     if (path !== ":memory:" && !path.startsWith("file::memory:")) {
-      // Checkpoints move to a background thread (see checkpointer.ts); commits stay fsync-free.
+      // Checkpoints and lease renewal run on a background thread (see background-thread.ts).
       this.#db.pragma("wal_autocheckpoint = 0");
-      this.#checkpointer = new Checkpointer(path);
+      this.#background = new BackgroundThread(path);
     }
   }
 
@@ -127,8 +129,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.#events.removeAllListeners();
-    await this.#checkpointer?.stop();
-    this.#checkpointer = undefined;
+    await this.#background?.stop();
+    this.#background = undefined;
     if (this.#db.open) this.#db.close();
   }
 
@@ -231,16 +233,22 @@ export class SqliteStore implements Store {
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const finished = request.finished ?? [];
-    if (finished.length === 0) {
-      return { jobs: await writeTx(this.#db, () => this.parts.claim(request, Date.now())), applied: [] };
-    }
     const touched = newTouched();
     const result = await writeTx(this.#db, () => {
       const now = Date.now();
-      const applied = this.parts.finish(finished, now, touched);
+      const applied = finished.length === 0 ? [] : this.parts.finish(finished, now, touched);
       return { jobs: this.parts.claim(request, now), applied };
     });
-    this.announce(touched);
+    if (finished.length > 0) this.announce(touched);
+    if (this.#stallMs > 0 && result.jobs.length > 0) {
+      this.#background?.keepLeases(
+        request.workerId,
+        result.jobs,
+        request.leaseMs,
+        Date.now() + this.#stallMs,
+        true,
+      );
+    }
     return result;
   }
 
@@ -257,7 +265,15 @@ export class SqliteStore implements Store {
     leases: readonly LeaseRef[],
     leaseMs: number,
   ): Promise<HeartbeatResult> {
-    return writeTx(this.#db, () => this.parts.leases.heartbeat(worker, leases, leaseMs, Date.now()));
+    const answer = await writeTx(this.#db, () =>
+      this.parts.leases.heartbeat(worker, leases, leaseMs, Date.now()),
+    );
+    if (this.#stallMs > 0) {
+      const lost = new Set(answer.lost);
+      const kept = leases.filter((l) => !lost.has(l.id));
+      this.#background?.keepLeases(worker.id, kept, leaseMs, Date.now() + this.#stallMs);
+    }
+    return answer;
   }
 
   async setProgress(lease: LeaseRef, progress: Progress): Promise<boolean> {
@@ -325,6 +341,7 @@ export class SqliteStore implements Store {
   }
 
   async removeWorker(workerId: string): Promise<void> {
+    this.#background?.forget(workerId);
     await writeTx(this.#db, () => this.db.prepare("DELETE FROM workers WHERE id = ?").run(workerId));
   }
 

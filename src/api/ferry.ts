@@ -1,6 +1,6 @@
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
-import { cookieMatches, hashCookie, isCookie, isJobId, newCookie, newJobId } from "../core/ids.js";
+import { cookieMatches, isCookie, isJobId } from "../core/ids.js";
 import {
   type Handle,
   isFinished,
@@ -10,14 +10,16 @@ import {
   type JobStatus,
   type LaunchedHandle,
 } from "../core/job.js";
-import { checkHandlerName, checkQueueName } from "../core/names.js";
-import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
+import { checkQueueName } from "../core/names.js";
+import type { LaunchOptions } from "../core/options.js";
 import { defaultSerializerName, getSerializer } from "../serializers/index.js";
 import { openStore } from "../store/open.js";
-import type { JobFilter, JobRecord, NewJob, Store, StoreStats, WorkerInfo } from "../store/store.js";
+import type { JobRecord, NewJob, Store, StoreStats, WorkerInfo } from "../store/store.js";
 import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
 import { Worker, type WorkerOptions } from "../worker/worker.js";
 import { ChangeWaiter } from "./change-waiter.js";
+import { checkGrace, toStoreFilter } from "./filters.js";
+import { type LaunchContext, prepareLaunch } from "./prepare-launch.js";
 import { Schedules } from "./schedules.js";
 import { toListRow, toResult, toStatus } from "./views.js";
 
@@ -75,9 +77,6 @@ export type Outcome<T = unknown> =
       readonly error: { readonly code: string; readonly message: string };
     };
 
-const GRACE_MAX_MS = 3_600_000;
-const DEFAULT_GRACE_MS = 5_000;
-
 /** The library: launch jobs, follow them, collect their results, and run workers. */
 export class Ferry {
   readonly store: Store;
@@ -88,6 +87,7 @@ export class Ferry {
   readonly #maxPayloadBytes: number;
   readonly #waiter: ChangeWaiter;
   readonly #workers = new Set<Worker>();
+  readonly #launchContext: LaunchContext;
   #closed = false;
 
   private constructor(store: Store, ownsStore: boolean, options: OpenOptions) {
@@ -97,6 +97,10 @@ export class Ferry {
     getSerializer(this.#defaultSerializer);
     this.#maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.#waiter = new ChangeWaiter(store);
+    this.#launchContext = {
+      serializerFor: (queue, own) => this.serializerFor(queue, own),
+      maxPayloadBytes: this.#maxPayloadBytes,
+    };
     this.schedules = new Schedules(
       store,
       (queue, serializer) => this.serializerFor(queue, serializer),
@@ -143,54 +147,6 @@ export class Ferry {
   }
 
   // --- launching -----------------------------------------------------------------------------
-
-  /** Validates one launch and builds the stored job; synchronous, so bulk launches stay cheap. */
-  private prepare(
-    item: LaunchItem,
-    detached: boolean,
-    parents: readonly string[],
-  ): { job: NewJob; cookie: string } {
-    const definition = typeof item.handler === "string" ? undefined : item.handler;
-    const handler = checkHandlerName(definition === undefined ? item.handler : definition.name);
-    let payload: unknown = item.payload ?? null;
-    if (definition?.schema !== undefined) {
-      try {
-        payload = definition.schema.parse(payload);
-      } catch (error) {
-        throw invalidArgument(`payload for ${handler} is invalid: ${(error as Error).message}`.slice(0, 512));
-      }
-    }
-    const merged: LaunchOptions | undefined =
-      definition === undefined || Object.keys(definition.defaults).length === 0
-        ? item.options
-        : ({ ...definition.defaults, ...item.options } as LaunchOptions);
-    const o = resolveLaunchOptions(merged);
-    const serializer = this.serializerFor(o.queue, o.serializer);
-    const bytes = getSerializer(serializer).encode(payload, { maxBytes: this.#maxPayloadBytes });
-    const cookie = detached ? "" : newCookie();
-    return {
-      cookie,
-      job: {
-        id: newJobId(),
-        handler,
-        queue: o.queue,
-        payload: bytes,
-        serializer,
-        cookieHash: detached ? null : hashCookie(cookie),
-        owner: o.owner,
-        priority: o.priority,
-        delayMs: o.delayMs,
-        runAt: o.runAt,
-        maxAttempts: o.maxAttempts,
-        policy: o.policy,
-        uniqueKey: o.uniqueKey,
-        label: o.label,
-        group: o.group,
-        dependsOn: parents,
-        detached,
-      },
-    };
-  }
 
   /** Stores a job and answers its handle `{ id, cookie }`. Keep the cookie: every later call needs it. */
   async launch<P, R>(
@@ -242,7 +198,7 @@ export class Ferry {
       if (!Array.isArray(dependsOn) || dependsOn.length > 100)
         throw invalidArgument("dependsOn is a list of up to 100 handles");
       for (const parent of dependsOn) parents.push((await this.owned(parent)).id);
-      prepared.push(this.prepare(item, detached, parents));
+      prepared.push(prepareLaunch(item, detached, parents, this.#launchContext));
     }
     const results = await this.store.enqueue(
       prepared.map((p) => p.job),
@@ -543,24 +499,4 @@ export class Ferry {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-function checkGrace(grace: Duration | undefined): number {
-  const ms = grace === undefined ? DEFAULT_GRACE_MS : parseDuration(grace, "grace");
-  if (ms > GRACE_MAX_MS) throw invalidArgument("grace is capped at one hour");
-  return ms;
-}
-
-function toStoreFilter(filter: ListFilter): JobFilter {
-  if (filter.queue !== undefined) checkQueueName(filter.queue);
-  if (filter.label !== undefined && (typeof filter.label !== "string" || filter.label.length > 256)) {
-    throw invalidArgument("label pattern must be a string of at most 256 characters");
-  }
-  return {
-    state: filter.state,
-    queue: filter.queue,
-    label: filter.label,
-    handler: filter.handler,
-    owner: filter.owner,
-  };
 }

@@ -286,11 +286,14 @@ export class Ferry {
     const record = await this.owned(handle);
     // Decode before consuming: a result this process can't read (no decoder registered here)
     // must stay collectable by one that can.
-    if (record.result !== null && !record.consumed) toResult(record);
+    const decoded = record.result !== null && !record.consumed ? toResult(record) : undefined;
     const answer = await this.store.consumeResult(record.id);
     switch (answer.status) {
-      case "ok":
-        return toResult(answer.record) as JobResult<T>;
+      case "ok": {
+        // The same stored bytes as read above (the usual case): don't decode them twice.
+        const same = decoded !== undefined && sameBytes(answer.record.result, record.result);
+        return (same ? decoded : toResult(answer.record)) as JobResult<T>;
+      }
       case "not_finished":
         throw new FerryError(ErrorCode.NotFinished, "the job has not finished");
       case "consumed":
@@ -500,3 +503,9 @@ export class Ferry {
     await this.close();
   }
 }
+
+const sameBytes = (a: Uint8Array | null, b: Uint8Array | null): boolean =>
+  a !== null &&
+  b !== null &&
+  a.byteLength === b.byteLength &&
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);

@@ -342,8 +342,9 @@ export class Worker {
       this.settle(running, failureOutcome(job, error));
       return;
     }
-    if (result instanceof Promise) {
-      result.then(
+    // Native promises and other thenables alike (a handler may return a Bluebird or a query builder).
+    if (result instanceof Promise || typeof (result as { then?: unknown } | null)?.then === "function") {
+      Promise.resolve(result).then(
         (value) => this.complete(running, value),
         (error: unknown) => this.settle(running, this.failure(running, error)),
       );

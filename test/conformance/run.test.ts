@@ -29,6 +29,21 @@ describe.each(STORES)("running jobs on $name", (store) => {
     await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFound });
   });
 
+  it("runs handlers that return plain values or thenables, not only promises", async () => {
+    await startWorker({
+      handlers: {
+        "demo.sync": (n: number) => n + 1,
+        // biome-ignore lint/suspicious/noThenProperty: the point of the test is a thenable that is no Promise.
+        "demo.thenable": (n: number) => ({ then: (resolve: (v: number) => void) => resolve(n * 10) }),
+      },
+    });
+    const sync = await t.ferry.launch("demo.sync", 1);
+    const thenable = await t.ferry.launch("demo.thenable", 2);
+    await t.ferry.drain([sync, thenable], { timeout: "10s" });
+    expect((await t.ferry.result(sync)).value).toBe(2);
+    expect((await t.ferry.result(thenable)).value).toBe(20);
+  });
+
   it("hands a result to exactly one of many concurrent collectors", async () => {
     await startWorker({ handlers: { "demo.value": async () => "v" } });
     const h = await t.ferry.launch("demo.value", null);

@@ -1,9 +1,8 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Ferry } from "../../src/index.js";
+import type { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { tempDir } from "../helpers/temp.js";
-
-type Pragmas = { db: { pragma(sql: string, options: { simple: true }): unknown } };
 
 describe("SQLite settings", () => {
   it.each([
@@ -19,12 +18,12 @@ describe("SQLite settings", () => {
         ...(durable === undefined ? {} : { durable }),
       });
       try {
-        const { db } = ferry.store as unknown as Pragmas;
-        expect(db.pragma("synchronous", { simple: true })).toBe(expected);
-        expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-        expect(db.pragma("busy_timeout", { simple: true })).toBeGreaterThan(0);
+        const settings = (ferry.store as SqliteStore).settings();
+        expect(settings.synchronous).toBe(expected);
+        expect(settings.journalMode).toBe("wal");
+        expect(settings.busyTimeoutMs).toBeGreaterThan(0);
         // Checkpoints run on the background thread, not inside commits.
-        expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
+        expect(settings.walAutocheckpoint).toBe(0);
       } finally {
         await ferry.close();
         dir.remove();

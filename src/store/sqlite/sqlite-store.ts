@@ -33,7 +33,8 @@ import { type ConsumeAnswer, makeControls } from "./controls.js";
 import { makeEnqueue } from "./enqueue.js";
 import { makeFinish, makeLeases, type Touched } from "./finish.js";
 import { makeQueries } from "./queries.js";
-import { parsePolicy, type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "./rows.js";
+import { makeRegistry } from "./registry.js";
+import { parsePolicy } from "./rows.js";
 import { makeSchedules } from "./schedules.js";
 
 const newTouched = (): Touched => ({ changed: [], queues: new Set() });
@@ -80,16 +81,11 @@ export class SqliteStore implements Store {
       queries: makeQueries(db),
       controls: makeControls(db, cascade),
       schedules: makeSchedules(db, enqueue),
+      registry: makeRegistry(db),
     };
   }
 
   /** Prepared on first use (also when opened with migrate: false on a migrated file). */
-  /** The open, migrated database: every statement goes through here or `parts`. */
-  private get db(): Db {
-    void this.parts;
-    return this.#db;
-  }
-
   private get parts() {
     if (!this.#db.open) throw new FerryError(ErrorCode.StoreUnavailable, "the store is closed");
     if (this.#parts === undefined) {
@@ -121,6 +117,17 @@ export class SqliteStore implements Store {
     const version = await readRetry(() => migrate(this.#db));
     this.#parts ??= this.prepare();
     return version;
+  }
+
+  /** The connection's effective settings, for operators and tests. */
+  settings(): { synchronous: number; journalMode: string; busyTimeoutMs: number; walAutocheckpoint: number } {
+    const read = (name: string) => this.#db.pragma(name, { simple: true });
+    return {
+      synchronous: read("synchronous") as number,
+      journalMode: read("journal_mode") as string,
+      busyTimeoutMs: read("busy_timeout") as number,
+      walAutocheckpoint: read("wal_autocheckpoint") as number,
+    };
   }
 
   async now(): Promise<number> {
@@ -204,31 +211,16 @@ export class SqliteStore implements Store {
   }
 
   async setQueuePaused(queue: string, paused: boolean): Promise<void> {
-    await writeTx(this.#db, () =>
-      this.db
-        .prepare(
-          "INSERT INTO queues (name, paused) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
-        )
-        .run(queue, paused ? 1 : 0),
-    );
+    await writeTx(this.#db, () => this.parts.registry.setPaused(queue, paused));
     if (!paused) this.emit({ type: "enqueued", queue });
   }
 
   async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
-    await writeTx(this.#db, () =>
-      this.db
-        .prepare(
-          `INSERT INTO queues (name, group_concurrency) VALUES (?, ?)
-           ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
-        )
-        .run(queue, options.groupConcurrency),
-    );
+    await writeTx(this.#db, () => this.parts.registry.setGroupConcurrency(queue, options.groupConcurrency));
   }
 
   async listQueues(): Promise<QueueInfo[]> {
-    return readRetry(() =>
-      (this.db.prepare("SELECT * FROM queues ORDER BY name").all() as QueueRow[]).map(toQueueInfo),
-    );
+    return readRetry(() => this.parts.registry.listQueues());
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -342,13 +334,11 @@ export class SqliteStore implements Store {
 
   async removeWorker(workerId: string): Promise<void> {
     this.#background?.forget(workerId);
-    await writeTx(this.#db, () => this.db.prepare("DELETE FROM workers WHERE id = ?").run(workerId));
+    await writeTx(this.#db, () => this.parts.registry.removeWorker(workerId));
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    return readRetry(() =>
-      (this.db.prepare("SELECT * FROM workers ORDER BY started_at").all() as WorkerRow[]).map(toWorkerInfo),
-    );
+    return readRetry(() => this.parts.registry.listWorkers());
   }
 
   async upsertSchedule(schedule: ScheduleInput): Promise<ScheduleRecord> {

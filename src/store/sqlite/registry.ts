@@ -1,0 +1,24 @@
+import type { QueueInfo, WorkerInfo } from "../store.js";
+import type { Db } from "./connection.js";
+import { type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "./rows.js";
+
+/** Queue settings (pause, group limits) and the worker registry, as prepared statements. */
+export function makeRegistry(db: Db) {
+  const pause = db.prepare(
+    "INSERT INTO queues (name, paused) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+  );
+  const groupLimit = db.prepare(
+    `INSERT INTO queues (name, group_concurrency) VALUES (?, ?)
+     ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
+  );
+  const queues = db.prepare("SELECT * FROM queues ORDER BY name");
+  const removeWorker = db.prepare("DELETE FROM workers WHERE id = ?");
+  const workers = db.prepare("SELECT * FROM workers ORDER BY started_at");
+  return {
+    setPaused: (queue: string, paused: boolean) => pause.run(queue, paused ? 1 : 0),
+    setGroupConcurrency: (queue: string, limit: number | null) => groupLimit.run(queue, limit),
+    listQueues: (): QueueInfo[] => (queues.all() as QueueRow[]).map(toQueueInfo),
+    removeWorker: (workerId: string) => removeWorker.run(workerId),
+    listWorkers: (): WorkerInfo[] => (workers.all() as WorkerRow[]).map(toWorkerInfo),
+  };
+}

@@ -1,8 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // They restart and disrupt the shared PostgreSQL server: run alone, see vitest.disruptive.config.ts.
+    exclude: [...configDefaults.exclude, "test/disruptive/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",

@@ -20,6 +20,12 @@ export interface BenchDriver {
   teardown(): Promise<void>;
   /** Pre-enqueue n no-op jobs as fast as the system allows, in batches of BULK_BATCH. */
   enqueueBulk(n: number): Promise<void>;
+  /**
+   * Optional, untimed: after a bulk enqueue and before a timed drain, let the engine settle as it
+   * would on its own soon after (raw-pg: ANALYZE, which autovacuum would run; without fresh
+   * statistics PostgreSQL sorts the whole backlog on every claim).
+   */
+  settle?(): Promise<void>;
   /** Process until n jobs are done, then stop the workers (in-flight jobs finished). */
   drain(n: number, concurrency: number): Promise<void>;
   /** Start workers for latency mode: producer and worker live in this one process. */

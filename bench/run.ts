@@ -16,10 +16,11 @@ import { rss } from "./scenarios/rss.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { throughput } from "./scenarios/throughput.js";
 
-const USAGE = `npm run bench -- [--store sqlite] [--only throughput,bulk,latency,rss] [--drivers a,b]
+const USAGE = `npm run bench -- [--store sqlite|postgres] [--only throughput,bulk,latency,rss] [--drivers a,b]
   [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--out FILE]
 --jobs N sets the job count of throughput (default 50000), bulk (100000) and rss (1000000);
---rss-jobs overrides rss alone. Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
+--rss-jobs overrides rss alone. PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
+Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
 const SCENARIOS = ["throughput", "bulk", "latency", "rss"] as const;
 const DEFAULT_OUT = fileURLToPath(new URL("./results/latest.json", import.meta.url));
 
@@ -104,9 +105,15 @@ for (const name of driverNames) {
   }
 }
 
-const results: Record<string, ScenarioReport> = {};
+const results: Record<string, ScenarioReport | { readonly skipped: string }> = {};
 for (const id of SCENARIOS) {
   if (!only.includes(id)) continue;
+  const skipped = set.skip?.[id];
+  if (skipped !== undefined) {
+    results[id] = { skipped };
+    console.error(`[bench] ${id}: skipped for --store ${flags.store}: ${skipped}`);
+    continue;
+  }
   const scenario = scenarios[id]();
   const outcomes: Record<string, DriverOutcome> = {};
   for (const name of usable) {

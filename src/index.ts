@@ -18,6 +18,12 @@ export type {
 } from "./core/job.js";
 export { JOB_STATES } from "./core/job.js";
 export type { LaunchOptions } from "./core/options.js";
+export {
+  type SqlExecOptions,
+  type SqlExecPayload,
+  type SqlExecResult,
+  sqlExecHandler,
+} from "./handlers/sql-exec.js";
 export type { Serializer } from "./serializers/index.js";
 export { getSerializer, registerDecoder, registerEncoder, registerSerializer } from "./serializers/index.js";
 export type { Store, StoreStats, WorkerInfo } from "./store/store.js";

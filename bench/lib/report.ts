@@ -38,13 +38,25 @@ export function report(
     const value = headlineOf(results[other], metric);
     ratios[`ferry_vs_${alias(set, other)}`] = subject !== null && value ? round(subject / value) : null;
   }
-  const { target } = scenario;
+  const target = set.targets?.[scenario.id] ?? scenario.target;
   let rule: string;
   let met: boolean | null;
   if (target.kind === "min_ratio_vs_raw") {
     rule = `ferry_vs_raw >= ${target.value}`;
     const ratio = ratios.ferry_vs_raw;
     met = ratio === null || ratio === undefined ? null : ratio >= target.value;
+  } else if (target.kind === "none") {
+    rule = "no target for this store";
+    met = null;
+  } else if (target.kind === "max_ratio_vs_raw") {
+    const peers = target.belowPeers ?? [];
+    rule = `ferry_vs_raw <= ${target.value}${peers.map((p) => ` and ferry < ${p}`).join("")}`;
+    const ratio = ratios.ferry_vs_raw;
+    const peerValues = peers.map((p) => headlineOf(results[p], metric));
+    met =
+      ratio === null || ratio === undefined || subject === null
+        ? null
+        : ratio <= target.value && peerValues.every((v) => v === null || subject < v);
   } else {
     rule = `ferry ${metric} <= ${target.value}`;
     met = subject === null ? null : subject <= target.value;

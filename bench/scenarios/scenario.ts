@@ -6,7 +6,11 @@ export type Figures = Readonly<Record<string, Figure>>;
 /** The issue's targets for Ferry: relative to the raw engine loop, or an absolute bound. */
 export type Target =
   | { readonly kind: "min_ratio_vs_raw"; readonly value: number }
-  | { readonly kind: "max_absolute"; readonly value: number };
+  | { readonly kind: "max_absolute"; readonly value: number }
+  /** At most `value` times the raw loop's figure, and below each of `belowPeers`. */
+  | { readonly kind: "max_ratio_vs_raw"; readonly value: number; readonly belowPeers?: readonly string[] }
+  /** Reported, with no target (the issue sets none for this store). */
+  | { readonly kind: "none" };
 
 export interface Scenario {
   readonly id: string;

@@ -15,6 +15,7 @@ export function throughput(jobs: number, concurrency: number, timeoutMs: number)
         await driver.enqueueBulk(warmup);
         await driver.drain(warmup, concurrency);
         await driver.enqueueBulk(jobs);
+        await driver.settle?.();
         const start = performance.now();
         await driver.drain(jobs, concurrency);
         const seconds = (performance.now() - start) / 1000;

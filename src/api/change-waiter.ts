@@ -8,9 +8,13 @@ import type { Store, StoreEvent } from "../store/store.js";
 export class ChangeWaiter {
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #unsubscribe: () => void;
+  readonly #store: Store;
+  /** Ids this process asked the store to announce (bounded; re-marking is harmless). */
+  readonly #marked = new Set<string>();
   readonly pollMs: number;
 
   constructor(store: Store) {
+    this.#store = store;
     this.pollMs = store.sharedEvents ? 5_000 : 100;
     this.#unsubscribe = store.subscribe((event: StoreEvent) => {
       if (event.type !== "changed") return;
@@ -22,7 +26,18 @@ export class ChangeWaiter {
   }
 
   /** Resolves at the next change of any of `ids`, at the next poll, or after `maxMs`, whichever is first. */
-  next(ids: readonly string[], maxMs: number): Promise<void> {
+  async next(ids: readonly string[], maxMs: number): Promise<void> {
+    if (this.#store.markWatched !== undefined) {
+      const fresh = ids.filter((id) => !this.#marked.has(id));
+      if (fresh.length > 0) {
+        // First wait on these: ask the store to announce their changes, then answer at once so
+        // the caller reads again (a change just before the mark was not announced).
+        if (this.#marked.size > 10_000) this.#marked.clear();
+        for (const id of fresh) this.#marked.add(id);
+        await this.#store.markWatched(fresh).catch(() => undefined);
+        return;
+      }
+    }
     return new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);

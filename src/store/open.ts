@@ -7,7 +7,7 @@ export interface StoreOpenOptions {
 }
 
 /**
- * Opens a store from its URL: `sqlite:./ferry.db`, `sqlite::memory:`, `postgres://…`, `nats://…`.
+ * Opens a store from its URL: `sqlite:./ferry.db`, `sqlite::memory:`, `postgres://…[?schema=name]`, `nats://…`.
  * Backends load lazily, so an install that uses one never loads the others' drivers.
  */
 export async function openStore(url: string, options: StoreOpenOptions = {}): Promise<Store> {
@@ -20,8 +20,12 @@ export async function openStore(url: string, options: StoreOpenOptions = {}): Pr
     const store = new SqliteStore(path, options.durable === undefined ? {} : { durable: options.durable });
     return store;
   }
-  if (url.startsWith("postgres://") || url.startsWith("postgresql://") || url.startsWith("nats://")) {
-    throw invalidArgument(`the ${url.split(":")[0]} store is not available in this version yet`);
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    const { PostgresStore } = await import("./postgres/postgres-store.js");
+    return new PostgresStore(url);
+  }
+  if (url.startsWith("nats://")) {
+    throw invalidArgument("the nats store is not available in this version yet");
   }
   throw invalidArgument("store URL must start with sqlite:, postgres:// or nats://");
 }

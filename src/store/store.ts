@@ -353,6 +353,12 @@ export interface Store {
   fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number>;
 
   // --- events ------------------------------------------------------------------------------
+  /**
+   * Optional, for stores with shared events: somebody (maybe in another process) waits on these
+   * jobs, so announce their changes to every process. Stores may skip announcing changes of jobs
+   * nobody marked (a worker's hot path), except to their own process.
+   */
+  markWatched?(ids: readonly string[]): Promise<void>;
   /** Listen for store events; answers an unsubscribe function. Listener errors are swallowed. */
   subscribe(listener: (event: StoreEvent) => void): () => void;
 }

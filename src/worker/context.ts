@@ -28,6 +28,7 @@ export class RunningContext implements JobContext {
       maxAttempts: this.claimed.maxAttempts,
       label: this.claimed.label,
       launchedAt: new Date(this.claimed.launchedAt),
+      timeoutMs: this.claimed.policy.timeoutMs,
     };
     return this.#job;
   }

@@ -10,6 +10,8 @@ export interface JobInfo {
   readonly maxAttempts: number;
   readonly label: string | null;
   readonly launchedAt: Date;
+  /** The job's own `timeout` in ms; null when it set none and the worker's default applies. */
+  readonly timeoutMs: number | null;
 }
 
 export interface JobContext {

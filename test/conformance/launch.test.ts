@@ -42,13 +42,14 @@ describe.each(STORES)("launching on $name", (store) => {
       expect((error as FerryError).code).toBe(ErrorCode.NotFound);
       expect((error as FerryError).message).toBe("no such job");
     }
+    // One at a time: a call made up front could reject before anything awaits it.
     for (const call of [
-      t.ferry.result({ id: h.id, cookie: other.cookie }),
-      t.ferry.cancel({ id: h.id, cookie: other.cookie }),
-      t.ferry.detach({ id: h.id, cookie: other.cookie }),
-      t.ferry.wait({ id: h.id, cookie: other.cookie }, { timeout: "50ms" }),
+      () => t.ferry.result({ id: h.id, cookie: other.cookie }),
+      () => t.ferry.cancel({ id: h.id, cookie: other.cookie }),
+      () => t.ferry.detach({ id: h.id, cookie: other.cookie }),
+      () => t.ferry.wait({ id: h.id, cookie: other.cookie }, { timeout: "50ms" }),
     ]) {
-      expect(await codeOf(call)).toBe(ErrorCode.NotFound);
+      expect(await codeOf(call())).toBe(ErrorCode.NotFound);
     }
     // The real handle still works, and the probing changed nothing.
     expect((await t.ferry.status(h)).state).toBe("queued");

@@ -2,7 +2,9 @@
  * The stores the conformance suite runs against. Each entry opens a fresh, isolated store (its
  * own file, schema or stream prefix) and cleans it up. Every backend must pass the same suite.
  */
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import pg from "pg";
 import { Ferry, type OpenOptions } from "../../src/index.js";
 import { tempDir } from "../helpers/temp.js";
 
@@ -37,4 +39,51 @@ const sqlite: StoreUnderTest = {
   },
 };
 
-export const STORES: readonly StoreUnderTest[] = [sqlite];
+/** The machine's PostgreSQL (FERRY_TEST_PG_URL overrides); each store gets a schema of its own. */
+export const PG_URL = process.env.FERRY_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/** A fresh schema name and a way to drop it (tests never leave schemas behind). */
+export function freshPgSchema(): { url: string; schema: string; drop: () => Promise<void> } {
+  const schema = `ferry_t_${randomBytes(6).toString("hex")}`;
+  return {
+    schema,
+    url: `${PG_URL}?schema=${schema}`,
+    drop: async () => {
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+const postgres: StoreUnderTest = {
+  name: "postgres",
+  async fresh(options = {}) {
+    const { url, drop } = freshPgSchema();
+    const opened: Ferry[] = [];
+    const open = async () => {
+      const ferry = await Ferry.open({ ...options, store: url });
+      opened.push(ferry);
+      return ferry;
+    };
+    const ferry = await open();
+    return {
+      ferry,
+      shared: open,
+      cleanup: async () => {
+        for (const f of opened) await f.close({ grace: 0 });
+        await drop();
+      },
+    };
+  },
+};
+
+/** FERRY_TEST_STORES=sqlite,postgres narrows the list (all by default). */
+const wanted = process.env.FERRY_TEST_STORES?.split(",");
+export const STORES: readonly StoreUnderTest[] = [sqlite, postgres].filter(
+  (store) => wanted === undefined || wanted.includes(store.name),
+);

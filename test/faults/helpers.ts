@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach } from "vitest";
 import { Ferry, type Handle, type JobStatus } from "../../src/index.js";
+import { freshPgSchema } from "../conformance/stores.js";
 import { collect, eventually, sleep, tempDir } from "../helpers/temp.js";
 import type { LedgerEntry } from "./fixtures/ledger.js";
 
@@ -64,7 +65,19 @@ const sqlite: FaultStore = {
   },
 };
 
-export const FAULT_STORES: readonly FaultStore[] = [sqlite];
+const postgres: FaultStore = {
+  name: "postgres",
+  async fresh() {
+    const { url, drop } = freshPgSchema();
+    return { url, cleanup: drop };
+  },
+};
+
+/** FERRY_TEST_STORES=sqlite,postgres narrows the list (all by default). */
+const wanted = process.env.FERRY_TEST_STORES?.split(",");
+export const FAULT_STORES: readonly FaultStore[] = [sqlite, postgres].filter(
+  (store) => wanted === undefined || wanted.includes(store.name),
+);
 
 // --- worker processes ------------------------------------------------------------------------
 

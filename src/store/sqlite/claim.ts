@@ -1,6 +1,6 @@
+import { parsePolicy } from "../policy-text.js";
 import type { ClaimedJob, ClaimRequest } from "../store.js";
 import type { Db, Stmt } from "./connection.js";
-import { parsePolicy } from "./rows.js";
 
 interface ClaimedRow {
   id: string;

@@ -1,6 +1,6 @@
 import { invalidArgument } from "../../core/errors.js";
-import type { ErrorInfo, JobPolicy } from "../../core/job.js";
-import { DEFAULT_POLICY } from "../../core/options.js";
+import type { ErrorInfo } from "../../core/job.js";
+import { makePolicyText } from "../policy-text.js";
 import type { EnqueueResult, NewJob } from "../store.js";
 import type { Db, Stmt } from "./connection.js";
 import { bumpCounters } from "./counters.js";
@@ -26,17 +26,7 @@ export function makeEnqueue(db: Db) {
     "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, expires_at = ? WHERE id = ?",
   );
 
-  let lastPolicy: JobPolicy | undefined;
-  let lastPolicyText: string | null = null;
-  /** NULL for the default policy; launchMany shares one policy object, so stringify it once. */
-  const policyText = (policy: JobPolicy): string | null => {
-    if (policy === DEFAULT_POLICY) return null;
-    if (policy !== lastPolicy) {
-      lastPolicy = policy;
-      lastPolicyText = JSON.stringify(policy);
-    }
-    return lastPolicyText;
-  };
+  const policyText = makePolicyText();
 
   /** Counts unfinished parents; answers a failed parent's id if any (the child then fails at once). */
   function checkParents(job: NewJob): { pending: number; failedParent: string | undefined } {

@@ -1,11 +1,11 @@
 import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
+import { parsePolicy } from "../policy-text.js";
 import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
 import { bumpCounters, type CounterDelta } from "./counters.js";
 import { DEPENDENCY_FAILED } from "./enqueue.js";
-import { parsePolicy } from "./rows.js";
 
 interface HeldRow {
   cancel_requested: number;

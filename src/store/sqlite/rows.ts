@@ -1,5 +1,5 @@
-import type { ErrorInfo, JobPolicy, JobState } from "../../core/job.js";
-import { DEFAULT_POLICY } from "../../core/options.js";
+import type { ErrorInfo, JobState } from "../../core/job.js";
+import { parsePolicy } from "../policy-text.js";
 import type { JobRecord, QueueInfo, ScheduleRecord, ScheduleSpec, WorkerInfo } from "../store.js";
 
 export interface JobRow {
@@ -31,19 +31,6 @@ export interface JobRow {
   fence: number;
   worker_id: string | null;
   lease_expires_at: number | null;
-}
-
-/** Jobs launched together share one policy text: parse it once. */
-const policyCache = new Map<string, JobPolicy>();
-export function parsePolicy(text: string | null): JobPolicy {
-  if (text === null) return DEFAULT_POLICY;
-  let policy = policyCache.get(text);
-  if (policy === undefined) {
-    policy = JSON.parse(text) as JobPolicy;
-    if (policyCache.size > 256) policyCache.clear();
-    policyCache.set(text, policy);
-  }
-  return policy;
 }
 
 export function toJobRecord(row: JobRow): JobRecord {

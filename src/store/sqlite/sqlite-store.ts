@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { ErrorCode, FerryError, invalidArgument } from "../../core/errors.js";
 import type { ErrorInfo, Progress } from "../../core/job.js";
 import { retryDelay } from "../../core/retry.js";
+import { parsePolicy } from "../policy-text.js";
 import type {
   CancelResult,
   ClaimRequest,
@@ -34,7 +35,6 @@ import { makeEnqueue } from "./enqueue.js";
 import { makeFinish, makeLeases, type Touched } from "./finish.js";
 import { makeQueries } from "./queries.js";
 import { makeRegistry } from "./registry.js";
-import { parsePolicy } from "./rows.js";
 import { makeSchedules } from "./schedules.js";
 
 const newTouched = (): Touched => ({ changed: [], queues: new Set() });

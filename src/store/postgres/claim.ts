@@ -1,0 +1,198 @@
+import { parsePolicy } from "../policy-text.js";
+import type { ClaimedJob, ClaimRequest, HeartbeatResult, LeaseRef, WorkerInfo } from "../store.js";
+import type { Client } from "./connection.js";
+import type { Outbox } from "./notifier.js";
+
+export interface ClaimedRow {
+  id: string;
+  handler: string;
+  queue: string;
+  payload: Buffer;
+  serializer: string;
+  attempts: number;
+  max_attempts: number;
+  policy: string | null;
+  fence: number;
+  label: string | null;
+  group_key: string | null;
+  launched_at: number;
+  priority: number;
+  run_at: number;
+  started_at: number;
+}
+
+const RETURNING = `RETURNING j.id, j.handler, j.queue, j.payload, j.serializer, j.attempts, j.max_attempts, j.policy,
+  j.fence, j.label, j.group_key, j.launched_at, j.priority, j.run_at, j.started_at`;
+
+export const toClaimedJob = (row: ClaimedRow): ClaimedJob => ({
+  id: row.id,
+  handler: row.handler,
+  queue: row.queue,
+  payload: row.payload,
+  serializer: row.serializer,
+  attempt: row.attempts,
+  maxAttempts: row.max_attempts,
+  policy: parsePolicy(row.policy),
+  fence: row.fence,
+  label: row.label,
+  group: row.group_key,
+  launchedAt: row.launched_at,
+  startedAt: row.started_at,
+  cancelRequested: false,
+});
+
+/** Claiming with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's rows, never wait. */
+export function makeClaim(s: string) {
+  const take = (where: string) => `
+    UPDATE ${s}.jobs j SET state = 'running', attempts = j.attempts + 1, fence = j.fence + 1, worker_id = $1,
+      started_at = c.n, lease_expires_at = c.n + $2, progress = NULL
+    FROM (SELECT ${s}.ms_now() AS n) AS c
+    WHERE j.id = ANY(ARRAY(${where}))
+    ${RETURNING}`;
+  const claimBatch = take(`SELECT id FROM ${s}.jobs
+      WHERE state = 'queued' AND pending_deps = 0 AND queue = $3 AND handler = ANY($4::text[])
+      ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED`);
+  const claimIds = take("SELECT unnest($3::uuid[])");
+
+  /** Queues with a group limit: claims in that queue take turns (advisory lock), then pick in order. */
+  async function claimWithGroups(
+    client: Client,
+    request: ClaimRequest,
+    queue: string,
+    limit: number,
+    perGroup: number,
+  ): Promise<ClaimedRow[]> {
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`ferry-groups:${s}:${queue}`]);
+    const candidates = await client.query<{ id: string; group_key: string | null }>(
+      `SELECT id, group_key FROM ${s}.jobs
+       WHERE state = 'queued' AND pending_deps = 0 AND queue = $1 AND handler = ANY($2::text[])
+       ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`,
+      [queue, request.handlers, limit * 8],
+    );
+    const groups = [...new Set(candidates.rows.map((r) => r.group_key).filter((g) => g !== null))];
+    const running = new Map<string, number>();
+    if (groups.length > 0) {
+      const counts = await client.query<{ group_key: string; n: number }>(
+        `SELECT group_key, count(*)::int AS n FROM ${s}.jobs
+         WHERE state = 'running' AND queue = $1 AND group_key = ANY($2::text[]) GROUP BY group_key`,
+        [queue, groups],
+      );
+      for (const row of counts.rows) running.set(row.group_key, row.n);
+    }
+    const picked: string[] = [];
+    for (const row of candidates.rows) {
+      if (picked.length >= limit) break;
+      if (row.group_key !== null) {
+        const count = running.get(row.group_key) ?? 0;
+        if (count >= perGroup) continue;
+        running.set(row.group_key, count + 1);
+      }
+      picked.push(row.id);
+    }
+    if (picked.length === 0) return [];
+    return (await client.query<ClaimedRow>(claimIds, [request.workerId, request.leaseMs, picked])).rows;
+  }
+
+  return async function claim(client: Client, request: ClaimRequest, outbox: Outbox): Promise<ClaimedJob[]> {
+    if (request.handlers.length === 0 || request.limit <= 0) return [];
+    // Due scheduled jobs become queued; other workers hear of it through the outbox.
+    const promoted = await client.query<{ queue: string }>(
+      `UPDATE ${s}.jobs SET state = 'queued' WHERE id IN (
+         SELECT id FROM ${s}.jobs WHERE state = 'scheduled' AND run_at <= ${s}.ms_now()
+         ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+       RETURNING queue`,
+    );
+    for (const row of promoted.rows) outbox.queues.add(row.queue);
+    const settings = new Map(
+      (
+        await client.query<{ name: string; paused: boolean; group_concurrency: number | null }>(
+          `SELECT name, paused, group_concurrency FROM ${s}.queues WHERE name = ANY($1::text[])`,
+          [request.queues],
+        )
+      ).rows.map((q) => [q.name, q]),
+    );
+    const out: ClaimedJob[] = [];
+    for (const queue of request.queues) {
+      const remaining = request.limit - out.length;
+      if (remaining <= 0) break;
+      const setting = settings.get(queue);
+      if (setting?.paused) continue;
+      const rows =
+        setting?.group_concurrency != null
+          ? await claimWithGroups(client, request, queue, remaining, setting.group_concurrency)
+          : (
+              await client.query<ClaimedRow>(claimBatch, [
+                request.workerId,
+                request.leaseMs,
+                queue,
+                request.handlers,
+                remaining,
+              ])
+            ).rows;
+      // RETURNING order is not the claim order: restore it (priority, then due time, then age).
+      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
+      for (const row of rows) {
+        out.push(toClaimedJob(row));
+        // Watchers see "running" now, not at their next poll.
+        outbox.changed.push(row.id);
+      }
+    }
+    return out;
+  };
+}
+
+/** Lease renewal, progress, and what the rescuer reads. */
+export function makeLeases(s: string) {
+  async function heartbeat(
+    client: Client,
+    worker: WorkerInfo,
+    leases: readonly LeaseRef[],
+    leaseMs: number,
+  ): Promise<HeartbeatResult> {
+    await client.query(
+      `INSERT INTO ${s}.workers (id, name, host, pid, queues, running, started_at, last_heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, ${s}.ms_now())
+       ON CONFLICT (id) DO UPDATE SET running = excluded.running, last_heartbeat_at = excluded.last_heartbeat_at`,
+      [
+        worker.id,
+        worker.name,
+        worker.host,
+        worker.pid,
+        JSON.stringify(worker.queues),
+        worker.running,
+        worker.startedAt,
+      ],
+    );
+    const renewed = new Set<string>();
+    if (leases.length > 0) {
+      const rows = await client.query<{ id: string }>(
+        `UPDATE ${s}.jobs j SET lease_expires_at = ${s}.ms_now() + $3
+         FROM unnest($1::uuid[], $2::bigint[]) AS x(id, fence)
+         WHERE j.id = x.id AND j.fence = x.fence AND j.state = 'running'
+         RETURNING j.id`,
+        [leases.map((l) => l.id), leases.map((l) => l.fence), leaseMs],
+      );
+      for (const row of rows.rows) renewed.add(row.id);
+    }
+    const cancels = await client.query<{ id: string; grace_left_ms: number }>(
+      `SELECT id, greatest(0, coalesce(cancel_deadline, 0) - ${s}.ms_now()) AS grace_left_ms FROM ${s}.jobs
+       WHERE worker_id = $1 AND state = 'running' AND cancel_requested`,
+      [worker.id],
+    );
+    return {
+      lost: leases.filter((l) => !renewed.has(l.id)).map((l) => l.id),
+      cancelRequested: cancels.rows.map((r) => ({ id: r.id, graceLeftMs: r.grace_left_ms })),
+    };
+  }
+
+  return {
+    heartbeat,
+    expiredSql: `SELECT id, fence, attempts, max_attempts, cancel_requested, policy FROM ${s}.jobs
+      WHERE state = 'running'
+        AND (lease_expires_at < ${s}.ms_now() OR (cancel_requested AND cancel_deadline < ${s}.ms_now() - 2000))
+      FOR UPDATE SKIP LOCKED`,
+    anyExpiredSql: `SELECT EXISTS (SELECT 1 FROM ${s}.jobs WHERE state = 'running'
+        AND (lease_expires_at < ${s}.ms_now() OR (cancel_requested AND cancel_deadline < ${s}.ms_now() - 2000)))
+      OR EXISTS (SELECT 1 FROM ${s}.workers WHERE last_heartbeat_at < ${s}.ms_now() - $1) AS any`,
+  };
+}

@@ -1,0 +1,121 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import type { LeaseRef } from "../store.js";
+
+/**
+ * A thread with its own connection that keeps a heartbeating worker's leases alive while the
+ * event loop is stalled (a synchronous handler starves the heartbeat timer, and the job would be
+ * rescued and run twice: BullMQ's "could not renew lock"). Each heartbeat hands the worker's
+ * leases over; the thread renews them only when a heartbeat is clearly late, and for at most
+ * `until` (the last heartbeat + 2 min): a process stuck longer loses its jobs to the rescuer, as
+ * a dead one does. A frozen or killed process freezes or kills this thread with it.
+ *
+ * Same protocol as the SQLite store's background thread (sqlite/background-thread.ts).
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const pg = require(workerData.driver);
+const held = new Map(); // worker id -> { leases, leaseMs, until, renewedAt }
+let client;
+let connecting = false;
+async function connection() {
+  if (client !== undefined) return client;
+  if (connecting) return undefined;
+  connecting = true;
+  const next = new pg.Client({ connectionString: workerData.url, query_timeout: 5000, application_name: "ferry-lease-keeper" });
+  next.on("error", () => { if (client === next) client = undefined; });
+  try {
+    await next.connect();
+    client = next;
+  } catch {
+    next.end().catch(() => {});
+  } finally {
+    connecting = false;
+  }
+  return client;
+}
+let busy = false;
+async function tick() {
+  if (busy) return;
+  busy = true;
+  try {
+    const now = Date.now();
+    for (const [worker, entry] of held) {
+      if (now > entry.until) { held.delete(worker); continue; }
+      // Only when a heartbeat is clearly late (the healthy main thread renews every third of a lease).
+      if (now - entry.renewedAt < entry.leaseMs / 2 || entry.leases.length === 0) continue;
+      const db = await connection();
+      if (db === undefined) break;
+      try {
+        await db.query(
+          "UPDATE " + workerData.schema + ".jobs j SET lease_expires_at = " + workerData.schema + ".ms_now() + $3 " +
+          "FROM unnest($1::uuid[], $2::bigint[]) AS x(id, fence) WHERE j.id = x.id AND j.fence = x.fence AND j.state = 'running'",
+          [entry.leases.map((l) => l[0]), entry.leases.map((l) => l[1]), entry.leaseMs],
+        );
+        entry.renewedAt = now;
+      } catch {
+        // The next tick tries again (on a new connection if this one broke), well within the lease.
+        if (client === db) { client = undefined; db.end().catch(() => {}); }
+      }
+    }
+  } finally {
+    busy = false;
+  }
+}
+const timer = setInterval(() => void tick(), workerData.tickMs);
+parentPort.on("message", (message) => {
+  if (message.type === "leases") {
+    const entry = held.get(message.worker);
+    if (message.forget) held.delete(message.worker);
+    else if (message.add) {
+      if (entry !== undefined) { entry.leases.push(...message.leases); entry.until = message.until; }
+    } else {
+      held.set(message.worker, { leases: message.leases, leaseMs: message.leaseMs, until: message.until, renewedAt: Date.now() });
+    }
+  } else if (message.type === "stop") {
+    clearInterval(timer);
+    const done = () => parentPort.close();
+    if (client !== undefined) client.end().then(done, done); else done();
+  }
+});
+`;
+
+export class LeaseKeeper {
+  readonly #thread: Worker;
+
+  constructor(config: { readonly connectionString?: string | undefined }, schema: string) {
+    const driver = createRequire(import.meta.url).resolve("pg");
+    this.#thread = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: { url: config.connectionString, schema, driver, tickMs: 200 },
+    });
+    // The thread must never keep a process alive on its own, nor crash it.
+    this.#thread.unref();
+    this.#thread.on("error", () => undefined);
+  }
+
+  /** Keep renewing these leases until `until`: they replace the worker's set (heartbeat) or join it (claim). */
+  keepLeases(worker: string, leases: readonly LeaseRef[], leaseMs: number, until: number, add = false): void {
+    this.#thread.postMessage({
+      type: "leases",
+      add,
+      forget: false,
+      worker,
+      leases: leases.map((l) => [l.id, l.fence]),
+      leaseMs,
+      until,
+    });
+  }
+
+  forget(worker: string): void {
+    this.#thread.postMessage({ type: "leases", forget: true, worker });
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.#thread.once("exit", () => resolve()));
+    this.#thread.ref();
+    this.#thread.postMessage({ type: "stop" });
+    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2_000).unref())]);
+    await this.#thread.terminate();
+  }
+}

@@ -1,11 +1,9 @@
 import { invalidArgument } from "../../core/errors.js";
-import type { ErrorInfo } from "../../core/job.js";
 import { makePolicyText } from "../policy-text.js";
+import { dependencyFailed } from "../rescue.js";
 import type { EnqueueResult, NewJob } from "../store.js";
 import type { Client } from "./connection.js";
 import type { Outbox } from "./notifier.js";
-
-export const DEPENDENCY_FAILED = "FERRY_DEPENDENCY_FAILED";
 
 export interface CounterDelta {
   launched?: number;
@@ -144,12 +142,7 @@ export function makeEnqueue(s: string) {
       );
     }
     if (failedParent !== undefined) {
-      const error: ErrorInfo = {
-        code: DEPENDENCY_FAILED,
-        message: `a job it depends on (${failedParent}) failed or was cancelled`,
-        retryable: false,
-        attempt: 0,
-      };
+      const error = dependencyFailed(failedParent);
       await client.query(
         `UPDATE ${s}.jobs SET state = 'failed', error = $1, finished_at = ${s}.ms_now(),
            expires_at = ${s}.ms_now() + $2 WHERE id = $3`,

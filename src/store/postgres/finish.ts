@@ -2,9 +2,10 @@ import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { parsePolicy } from "../policy-text.js";
+import { dependencyFailed } from "../rescue.js";
 import type { Outcome } from "../store.js";
 import type { Client } from "./connection.js";
-import { bumpCounters, type CounterDelta, DEPENDENCY_FAILED } from "./enqueue.js";
+import { bumpCounters, type CounterDelta } from "./enqueue.js";
 import type { Outbox } from "./notifier.js";
 
 const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
@@ -24,12 +25,7 @@ export function makeFinish(s: string) {
       for (const row of ready.rows) outbox.queues.add(row.queue);
       return;
     }
-    const error: ErrorInfo = {
-      code: DEPENDENCY_FAILED,
-      message: `a job it depends on (${id}) failed or was cancelled`,
-      retryable: false,
-      attempt: 0,
-    };
+    const error = dependencyFailed(id);
     // Level by level, each a new statement (a new snapshot): a child linked while this
     // transaction waited on a row lock is seen at the next level, not missed.
     let parents = [id];

@@ -2,9 +2,8 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import pg from "pg";
 import { ErrorCode, FerryError } from "../../core/errors.js";
-import type { ErrorInfo, JobState, Progress } from "../../core/job.js";
-import { retryDelay } from "../../core/retry.js";
-import { parsePolicy } from "../policy-text.js";
+import type { JobState, Progress } from "../../core/job.js";
+import { rescueOutcome } from "../rescue.js";
 import type {
   CancelResult,
   ClaimRequest,
@@ -442,43 +441,12 @@ export class PostgresStore implements Store {
         policy: string | null;
       }>(this.#leases.expiredSql);
       for (const row of expired.rows) {
-        if (row.cancel_requested) {
-          const error: ErrorInfo = {
-            code: ErrorCode.Cancelled,
-            message: "cancelled (forced after the grace period)",
-            retryable: false,
-            attempt: row.attempts,
-          };
-          outcomes.push({ kind: "cancelled", id: row.id, fence: row.fence, error });
-          tally.cancelled += 1;
-          continue;
-        }
-        const error: ErrorInfo = {
-          code: ErrorCode.HandlerCrashed,
-          message: "the worker running this attempt stopped renewing its lease (crashed, killed or stalled)",
-          retryable: true,
-          attempt: row.attempts,
-        };
-        // The same rules a worker applies to a thrown error: attempts, retryOn/ignoreOn, backoff.
-        const facts = {
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          policy: parsePolicy(row.policy),
-        };
-        const delayMs = retryDelay(facts, error);
-        if (delayMs === undefined) {
-          outcomes.push({
-            kind: "failed",
-            id: row.id,
-            fence: row.fence,
-            error: { ...error, retryable: false },
-            timedOut: false,
-          });
-          tally.failed += 1;
-        } else {
-          outcomes.push({ kind: "retry", id: row.id, fence: row.fence, error, delayMs, timedOut: false });
-          tally.requeued += 1;
-        }
+        outcomes.push(
+          rescueOutcome(
+            { ...row, maxAttempts: row.max_attempts, cancelRequested: row.cancel_requested },
+            tally,
+          ),
+        );
       }
       if (outcomes.length > 0) await this.#finish.finish(client, outcomes, outbox);
       await client.query(

@@ -1,11 +1,9 @@
 import { invalidArgument } from "../../core/errors.js";
-import type { ErrorInfo } from "../../core/job.js";
 import { makePolicyText } from "../policy-text.js";
+import { dependencyFailed } from "../rescue.js";
 import type { EnqueueResult, NewJob } from "../store.js";
 import type { Db, Stmt } from "./connection.js";
 import { bumpCounters } from "./counters.js";
-
-export const DEPENDENCY_FAILED = "FERRY_DEPENDENCY_FAILED";
 
 const INSERT = `INSERT INTO jobs (id, handler, queue, state, priority, owner, label, group_key, unique_key, serializer,
     payload, cookie_hash, max_attempts, policy, launched_at, run_at, detached, pending_deps)
@@ -88,12 +86,7 @@ export function makeEnqueue(db: Db) {
         markParent.run(parent);
       }
       if (failedParent !== undefined) {
-        const error: ErrorInfo = {
-          code: DEPENDENCY_FAILED,
-          message: `a job it depends on (${failedParent}) failed or was cancelled`,
-          retryable: false,
-          attempt: 0,
-        };
+        const error = dependencyFailed(failedParent);
         failAtOnce.run(JSON.stringify(error), now, now + job.policy.resultTtlMs, job.id);
         failed += 1;
       }

@@ -2,10 +2,10 @@ import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { parsePolicy } from "../policy-text.js";
+import { dependencyFailed } from "../rescue.js";
 import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
 import { bumpCounters, type CounterDelta } from "./counters.js";
-import { DEPENDENCY_FAILED } from "./enqueue.js";
 
 interface HeldRow {
   cancel_requested: number;
@@ -82,12 +82,7 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
       for (const child of childrenReady.all(id) as { queue: string }[]) touched.queues.add(child.queue);
       return;
     }
-    const error: ErrorInfo = {
-      code: DEPENDENCY_FAILED,
-      message: `a job it depends on (${id}) failed or was cancelled`,
-      retryable: false,
-      attempt: 0,
-    };
+    const error = dependencyFailed(id);
     const failed = failDescendants.all({
       id,
       error: JSON.stringify(error),

@@ -1,8 +1,7 @@
 import { EventEmitter } from "node:events";
 import { ErrorCode, FerryError, invalidArgument } from "../../core/errors.js";
-import type { ErrorInfo, Progress } from "../../core/job.js";
-import { retryDelay } from "../../core/retry.js";
-import { parsePolicy } from "../policy-text.js";
+import type { Progress } from "../../core/job.js";
+import { rescueOutcome } from "../rescue.js";
 import type {
   CancelResult,
   ClaimRequest,
@@ -286,38 +285,12 @@ export class SqliteStore implements Store {
       const tally = { requeued: 0, failed: 0, cancelled: 0 };
       const outcomes: Outcome[] = [];
       for (const row of this.parts.leases.expired(now)) {
-        if (row.cancel_requested === 1) {
-          const error: ErrorInfo = {
-            code: ErrorCode.Cancelled,
-            message: "cancelled (forced after the grace period)",
-            retryable: false,
-            attempt: row.attempts,
-          };
-          outcomes.push({ kind: "cancelled", id: row.id, fence: row.fence, error });
-          tally.cancelled += 1;
-          continue;
-        }
-        const error: ErrorInfo = {
-          code: ErrorCode.HandlerCrashed,
-          message: "the worker running this attempt stopped renewing its lease (crashed, killed or stalled)",
-          retryable: true,
-          attempt: row.attempts,
-        };
-        // The same rules a worker applies to a thrown error: attempts, retryOn/ignoreOn, backoff.
-        const facts = {
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          policy: parsePolicy(row.policy),
-        };
-        const delayMs = retryDelay(facts, error);
-        if (delayMs === undefined) {
-          const final = { ...error, retryable: false };
-          outcomes.push({ kind: "failed", id: row.id, fence: row.fence, error: final, timedOut: false });
-          tally.failed += 1;
-        } else {
-          outcomes.push({ kind: "retry", id: row.id, fence: row.fence, error, delayMs, timedOut: false });
-          tally.requeued += 1;
-        }
+        outcomes.push(
+          rescueOutcome(
+            { ...row, maxAttempts: row.max_attempts, cancelRequested: row.cancel_requested === 1 },
+            tally,
+          ),
+        );
       }
       this.parts.finish(outcomes, now, touched);
       this.parts.leases.dropStaleWorkers(now - workerTtlMs);

@@ -1,0 +1,65 @@
+import { ErrorCode } from "../core/errors.js";
+import type { ErrorInfo } from "../core/job.js";
+import { retryDelay } from "../core/retry.js";
+import { parsePolicy } from "./policy-text.js";
+import type { Outcome } from "./store.js";
+
+/** Error code of a job failed because a job it depends on failed or was cancelled. */
+export const DEPENDENCY_FAILED = "FERRY_DEPENDENCY_FAILED";
+
+export const dependencyFailed = (parentId: string): ErrorInfo => ({
+  code: DEPENDENCY_FAILED,
+  message: `a job it depends on (${parentId}) failed or was cancelled`,
+  retryable: false,
+  attempt: 0,
+});
+
+/** A running job whose lease ran out (or whose cancel grace passed), as every store reads it. */
+export interface ExpiredAttempt {
+  readonly id: string;
+  readonly fence: number;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly cancelRequested: boolean;
+  readonly policy: string | null;
+}
+
+export type RescueTally = { requeued: number; failed: number; cancelled: number };
+
+/**
+ * What the rescuer records for an attempt whose worker vanished: cancelled if a cancel was asked,
+ * else the same rules a worker applies to a thrown error (attempts, retryOn/ignoreOn, backoff).
+ * Shared by every store, so a rescue means the same everywhere.
+ */
+export function rescueOutcome(row: ExpiredAttempt, tally: RescueTally): Outcome {
+  if (row.cancelRequested) {
+    tally.cancelled += 1;
+    const error: ErrorInfo = {
+      code: ErrorCode.Cancelled,
+      message: "cancelled (forced after the grace period)",
+      retryable: false,
+      attempt: row.attempts,
+    };
+    return { kind: "cancelled", id: row.id, fence: row.fence, error };
+  }
+  const error: ErrorInfo = {
+    code: ErrorCode.HandlerCrashed,
+    message: "the worker running this attempt stopped renewing its lease (crashed, killed or stalled)",
+    retryable: true,
+    attempt: row.attempts,
+  };
+  const facts = { attempt: row.attempts, maxAttempts: row.maxAttempts, policy: parsePolicy(row.policy) };
+  const delayMs = retryDelay(facts, error);
+  if (delayMs === undefined) {
+    tally.failed += 1;
+    return {
+      kind: "failed",
+      id: row.id,
+      fence: row.fence,
+      error: { ...error, retryable: false },
+      timedOut: false,
+    };
+  }
+  tally.requeued += 1;
+  return { kind: "retry", id: row.id, fence: row.fence, error, delayMs, timedOut: false };
+}

@@ -50,8 +50,6 @@ interface Running {
   cancelTimer: NodeJS.Timeout | undefined;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /**
  * Claims jobs, runs their handlers, and records how each attempt ended. Claims are batched up to
  * the free slots; outcomes are batched per tick into one store write; leases are renewed by a
@@ -78,6 +76,8 @@ export class Worker {
   #pumping = false;
   #pumpScheduled = false;
   #wantPump = false;
+  /** Set while the pump backs off after a store error. */
+  #endBackoff: (() => void) | undefined;
   #flushWaiters: (() => void)[] = [];
   #handlerNames: string[] = [];
   #pollTimer: NodeJS.Timeout | undefined;
@@ -155,6 +155,7 @@ export class Worker {
     if (this.#state === "idle") this.#state = "stopped";
     if (this.#state !== "running") return;
     this.#state = "stopping";
+    this.#endBackoff?.();
     const graceMs = parseDuration(options.grace ?? "30s", "grace");
     clearTimeout(this.#pollTimer);
     this.#maintenance?.stop();
@@ -199,8 +200,22 @@ export class Worker {
     };
   }
 
+  /** Waits after a store error; news from the store (work enqueued) ends the wait early. */
+  private backOff(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#endBackoff = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#endBackoff = done;
+    });
+  }
+
   private onStoreEvent(event: StoreEvent): void {
     if (event.type === "enqueued") {
+      this.#endBackoff?.();
       if (this.queues.includes(event.queue)) this.requestClaim();
     } else if (event.type === "cancel") {
       const running = this.#running.get(event.id);
@@ -269,8 +284,9 @@ export class Worker {
           this.#pending.unshift(...batch);
           this.#events.emit("error", { error, during: batch.length > 0 ? "finish" : "claim" });
           if (this.#state === "stopped") return;
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 5_000);
+          await this.backOff(backoff);
+          // Capped at the poll interval: a store that comes back is used within one poll.
+          backoff = Math.min(backoff * 2, Math.max(this.#pollMs, 250), 5_000);
           continue;
         }
         if (!progressed && !this.#wantPump && this.#pending.length === 0) break;

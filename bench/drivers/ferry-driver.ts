@@ -23,7 +23,12 @@ interface FerryWorker {
 interface FerryClient {
   launch(handler: string, payload: unknown): Promise<unknown>;
   launchMany(jobs: readonly { handler: string; payload: unknown }[]): Promise<unknown>;
-  worker(options: { queues: string[]; concurrency: number; handlers: Record<string, Handler> }): FerryWorker;
+  worker(options: {
+    queues: string[];
+    concurrency: number;
+    prefetch?: number;
+    handlers: Record<string, Handler>;
+  }): FerryWorker;
   close(): Promise<void>;
 }
 
@@ -44,12 +49,15 @@ export interface FerryDriverOptions {
   readonly notes: Readonly<Record<string, string | number | boolean>>;
   /** One fresh FerryStore per driver instance. */
   readonly store: () => FerryStore;
+  /** Worker `prefetch`, as a multiple of the concurrency (0: Ferry's default, none). */
+  readonly prefetchPerSlot?: number;
 }
 
 class FerryDriver implements BenchDriver {
   readonly name: string;
   readonly notes: Readonly<Record<string, string | number | boolean>>;
   private readonly store: FerryStore;
+  private readonly prefetchPerSlot: number;
   private ferry: FerryClient | null = null;
   private worker: FerryWorker | null = null;
 
@@ -65,6 +73,7 @@ class FerryDriver implements BenchDriver {
       handler: HANDLER,
     };
     this.store = options.store();
+    this.prefetchPerSlot = options.prefetchPerSlot ?? 0;
   }
 
   async setup(): Promise<void> {
@@ -101,6 +110,7 @@ class FerryDriver implements BenchDriver {
     const worker = this.need().worker({
       queues: [QUEUE],
       concurrency,
+      prefetch: concurrency * this.prefetchPerSlot,
       handlers: {
         [HANDLER]: async () => {
           if (++done === n) finish();
@@ -119,6 +129,7 @@ class FerryDriver implements BenchDriver {
     this.worker = this.need().worker({
       queues: [QUEUE],
       concurrency,
+      prefetch: concurrency * this.prefetchPerSlot,
       handlers: {
         [HANDLER]: async (payload) => {
           onStart((payload as { sentAt: number }).sentAt);

@@ -14,13 +14,19 @@ function storeUrl(schema: string): string {
   return url.href;
 }
 
-export const createDriver: CreateDriver = async () => {
+/** Ferry on a fresh schema; `prefetchPerSlot` > 0 turns on the worker's local queue. */
+export async function createPostgresFerryDriver(name: string, prefetchPerSlot = 0) {
   await probePostgres();
   return createFerryDriver({
-    name: "ferry-postgres",
+    name,
     notes: {
-      store: `${pgLabel()}?schema=<fresh schema per setup> (Ferry's defaults; schema dropped at teardown)`,
+      store: `${pgLabel()}?schema=<fresh schema per setup> (schema dropped at teardown)`,
+      worker:
+        prefetchPerSlot === 0
+          ? "Ferry's defaults (no prefetch)"
+          : `prefetch = ${prefetchPerSlot} x concurrency (claims ahead, like graphile-worker's local queue)`,
     },
+    prefetchPerSlot,
     store: () => {
       let schema = "";
       return {
@@ -35,4 +41,6 @@ export const createDriver: CreateDriver = async () => {
       };
     },
   });
-};
+}
+
+export const createDriver: CreateDriver = () => createPostgresFerryDriver("ferry-postgres");

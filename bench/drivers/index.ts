@@ -11,6 +11,7 @@ export const DRIVERS: Readonly<Record<string, () => Promise<DriverModule>>> = {
   bullmq: () => import("./bullmq.js"),
   "raw-pg": () => import("./raw-pg.js"),
   "ferry-postgres": () => import("./ferry-postgres.js"),
+  "ferry-postgres-prefetch": () => import("./ferry-postgres-prefetch.js"),
   "graphile-worker": () => import("./graphile-worker.js"),
   "graphile-worker-localqueue": () => import("./graphile-worker-localqueue.js"),
   "pg-boss": () => import("./pg-boss.js"),
@@ -32,7 +33,7 @@ export const STORE_SETS: Readonly<Record<string, StoreSet>> = {
   postgres: {
     subject: "ferry-postgres",
     raw: "raw-pg",
-    peers: ["graphile-worker-localqueue", "graphile-worker", "pg-boss"],
+    peers: ["ferry-postgres-prefetch", "graphile-worker-localqueue", "graphile-worker", "pg-boss"],
     // Issue 3: p99 no worse than 1.2x the raw loop's, and below graphile-worker's.
     targets: {
       bulk: { kind: "none" },

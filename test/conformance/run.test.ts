@@ -290,6 +290,74 @@ describe.each(STORES)("running jobs on $name", (store) => {
     expect(status.attempts).toBe(0);
   });
 
+  it("prefetch claims ahead, runs one at a time, cancels a waiting job unrun, and releases the rest on stop", async () => {
+    const ran: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const gate = { open: () => {} };
+    const opened = new Promise<void>((resolve) => {
+      gate.open = resolve;
+    });
+    const worker = await startWorker({
+      concurrency: 1,
+      prefetch: 3,
+      handlers: {
+        "demo.slow": async (n: number) => {
+          inFlight += 1;
+          most = Math.max(most, inFlight);
+          ran.push(n);
+          if (n === 0) await opened;
+          inFlight -= 1;
+          return n;
+        },
+      },
+    });
+    const handles = await t.ferry.launchMany(
+      [0, 1, 2, 3, 4].map((n) => ({ handler: "demo.slow", payload: n, options: { priority: 10 - n } })),
+    );
+    // Job 0 runs and blocks; jobs 1-3 are claimed ahead (running in the store, not started here).
+    await eventually(
+      async () =>
+        (await Promise.all(handles.map((h) => t.ferry.status(h)))).filter((s) => s.state === "running")
+          .length === 4,
+      "one running and three prefetched jobs",
+    );
+    expect(ran).toEqual([0]);
+    expect((await t.ferry.status(handles[4]!)).state).toBe("queued");
+    expect(await t.ferry.cancel(handles[2]!)).toBe("running");
+    await eventually(
+      async () => (await t.ferry.status(handles[2]!)).state === "cancelled",
+      "the waiting job cancelled",
+    );
+    expect((await t.ferry.status(handles[2]!)).attempts).toBe(1);
+    gate.open();
+    await eventually(() => ran.length >= 4, "the others to run");
+    expect(ran).not.toContain(2);
+    expect(most).toBe(1);
+    await t.ferry.drain([handles[0]!, handles[1]!, handles[3]!, handles[4]!], { timeout: "10s" });
+    // Stopping hands prefetched jobs back unrun, with their attempt refunded.
+    const gate2 = { open: () => {} };
+    const blocked = new Promise<void>((resolve) => {
+      gate2.open = resolve;
+    });
+    await worker.stop();
+    const second = await startWorker({
+      concurrency: 1,
+      prefetch: 2,
+      handlers: { "demo.block": async () => blocked },
+    });
+    const more = await t.ferry.launchMany([1, 2, 3].map((n) => ({ handler: "demo.block", payload: n })));
+    await eventually(
+      async () => (await Promise.all(more.map((h) => t.ferry.status(h)))).every((s) => s.state === "running"),
+      "all three held by the second worker",
+    );
+    const stopping = second.stop({ grace: "50ms" });
+    gate2.open();
+    await stopping;
+    const after = await Promise.all(more.map((h) => t.ferry.status(h)));
+    expect(after.filter((s) => s.state === "queued" && s.attempts === 0).length).toBeGreaterThanOrEqual(2);
+  });
+
   it("reports an outcome only once the store took it, and lease-lost when it was refused", async () => {
     const gate = { open: () => {} };
     const opened = new Promise<void>((resolve) => {

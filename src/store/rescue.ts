@@ -14,6 +14,28 @@ export const dependencyFailed = (parentId: string): ErrorInfo => ({
   attempt: 0,
 });
 
+/** How a job cancelled by its owner (or before it ever ran) is recorded. */
+export const cancelledError = (attempt: number, message = "cancelled"): ErrorInfo => ({
+  code: ErrorCode.Cancelled,
+  message,
+  retryable: false,
+  attempt,
+});
+
+/** A child's parents as stored: how many it still waits for, and a failed one if any (it then fails). */
+export function tallyParents(parents: Iterable<{ readonly id: string; readonly state: string }>): {
+  pending: number;
+  failedParent: string | undefined;
+} {
+  let pending = 0;
+  let failedParent: string | undefined;
+  for (const parent of parents) {
+    if (parent.state === "failed" || parent.state === "cancelled") failedParent = parent.id;
+    else if (parent.state !== "completed") pending += 1;
+  }
+  return { pending, failedParent };
+}
+
 /** A running job whose lease ran out (or whose cancel grace passed), as every store reads it. */
 export interface ExpiredAttempt {
   readonly id: string;
@@ -34,12 +56,7 @@ export type RescueTally = { requeued: number; failed: number; cancelled: number 
 export function rescueOutcome(row: ExpiredAttempt, tally: RescueTally): Outcome {
   if (row.cancelRequested) {
     tally.cancelled += 1;
-    const error: ErrorInfo = {
-      code: ErrorCode.Cancelled,
-      message: "cancelled (forced after the grace period)",
-      retryable: false,
-      attempt: row.attempts,
-    };
+    const error = cancelledError(row.attempts, "cancelled (forced after the grace period)");
     return { kind: "cancelled", id: row.id, fence: row.fence, error };
   }
   const error: ErrorInfo = {

@@ -5,6 +5,7 @@ import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
 import { checkHandlerName, checkQueueName } from "../core/names.js";
 import { getSerializer } from "../serializers/index.js";
+import { cancelledError } from "../store/rescue.js";
 import type { ClaimedJob, LeaseRef, Outcome, Store, StoreEvent, WorkerInfo } from "../store/store.js";
 import { RunningContext } from "./context.js";
 import { failureOutcome } from "./decide.js";
@@ -344,7 +345,7 @@ export class Worker {
 
   /** Cancelled before it started: recorded as cancelled without running it. */
   private cancelBuffered(job: ClaimedJob): void {
-    const error = { code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt: job.attempt };
+    const error = cancelledError(job.attempt);
     this.#pending.push({ outcome: { kind: "cancelled", id: job.id, fence: job.fence, error }, job, ms: 0 });
     this.requestClaim(false);
   }

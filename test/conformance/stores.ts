@@ -16,26 +16,29 @@ export interface StoreUnderTest {
   ): Promise<{ ferry: Ferry; shared: () => Promise<Ferry>; cleanup: () => Promise<void> }>;
 }
 
+/** Ferrys on one store URL: the first, more on demand (`shared`), all closed before `remove`. */
+async function openAll(url: string, options: Omit<OpenOptions, "store">, remove: () => Promise<void> | void) {
+  const opened: Ferry[] = [];
+  const open = async () => {
+    const ferry = await Ferry.open({ ...options, store: url });
+    opened.push(ferry);
+    return ferry;
+  };
+  return {
+    ferry: await open(),
+    shared: open,
+    cleanup: async () => {
+      for (const f of opened) await f.close({ grace: 0 });
+      await remove();
+    },
+  };
+}
+
 const sqlite: StoreUnderTest = {
   name: "sqlite",
   async fresh(options = {}) {
     const dir = tempDir("ferry-conf-");
-    const url = `sqlite:${join(dir.path, "ferry.db")}`;
-    const opened: Ferry[] = [];
-    const open = async () => {
-      const ferry = await Ferry.open({ ...options, store: url });
-      opened.push(ferry);
-      return ferry;
-    };
-    const ferry = await open();
-    return {
-      ferry,
-      shared: open,
-      cleanup: async () => {
-        for (const f of opened) await f.close({ grace: 0 });
-        dir.remove();
-      },
-    };
+    return openAll(`sqlite:${join(dir.path, "ferry.db")}`, options, dir.remove);
   },
 };
 
@@ -64,21 +67,7 @@ const postgres: StoreUnderTest = {
   name: "postgres",
   async fresh(options = {}) {
     const { url, drop } = freshPgSchema();
-    const opened: Ferry[] = [];
-    const open = async () => {
-      const ferry = await Ferry.open({ ...options, store: url });
-      opened.push(ferry);
-      return ferry;
-    };
-    const ferry = await open();
-    return {
-      ferry,
-      shared: open,
-      cleanup: async () => {
-        for (const f of opened) await f.close({ grace: 0 });
-        await drop();
-      },
-    };
+    return openAll(url, options, drop);
   },
 };
 

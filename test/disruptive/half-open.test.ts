@@ -19,12 +19,12 @@ import { tempDir } from "../helpers/temp.js";
 import {
   auditThroughLostAnswers,
   drainThrough,
-  jobStates,
   launchStream,
   listenerBackends,
   PG_URL,
   requirePostgres,
 } from "./helpers.js";
+import { expectEveryJobCompleted } from "./scenario.js";
 
 const QUERY_TIMEOUT_MS = 2_000;
 const PING_MS = 1_000;
@@ -182,15 +182,7 @@ describe("a half-open connection to PostgreSQL (frozen TCP proxy)", () => {
       );
       expect(problems).toEqual([]);
       // Launches through the proxy may have committed before their answer was lost: they run too.
-      const states = await eventually(
-        async () => {
-          const s = await jobStates(schema);
-          return Object.keys(s.byState).every((state) => state === "completed") ? s : undefined;
-        },
-        "every job in the store to complete",
-        TIMING.waitMs,
-      );
-      expect(states!.runningWithoutLease).toEqual([]);
+      await expectEveryJobCompleted(schema);
 
       // Woken by a notification on the new LISTEN connection, not by the 30 s poll.
       const auditedMs = Date.now() - thawedAt;

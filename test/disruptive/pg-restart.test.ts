@@ -7,12 +7,10 @@
  * before the workers' next poll.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { eventually, sleep, TIMING, useFaultEnv } from "../faults/helpers.js";
+import { sleep, TIMING, useFaultEnv } from "../faults/helpers.js";
 import {
-  auditThroughLostAnswers,
   drainThrough,
   ensureServerUp,
-  jobStates,
   launchStream,
   listenerBackends,
   pgStoreOf,
@@ -21,7 +19,13 @@ import {
   schemaOf,
   taggedPgStore,
 } from "./helpers.js";
-import { expectListenersBack, probeNotifications, WORKER_TIMING } from "./scenario.js";
+import {
+  expectEveryJobCompleted,
+  expectListenersBack,
+  expectNoLateDuplicates,
+  probeNotifications,
+  WORKER_TIMING,
+} from "./scenario.js";
 
 describe("PostgreSQL restart (pg_ctlcluster restart -m immediate) under a stream of jobs", () => {
   // Each test fails (not skipped) when PostgreSQL is not there.
@@ -58,30 +62,14 @@ describe("PostgreSQL restart (pg_ctlcluster restart -m immediate) under a stream
 
       expect(a.alive && b.alive, "no worker process exited").toBe(true);
 
-      // Jobs launched and committed whose acknowledgement was lost (COMMIT then connection gone)
-      // exist too: every job in the store ends completed, none is left running without a lease.
-      const states = await eventually(
-        async () => {
-          const s = await jobStates(schema);
-          return Object.keys(s.byState).every((state) => state === "completed") ? s : undefined;
-        },
-        "every job in the store to complete",
-        TIMING.waitMs,
-      );
-      expect(states!.runningWithoutLease).toEqual([]);
+      await expectEveryJobCompleted(schema);
 
-      const { report, problems, lostAnswers } = await auditThroughLostAnswers(
+      const { report, lostAnswers } = await expectNoLateDuplicates(
         t.ferry,
-        handles.map((handle) => ({ handle, state: "completed" as const })),
+        handles,
         t.ledger,
+        restart.backAt,
       );
-      expect(problems).toEqual([]);
-      // At-least-once: a job runs twice only if it was in flight when the server went away (its
-      // lease could not be renewed), never one claimed once the server was back.
-      const lateDuplicates = [...report.jobs.values()].filter(
-        (job) => job.starts.length > 1 && job.starts[0]!.t > restart.backAt,
-      );
-      expect(lateDuplicates.map((j) => j.id)).toEqual([]);
 
       await expectListenersBack(t, restart.startedAt);
       expect(pgStoreOf(t.ferry).listenerConnects, "the test process's LISTEN reconnected").toBeGreaterThan(1);

@@ -6,12 +6,10 @@
  * left running without a live lease, and every LISTEN connection comes back.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { eventually, sleep, TIMING, useFaultEnv } from "../faults/helpers.js";
+import { sleep, TIMING, useFaultEnv } from "../faults/helpers.js";
 import {
-  auditThroughLostAnswers,
   drainThrough,
   ensureServerUp,
-  jobStates,
   launchStream,
   pgStoreOf,
   requirePostgres,
@@ -20,7 +18,13 @@ import {
   terminateFerryBackends,
   terminateMidTransaction,
 } from "./helpers.js";
-import { expectListenersBack, probeNotifications, WORKER_TIMING } from "./scenario.js";
+import {
+  expectEveryJobCompleted,
+  expectListenersBack,
+  expectNoLateDuplicates,
+  probeNotifications,
+  WORKER_TIMING,
+} from "./scenario.js";
 
 const KILLS = 6;
 
@@ -72,27 +76,9 @@ describe("pg_terminate_backend of every Ferry connection, repeatedly, under a st
       expect(statuses.filter((s) => s.state !== "completed")).toEqual([]);
       expect(a.alive && b.alive, "no worker process exited").toBe(true);
 
-      const states = await eventually(
-        async () => {
-          const s = await jobStates(schema);
-          return Object.keys(s.byState).every((state) => state === "completed") ? s : undefined;
-        },
-        "every job in the store to complete",
-        TIMING.waitMs,
-      );
-      expect(states!.runningWithoutLease).toEqual([]);
+      await expectEveryJobCompleted(schema);
 
-      const { report, problems, lostAnswers } = await auditThroughLostAnswers(
-        t.ferry,
-        handles.map((handle) => ({ handle, state: "completed" as const })),
-        t.ledger,
-      );
-      expect(problems).toEqual([]);
-      // A job runs twice only if it was in flight at a kill, not if it was claimed after the last one.
-      const lateDuplicates = [...report.jobs.values()].filter(
-        (job) => job.starts.length > 1 && job.starts[0]!.t > lastKillAt,
-      );
-      expect(lateDuplicates.map((j) => j.id)).toEqual([]);
+      const { report, lostAnswers } = await expectNoLateDuplicates(t.ferry, handles, t.ledger, lastKillAt);
 
       await expectListenersBack(t, lastKillAt);
       const reconnects = pgStoreOf(t.ferry).listenerConnects - listenersBefore;

@@ -1,10 +1,12 @@
 /**
- * What the restart and terminate tests share: worker-process timings, and the checks that every
- * process's LISTEN connection came back.
+ * What the disruptive tests share: worker-process timings, the check that every process's LISTEN
+ * connection came back, and the end-of-run checks on the store and the ledger.
  */
 import { expect } from "vitest";
-import { type FaultEnv, sleep, TIMING } from "../faults/helpers.js";
-import { listenerBackends, schemaOf } from "./helpers.js";
+import type { Ferry, Handle } from "../../src/index.js";
+import { type FaultEnv, type LedgerEntry, sleep, TIMING } from "../faults/helpers.js";
+import { eventually } from "../helpers/temp.js";
+import { auditThroughLostAnswers, jobStates, listenerBackends, schemaOf } from "./helpers.js";
 
 /**
  * Worker processes poll rarely (5 s), so a job picked up within a second was woken by a
@@ -57,4 +59,43 @@ export async function probeNotifications(t: FaultEnv, n: number): Promise<number
     `launch-to-start latencies ${latencies.join(", ")} ms (poll ${WORKER_TIMING.pollMs} ms)`,
   ).toEqual([]);
   return latencies;
+}
+
+/**
+ * Every job in the store ends completed (launches whose answer was lost included), and none is
+ * left running without a live lease.
+ */
+export async function expectEveryJobCompleted(schema: string): Promise<void> {
+  const states = await eventually(
+    async () => {
+      const s = await jobStates(schema);
+      return Object.keys(s.byState).every((state) => state === "completed") ? s : undefined;
+    },
+    "every job in the store to complete",
+    TIMING.waitMs,
+  );
+  expect(states!.runningWithoutLease).toEqual([]);
+}
+
+/**
+ * The ledger audit holds, and no job ran twice unless it was in flight at the disruption: one
+ * first claimed after `after` ran once.
+ */
+export async function expectNoLateDuplicates(
+  ferry: Ferry,
+  handles: readonly Handle[],
+  ledger: () => LedgerEntry[],
+  after: number,
+) {
+  const audited = await auditThroughLostAnswers(
+    ferry,
+    handles.map((handle) => ({ handle, state: "completed" as const })),
+    ledger,
+  );
+  expect(audited.problems).toEqual([]);
+  const lateDuplicates = [...audited.report.jobs.values()].filter(
+    (job) => job.starts.length > 1 && job.starts[0]!.t > after,
+  );
+  expect(lateDuplicates.map((j) => j.id)).toEqual([]);
+  return audited;
 }

@@ -1,45 +1,16 @@
-import { parsePolicy } from "../policy-text.js";
+import { byClaimOrder, CLAIMED_COLUMNS, type ClaimedRow, toClaimedJob } from "../rows.js";
 import type { ClaimedJob, ClaimRequest, HeartbeatResult, LeaseRef, WorkerInfo } from "../store.js";
 import type { Client } from "./connection.js";
 import type { Outbox } from "./notifier.js";
 
-export interface ClaimedRow {
-  id: string;
-  handler: string;
-  queue: string;
-  payload: Buffer;
-  serializer: string;
-  attempts: number;
-  max_attempts: number;
-  policy: string | null;
-  fence: number;
-  label: string | null;
-  group_key: string | null;
-  launched_at: number;
-  priority: number;
-  run_at: number;
+/** A claimed row as PostgreSQL returns it: the start time is the database's. */
+export interface PgClaimedRow extends ClaimedRow {
   started_at: number;
 }
 
-const RETURNING = `RETURNING j.id, j.handler, j.queue, j.payload, j.serializer, j.attempts, j.max_attempts, j.policy,
-  j.fence, j.label, j.group_key, j.launched_at, j.priority, j.run_at, j.started_at`;
+const RETURNING = `RETURNING ${CLAIMED_COLUMNS.map((c) => `j.${c}`).join(", ")}, j.started_at`;
 
-export const toClaimedJob = (row: ClaimedRow): ClaimedJob => ({
-  id: row.id,
-  handler: row.handler,
-  queue: row.queue,
-  payload: row.payload,
-  serializer: row.serializer,
-  attempt: row.attempts,
-  maxAttempts: row.max_attempts,
-  policy: parsePolicy(row.policy),
-  fence: row.fence,
-  label: row.label,
-  group: row.group_key,
-  launchedAt: row.launched_at,
-  startedAt: row.started_at,
-  cancelRequested: false,
-});
+export const toPgClaimedJob = (row: PgClaimedRow): ClaimedJob => toClaimedJob(row, row.started_at);
 
 /** Claiming with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's rows, never wait. */
 export function makeClaim(s: string) {
@@ -61,7 +32,7 @@ export function makeClaim(s: string) {
     queue: string,
     limit: number,
     perGroup: number,
-  ): Promise<ClaimedRow[]> {
+  ): Promise<PgClaimedRow[]> {
     await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`ferry-groups:${s}:${queue}`]);
     const candidates = await client.query<{ id: string; group_key: string | null }>(
       `SELECT id, group_key FROM ${s}.jobs
@@ -90,7 +61,7 @@ export function makeClaim(s: string) {
       picked.push(row.id);
     }
     if (picked.length === 0) return [];
-    return (await client.query<ClaimedRow>(claimIds, [request.workerId, request.leaseMs, picked])).rows;
+    return (await client.query<PgClaimedRow>(claimIds, [request.workerId, request.leaseMs, picked])).rows;
   }
 
   return async function claim(client: Client, request: ClaimRequest, outbox: Outbox): Promise<ClaimedJob[]> {
@@ -121,7 +92,7 @@ export function makeClaim(s: string) {
         setting?.group_concurrency != null
           ? await claimWithGroups(client, request, queue, remaining, setting.group_concurrency)
           : (
-              await client.query<ClaimedRow>(claimBatch, [
+              await client.query<PgClaimedRow>(claimBatch, [
                 request.workerId,
                 request.leaseMs,
                 queue,
@@ -129,10 +100,9 @@ export function makeClaim(s: string) {
                 remaining,
               ])
             ).rows;
-      // RETURNING order is not the claim order: restore it (priority, then due time, then age).
-      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
+      rows.sort(byClaimOrder);
       for (const row of rows) {
-        out.push(toClaimedJob(row));
+        out.push(toPgClaimedJob(row));
         // Watchers see "running" now, not at their next poll.
         outbox.changed.push(row.id);
       }

@@ -1,11 +1,11 @@
-import { ErrorCode } from "../../core/errors.js";
-import type { ErrorInfo, JobState } from "../../core/job.js";
+import type { JobState } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
-import type { CancelResult, JobFilter, JobRecord, ListRequest, PurgeRequest, StoreStats } from "../store.js";
+import { cancelledError } from "../rescue.js";
+import { JOB_COLUMNS_NO_RESULT, type JobRow, toJobRecord } from "../rows.js";
+import type { CancelResult, JobFilter, JobRecord, ListRequest, PurgeRequest } from "../store.js";
 import type { Client } from "./connection.js";
 import { bumpCounters } from "./enqueue.js";
 import type { Outbox } from "./notifier.js";
-import { JOB_COLUMNS_NO_RESULT, type JobRow, toJobRecord } from "./rows.js";
 
 type Cascade = (client: Client, id: string, succeeded: boolean, outbox: Outbox) => Promise<void>;
 
@@ -29,14 +29,6 @@ export function filterClause(filter: JobFilter, first = 1): { sql: string; param
   return { sql: parts.length === 0 ? "true" : parts.join(" AND "), params };
 }
 
-const cancelledError = (attempt: number): string =>
-  JSON.stringify({
-    code: ErrorCode.Cancelled,
-    message: "cancelled",
-    retryable: false,
-    attempt,
-  } satisfies ErrorInfo);
-
 /** The owner's controls over one job or a filtered set, each inside the caller's transaction. */
 export function makeControls(s: string, cascade: Cascade) {
   async function cancel(client: Client, id: string, graceMs: number, outbox: Outbox): Promise<CancelResult> {
@@ -44,7 +36,7 @@ export function makeControls(s: string, cascade: Cascade) {
       `UPDATE ${s}.jobs SET state = 'cancelled', finished_at = ${s}.ms_now(), error = $2,
          expires_at = ${s}.ms_now() + coalesce((policy::jsonb ->> 'resultTtlMs')::bigint, $3)
        WHERE id = $1 AND state IN ('scheduled', 'queued') RETURNING has_dependents`,
-      [id, cancelledError(0), DEFAULT_POLICY.resultTtlMs],
+      [id, JSON.stringify(cancelledError(0)), DEFAULT_POLICY.resultTtlMs],
     );
     if (waiting.rows[0] !== undefined) {
       await bumpCounters(client, s, { cancelled: 1 });
@@ -207,26 +199,5 @@ export function makeQueries(s: string) {
     },
     countsSql: `SELECT queue, state, count(*)::int AS n FROM ${s}.jobs GROUP BY queue, state`,
     countersSql: `SELECT name, sum(value)::bigint AS value FROM ${s}.counters GROUP BY name`,
-    toStats(
-      counts: readonly { queue: string; state: JobState; n: number }[],
-      counters: readonly { name: string; value: number }[],
-    ): StoreStats {
-      const byQueue: Record<string, Partial<Record<JobState, number>>> = {};
-      for (const row of counts) {
-        byQueue[row.queue] ??= {};
-        byQueue[row.queue]![row.state] = row.n;
-      }
-      const c = Object.fromEntries(counters.map((r) => [r.name, r.value]));
-      const runCount = c.run_count ?? 0;
-      return {
-        byQueue,
-        launched: c.launched ?? 0,
-        completed: c.completed ?? 0,
-        failed: c.failed ?? 0,
-        cancelled: c.cancelled ?? 0,
-        timedOut: c.timed_out ?? 0,
-        avgRunMs: runCount === 0 ? 0 : (c.run_ms_total ?? 0) / runCount,
-      };
-    },
   };
 }

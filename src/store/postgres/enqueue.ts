@@ -1,19 +1,11 @@
 import { invalidArgument } from "../../core/errors.js";
 import { makePolicyText } from "../policy-text.js";
-import { dependencyFailed } from "../rescue.js";
+import { dependencyFailed, tallyParents } from "../rescue.js";
+import type { CounterDelta } from "../stats.js";
 import type { EnqueueResult, NewJob } from "../store.js";
 import type { Client } from "./connection.js";
 import type { Outbox } from "./notifier.js";
-
-export interface CounterDelta {
-  launched?: number;
-  completed?: number;
-  failed?: number;
-  cancelled?: number;
-  timed_out?: number;
-  run_ms_total?: number;
-  run_count?: number;
-}
+import { insertPlainJobs, plainJobArrays, toBuffer } from "./plain-insert.js";
 
 /**
  * Adds to the lifetime counters in the caller's transaction. Rows are sharded and always locked
@@ -44,32 +36,8 @@ export function makeEnqueue(s: string) {
 
   async function insertPlain(client: Client, jobs: readonly NewJob[]): Promise<void> {
     await client.query(
-      `INSERT INTO ${s}.jobs (${COLUMNS})
-       SELECT id, handler, queue, CASE WHEN coalesce(run_at, n + delay) > n THEN 'scheduled' ELSE 'queued' END,
-         priority, owner, label, group_key, NULL, serializer, payload, cookie_hash, max_attempts, policy, n,
-         coalesce(run_at, n + delay), detached, 0
-       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-         $9::bytea[], $10::bytea[], $11::int[], $12::text[], $13::bigint[], $14::bigint[], $15::boolean[])
-         AS j(id, handler, queue, priority, owner, label, group_key, serializer, payload, cookie_hash,
-           max_attempts, policy, delay, run_at, detached),
-         (SELECT ${s}.ms_now() AS n) AS clock`,
-      [
-        jobs.map((j) => j.id),
-        jobs.map((j) => j.handler),
-        jobs.map((j) => j.queue),
-        jobs.map((j) => j.priority),
-        jobs.map((j) => j.owner),
-        jobs.map((j) => j.label),
-        jobs.map((j) => j.group),
-        jobs.map((j) => j.serializer),
-        jobs.map((j) => Buffer.from(j.payload.buffer, j.payload.byteOffset, j.payload.byteLength)),
-        jobs.map((j) => (j.cookieHash === null ? null : Buffer.from(j.cookieHash))),
-        jobs.map((j) => j.maxAttempts),
-        jobs.map((j) => policyText(j.policy)),
-        jobs.map((j) => j.delayMs),
-        jobs.map((j) => j.runAt),
-        jobs.map((j) => j.detached),
-      ],
+      insertPlainJobs(s, `(SELECT ${s}.ms_now() AS n) AS c`),
+      plainJobArrays(jobs, policyText),
     );
   }
 
@@ -81,13 +49,7 @@ export function makeEnqueue(s: string) {
     );
     if (rows.rows.length !== new Set(job.dependsOn).size)
       throw invalidArgument("dependsOn names a job that does not exist");
-    let pending = 0;
-    let failedParent: string | undefined;
-    for (const row of rows.rows) {
-      if (row.state === "failed" || row.state === "cancelled") failedParent = row.id;
-      else if (row.state !== "completed") pending += 1;
-    }
-    return { pending, failedParent };
+    return tallyParents(rows.rows);
   }
 
   async function insertOne(client: Client, job: NewJob): Promise<EnqueueResult> {
@@ -112,8 +74,8 @@ export function makeEnqueue(s: string) {
         job.group,
         job.uniqueKey,
         job.serializer,
-        Buffer.from(job.payload.buffer, job.payload.byteOffset, job.payload.byteLength),
-        job.cookieHash === null ? null : Buffer.from(job.cookieHash),
+        toBuffer(job.payload),
+        toBuffer(job.cookieHash),
         job.maxAttempts,
         policyText(job.policy),
         job.detached,

@@ -1,7 +1,10 @@
 import type pg from "pg";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { makePolicyText } from "../policy-text.js";
+import { CLAIMED_COLUMNS } from "../rows.js";
 import type { NewJob, Outcome } from "../store.js";
+import type { PgClaimedRow } from "./claim.js";
+import { insertPlainJobs, plainJobArrays, toBuffer } from "./plain-insert.js";
 
 /**
  * The two hot paths as single statements (one round trip, atomic on their own, no BEGIN/COMMIT):
@@ -17,30 +20,15 @@ import type { NewJob, Outcome } from "../store.js";
 
 type Completed = Extract<Outcome, { kind: "completed" }>;
 
-const CLAIMED_COLUMNS = [
-  "id",
-  "handler",
-  "queue",
-  "payload",
-  "serializer",
-  "attempts",
-  "max_attempts",
-  "policy",
-  "fence",
-  "label",
-  "group_key",
-  "launched_at",
-  "priority",
-  "run_at",
-  "started_at",
-] as const;
+/** The columns of a claimed job in a round's answer. */
+const ROUND_COLUMNS = [...CLAIMED_COLUMNS, "started_at"] as const;
 
 /** One result row shape for every kind: the given columns, NULL for the rest. */
 const resultRow = (kind: string, from: string, given: Record<string, string>, gate = "NULL::boolean") =>
-  `SELECT ${kind} AS kind, ${CLAIMED_COLUMNS.map((c) => `${given[c] ?? "NULL"} AS ${c}`).join(", ")}, ${gate} AS gate_closed FROM ${from}`;
+  `SELECT ${kind} AS kind, ${ROUND_COLUMNS.map((c) => `${given[c] ?? "NULL"} AS ${c}`).join(", ")}, ${gate} AS gate_closed FROM ${from}`;
 
 const RESULT = [
-  resultRow("'claimed'", "claimed", Object.fromEntries(CLAIMED_COLUMNS.map((c) => [c, `claimed.${c}`]))),
+  resultRow("'claimed'", "claimed", Object.fromEntries(ROUND_COLUMNS.map((c) => [c, `claimed.${c}`]))),
   resultRow("'done'", "done", { id: "done.id" }),
   resultRow("'ready'", "woken", { queue: "woken.queue" }),
   // Always one row: it also makes sure the notifications and counters ran.
@@ -52,27 +40,10 @@ const RESULT = [
   ),
 ].join("\n    UNION ALL ");
 
-const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
-  bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
-export interface FastRoundRow {
+/** A claimed job's columns, or (other kinds) only `id` or `queue`, the rest NULL. */
+export interface FastRoundRow extends PgClaimedRow {
   kind: "done" | "claimed" | "ready" | null;
   gate_closed: boolean | null;
-  id: string | null;
-  handler: string;
-  queue: string;
-  payload: Buffer;
-  serializer: string;
-  attempts: number;
-  max_attempts: number;
-  policy: string | null;
-  fence: number;
-  label: string | null;
-  group_key: string | null;
-  launched_at: number;
-  priority: number;
-  run_at: number;
-  started_at: number;
 }
 
 /**
@@ -122,8 +93,7 @@ export function makeFastRound(s: string) {
         started_at = c.n, lease_expires_at = c.n + $9, progress = NULL
       -- = ANY(ARRAY(…)): an index probe per picked id (a join here was planned as a scan of the table).
       FROM c WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-      RETURNING j.id, j.handler, j.queue, j.payload, j.serializer, j.attempts, j.max_attempts, j.policy, j.fence,
-        j.label, j.group_key, j.launched_at, j.priority, j.run_at, j.started_at, j.watched),
+      RETURNING ${ROUND_COLUMNS.map((c) => `j.${c}`).join(", ")}, j.watched),
     -- Only jobs somebody waits on or watches from another process (see markWatched): a NOTIFY per
     -- round would cost the drain half its rate.
     changed AS (SELECT id FROM done WHERE watched UNION ALL SELECT id FROM claimed WHERE watched),
@@ -170,16 +140,7 @@ export function makeFastLaunch(s: string) {
   const policyText = makePolicyText();
   const text = `
     WITH c AS (SELECT ${s}.ms_now() AS n),
-    ins AS (
-      INSERT INTO ${s}.jobs (id, handler, queue, state, priority, owner, label, group_key, serializer, payload,
-        cookie_hash, max_attempts, policy, launched_at, run_at, detached)
-      SELECT id, handler, queue, CASE WHEN coalesce(run_at, c.n + delay) > c.n THEN 'scheduled' ELSE 'queued' END,
-        priority, owner, label, group_key, serializer, payload, cookie_hash, max_attempts, policy, c.n,
-        coalesce(run_at, c.n + delay), detached
-      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-        $9::bytea[], $10::bytea[], $11::int[], $12::text[], $13::bigint[], $14::bigint[], $15::boolean[])
-        AS j(id, handler, queue, priority, owner, label, group_key, serializer, payload, cookie_hash,
-          max_attempts, policy, delay, run_at, detached), c
+    ins AS (${insertPlainJobs(s, "c")}
       RETURNING queue),
     counted AS (
       INSERT INTO ${s}.counters (name, shard, value) SELECT 'launched', $16, count(*) FROM ins
@@ -192,25 +153,6 @@ export function makeFastLaunch(s: string) {
   return (jobs: readonly NewJob[], channel: string, origin: string): pg.QueryConfig => ({
     name: `ferry-launch-${s}`,
     text,
-    values: [
-      jobs.map((j) => j.id),
-      jobs.map((j) => j.handler),
-      jobs.map((j) => j.queue),
-      jobs.map((j) => j.priority),
-      jobs.map((j) => j.owner),
-      jobs.map((j) => j.label),
-      jobs.map((j) => j.group),
-      jobs.map((j) => j.serializer),
-      jobs.map((j) => toBuffer(j.payload)),
-      jobs.map((j) => toBuffer(j.cookieHash)),
-      jobs.map((j) => j.maxAttempts),
-      jobs.map((j) => policyText(j.policy)),
-      jobs.map((j) => j.delayMs),
-      jobs.map((j) => j.runAt),
-      jobs.map((j) => j.detached),
-      Math.floor(Math.random() * 16),
-      channel,
-      origin,
-    ],
+    values: [...plainJobArrays(jobs, policyText), Math.floor(Math.random() * 16), channel, origin],
   });
 }

@@ -1,15 +1,13 @@
-import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { parsePolicy } from "../policy-text.js";
-import { dependencyFailed } from "../rescue.js";
+import { cancelledError, dependencyFailed } from "../rescue.js";
+import { type CounterDelta, noCounts } from "../stats.js";
 import type { Outcome } from "../store.js";
 import type { Client } from "./connection.js";
-import { bumpCounters, type CounterDelta } from "./enqueue.js";
+import { bumpCounters } from "./enqueue.js";
 import type { Outbox } from "./notifier.js";
-
-const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
-  bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+import { toBuffer } from "./plain-insert.js";
 
 /** Recording how attempts ended, and the dependency cascade that follows, in the caller's transaction. */
 export function makeFinish(s: string) {
@@ -110,7 +108,7 @@ export function makeFinish(s: string) {
       const error: ErrorInfo =
         "error" in outcome && (outcome.kind === kind || kind === "failed")
           ? outcome.error
-          : { code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt: row.attempts };
+          : cancelledError(row.attempts);
       const ttl = parsePolicy(row.policy).resultTtlMs;
       // Nobody can collect a detached job's result: keep the row an hour for listing, no longer.
       const keepMs = row.detached ? Math.min(ttl, 3_600_000) : ttl;
@@ -145,15 +143,7 @@ export function makeFinish(s: string) {
   }
 
   async function finish(client: Client, outcomes: readonly Outcome[], outbox: Outbox): Promise<boolean[]> {
-    const counts: Required<CounterDelta> = {
-      launched: 0,
-      completed: 0,
-      failed: 0,
-      cancelled: 0,
-      timed_out: 0,
-      run_ms_total: 0,
-      run_count: 0,
-    };
+    const counts = noCounts();
     const done = outcomes.filter((o): o is Extract<Outcome, { kind: "completed" }> => o.kind === "completed");
     const completed = done.length === 0 ? new Set<string>() : await completeAll(client, done, counts, outbox);
     const applied: boolean[] = [];

@@ -1,6 +1,5 @@
 import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
-import type { LeaseRef } from "../store.js";
+import { LeaseThread } from "../lease-thread.js";
 
 /**
  * A thread with its own connection that keeps a heartbeating worker's leases alive while the
@@ -80,42 +79,9 @@ parentPort.on("message", (message) => {
 });
 `;
 
-export class LeaseKeeper {
-  readonly #thread: Worker;
-
+export class LeaseKeeper extends LeaseThread {
   constructor(config: { readonly connectionString?: string | undefined }, schema: string) {
     const driver = createRequire(import.meta.url).resolve("pg");
-    this.#thread = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { url: config.connectionString, schema, driver, tickMs: 200 },
-    });
-    // The thread must never keep a process alive on its own, nor crash it.
-    this.#thread.unref();
-    this.#thread.on("error", () => undefined);
-  }
-
-  /** Keep renewing these leases until `until`: they replace the worker's set (heartbeat) or join it (claim). */
-  keepLeases(worker: string, leases: readonly LeaseRef[], leaseMs: number, until: number, add = false): void {
-    this.#thread.postMessage({
-      type: "leases",
-      add,
-      forget: false,
-      worker,
-      leases: leases.map((l) => [l.id, l.fence]),
-      leaseMs,
-      until,
-    });
-  }
-
-  forget(worker: string): void {
-    this.#thread.postMessage({ type: "leases", forget: true, worker });
-  }
-
-  async stop(): Promise<void> {
-    const exited = new Promise<void>((resolve) => this.#thread.once("exit", () => resolve()));
-    this.#thread.ref();
-    this.#thread.postMessage({ type: "stop" });
-    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2_000).unref())]);
-    await this.#thread.terminate();
+    super(THREAD_SOURCE, { url: config.connectionString, schema, driver, tickMs: 200 });
   }
 }

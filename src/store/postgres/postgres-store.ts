@@ -4,6 +4,16 @@ import pg from "pg";
 import { ErrorCode, FerryError } from "../../core/errors.js";
 import type { JobState, Progress } from "../../core/job.js";
 import { rescueOutcome } from "../rescue.js";
+import {
+  byClaimOrder,
+  type JobRow,
+  type ScheduleRow,
+  toJobRecord,
+  toQueueInfo,
+  toScheduleRecord,
+  toWorkerInfo,
+} from "../rows.js";
+import { toStoreStats } from "../stats.js";
 import type {
   CancelResult,
   ClaimRequest,
@@ -28,7 +38,7 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store.js";
-import { makeClaim, makeLeases, toClaimedJob } from "./claim.js";
+import { makeClaim, makeLeases, toPgClaimedJob } from "./claim.js";
 import {
   type Client,
   connectionSettings,
@@ -42,17 +52,9 @@ import { type ConsumeAnswer, makeControls, makeQueries } from "./controls.js";
 import { makeEnqueue } from "./enqueue.js";
 import { type FastRoundRow, makeFastLaunch, makeFastRound } from "./fast-path.js";
 import { makeFinish } from "./finish.js";
+import { isJobId } from "./job-id.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { channelOf, Listener, Outbox } from "./notifier.js";
-import {
-  isJobId,
-  type JobRow,
-  type ScheduleRow,
-  toJobRecord,
-  toQueueInfo,
-  toScheduleRecord,
-  toWorkerInfo,
-} from "./rows.js";
 import { makeSchedules } from "./schedules.js";
 
 /** What `tx` must offer: a `pg` Client or PoolClient inside the caller's open transaction. */
@@ -256,7 +258,7 @@ export class PostgresStore implements Store {
       this.read<{ queue: string; state: JobState; n: number }>(this.#queries.countsSql),
       this.read<{ name: string; value: number }>(this.#queries.countersSql),
     ]);
-    return this.#queries.toStats(counts, counters);
+    return toStoreStats(counts, counters);
   }
 
   async consumeResult(id: string): Promise<ConsumeAnswer> {
@@ -361,12 +363,12 @@ export class PostgresStore implements Store {
     let gateClosed = false;
     for (const row of rows) {
       if (row.kind === "claimed") claimed.push(row);
-      else if (row.kind === "done") done.add(row.id!);
+      else if (row.kind === "done") done.add(row.id);
       else if (row.kind === "ready") events.push({ type: "enqueued", queue: row.queue });
       else gateClosed = row.gate_closed === true;
     }
     for (const id of done) events.push({ type: "changed", id });
-    for (const row of claimed) events.push({ type: "changed", id: row.id! });
+    for (const row of claimed) events.push({ type: "changed", id: row.id });
     this.tell(events);
     let applied = finished.map((o) => done.has(o.id));
     const left = finished.filter((o) => !done.has(o.id));
@@ -378,8 +380,8 @@ export class PostgresStore implements Store {
     }
     // Paused or group-limited: the general path knows what to do (it claims nothing if paused).
     if (gateClosed) return { jobs: (await this.slowRound(request, [])).jobs, applied };
-    claimed.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id! < b.id! ? -1 : 1));
-    return { jobs: claimed.map((row) => toClaimedJob({ ...row, id: row.id! })), applied };
+    claimed.sort(byClaimOrder);
+    return { jobs: claimed.map(toPgClaimedJob), applied };
   }
 
   /** The general path: a transaction of several statements, for everything else. */

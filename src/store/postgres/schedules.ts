@@ -1,6 +1,6 @@
+import { type ScheduleRow, toScheduleRecord } from "../rows.js";
 import type { ScheduleFiring, ScheduleInput, SchedulePatch, ScheduleRecord } from "../store.js";
 import type { Client } from "./connection.js";
-import { type ScheduleRow, toScheduleRecord } from "./rows.js";
 
 /** Schedules: CRUD, and firing each due tick once across every process (row locks, SKIP LOCKED). */
 export function makeSchedules(s: string) {

@@ -1,6 +1,5 @@
 import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
-import type { LeaseRef } from "../store.js";
+import { LeaseThread } from "../lease-thread.js";
 
 /**
  * One thread per SQLite store, with its own connection, for the two jobs that must not wait on
@@ -83,48 +82,10 @@ parentPort.on("message", (message) => {
 
 const TICK_MS = 100;
 
-export class BackgroundThread {
-  readonly #thread: Worker;
-
+export class BackgroundThread extends LeaseThread {
   constructor(path: string, options: { checkpointMs?: number } = {}) {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
     const checkpointEvery = Math.max(1, Math.round((options.checkpointMs ?? 200) / TICK_MS));
-    this.#thread = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { path, driver, tickMs: TICK_MS, checkpointEvery },
-    });
-    // The thread must never keep a process alive on its own, nor crash it.
-    this.#thread.unref();
-    this.#thread.on("error", () => undefined);
-  }
-
-  /**
-   * Keep renewing these leases until `until` (epoch ms): they replace the worker's previous set
-   * (a heartbeat), or join it (`add`: a claim).
-   */
-  keepLeases(worker: string, leases: readonly LeaseRef[], leaseMs: number, until: number, add = false): void {
-    this.#thread.postMessage({
-      type: "leases",
-      add,
-      forget: false,
-      worker,
-      leases: leases.map((l) => [l.id, l.fence]),
-      leaseMs,
-      until,
-    });
-  }
-
-  /** The worker stopped: renew nothing more for it. */
-  forget(worker: string): void {
-    this.#thread.postMessage({ type: "leases", forget: true, worker });
-  }
-
-  async stop(): Promise<void> {
-    const exited = new Promise<void>((resolve) => this.#thread.once("exit", () => resolve()));
-    // Held while stopping, so close() resolves even when nothing else keeps the process alive.
-    this.#thread.ref();
-    this.#thread.postMessage({ type: "stop" });
-    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2_000).unref())]);
-    await this.#thread.terminate();
+    super(THREAD_SOURCE, { path, driver, tickMs: TICK_MS, checkpointEvery });
   }
 }

@@ -1,29 +1,15 @@
-import { parsePolicy } from "../policy-text.js";
+import { byClaimOrder, CLAIMED_COLUMNS, type ClaimedRow, toClaimedJob } from "../rows.js";
 import type { ClaimedJob, ClaimRequest } from "../store.js";
 import type { Db, Stmt } from "./connection.js";
 
-interface ClaimedRow {
-  id: string;
-  handler: string;
-  queue: string;
-  payload: Buffer;
-  serializer: string;
-  attempts: number;
-  max_attempts: number;
-  policy: string | null;
-  fence: number;
-  label: string | null;
-  group_key: string | null;
-  launched_at: number;
+/** Claimed rows carry their rowid: finishing one skips the text primary key. */
+interface SqliteClaimedRow extends ClaimedRow {
   rowid: number;
-  priority: number;
-  run_at: number;
 }
 
 // Only what a worker needs: a claimed job has started now and has no cancel request (cancelling a
 // waiting job ends it at once), so those are not read back.
-const RETURNING = `RETURNING rowid, id, handler, queue, payload, serializer, attempts, max_attempts, policy, fence,
-  label, group_key, launched_at, priority, run_at`;
+const RETURNING = `RETURNING rowid, ${CLAIMED_COLUMNS.join(", ")}`;
 // Claimed rows are found through jobs_claim, whose entries carry the rowid: updating by rowid
 // skips a second lookup through the text primary key.
 
@@ -87,7 +73,7 @@ export function makeClaim(db: Db, rowids: Map<string, number>) {
       group_key: string | null;
     }[];
     const running = new Map<string, number>();
-    const claimed: ClaimedRow[] = [];
+    const claimed: SqliteClaimedRow[] = [];
     for (const row of rows) {
       if (claimed.length >= limit) break;
       if (row.group_key !== null) {
@@ -100,7 +86,7 @@ export function makeClaim(db: Db, rowids: Map<string, number>) {
         running.set(row.group_key, count + 1);
       }
       const got = claimOne.get(request.workerId, now, now + request.leaseMs, row.id) as
-        | ClaimedRow
+        | SqliteClaimedRow
         | undefined;
       if (got !== undefined) claimed.push(got);
     }
@@ -133,33 +119,13 @@ export function makeClaim(db: Db, rowids: Map<string, number>) {
               queue,
               ...request.handlers,
               remaining,
-            ) as ClaimedRow[]);
-      // RETURNING comes back in storage order: restore claim order (priority, then age).
-      if (rows.length > 1) {
-        rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1));
-      }
+            ) as SqliteClaimedRow[]);
+      if (rows.length > 1) rows.sort(byClaimOrder);
       for (const row of rows) {
-        out.push(toClaimed(row, now));
+        out.push(toClaimedJob(row, now));
         rowids.set(row.id, row.rowid);
       }
     }
     return out;
   };
 }
-
-const toClaimed = (row: ClaimedRow, now: number): ClaimedJob => ({
-  id: row.id,
-  handler: row.handler,
-  queue: row.queue,
-  payload: row.payload,
-  serializer: row.serializer,
-  attempt: row.attempts,
-  maxAttempts: row.max_attempts,
-  policy: parsePolicy(row.policy),
-  fence: row.fence,
-  label: row.label,
-  group: row.group_key,
-  launchedAt: row.launched_at,
-  startedAt: now,
-  cancelRequested: false,
-});

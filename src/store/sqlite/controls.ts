@@ -1,26 +1,18 @@
-import { ErrorCode } from "../../core/errors.js";
-import type { ErrorInfo, JobState } from "../../core/job.js";
+import type { JobState } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
+import { cancelledError } from "../rescue.js";
+import { type JobRow, toJobRecord } from "../rows.js";
 import type { CancelResult, JobFilter, JobRecord, PurgeRequest } from "../store.js";
 import type { Db } from "./connection.js";
 import { bumpCounters } from "./counters.js";
 import type { Touched } from "./finish.js";
 import { filterClause } from "./queries.js";
-import { type JobRow, toJobRecord } from "./rows.js";
 
 type Cascade = (id: string, succeeded: boolean, now: number, touched: Touched) => void;
 
 export type ConsumeAnswer =
   | { readonly status: "ok"; readonly record: JobRecord }
   | { readonly status: "not_finished" | "consumed" | "missing" };
-
-const cancelledError = (attempt: number): string =>
-  JSON.stringify({
-    code: ErrorCode.Cancelled,
-    message: "cancelled",
-    retryable: false,
-    attempt,
-  } satisfies ErrorInfo);
 
 /** The owner's controls over one job or a filtered set: all run inside a write transaction. */
 export function makeControls(db: Db, cascade: Cascade) {
@@ -58,7 +50,7 @@ export function makeControls(db: Db, cascade: Cascade) {
     const waiting = cancelWaiting.get({
       id,
       now,
-      error: cancelledError(0),
+      error: JSON.stringify(cancelledError(0)),
       defaultTtl: DEFAULT_POLICY.resultTtlMs,
     }) as { has_dependents: number } | undefined;
     if (waiting !== undefined) {

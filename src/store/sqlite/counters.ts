@@ -1,14 +1,5 @@
+import type { CounterDelta } from "../stats.js";
 import type { Db, Stmt } from "./connection.js";
-
-export interface CounterDelta {
-  launched?: number;
-  completed?: number;
-  failed?: number;
-  cancelled?: number;
-  timed_out?: number;
-  run_ms_total?: number;
-  run_count?: number;
-}
 
 const statements = new WeakMap<Db, Stmt>();
 

@@ -1,6 +1,6 @@
 import { invalidArgument } from "../../core/errors.js";
 import { makePolicyText } from "../policy-text.js";
-import { dependencyFailed } from "../rescue.js";
+import { dependencyFailed, tallyParents } from "../rescue.js";
 import type { EnqueueResult, NewJob } from "../store.js";
 import type { Db, Stmt } from "./connection.js";
 import { bumpCounters } from "./counters.js";
@@ -28,15 +28,12 @@ export function makeEnqueue(db: Db) {
 
   /** Counts unfinished parents; answers a failed parent's id if any (the child then fails at once). */
   function checkParents(job: NewJob): { pending: number; failedParent: string | undefined } {
-    let pending = 0;
-    let failedParent: string | undefined;
-    for (const parent of job.dependsOn) {
-      const row = parentState.get(parent) as { state: string } | undefined;
+    const parents = job.dependsOn.map((id) => {
+      const row = parentState.get(id) as { state: string } | undefined;
       if (row === undefined) throw invalidArgument("dependsOn names a job that does not exist");
-      if (row.state === "failed" || row.state === "cancelled") failedParent = parent;
-      else if (row.state !== "completed") pending += 1;
-    }
-    return { pending, failedParent };
+      return { id, state: row.state };
+    });
+    return tallyParents(parents);
   }
 
   function insertJob(statement: Stmt, job: NewJob, now: number, runAt: number, pending: number) {

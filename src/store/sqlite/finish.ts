@@ -1,11 +1,11 @@
-import { ErrorCode } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { parsePolicy } from "../policy-text.js";
-import { dependencyFailed } from "../rescue.js";
+import { cancelledError, dependencyFailed } from "../rescue.js";
+import { type CounterDelta, noCounts } from "../stats.js";
 import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
-import { bumpCounters, type CounterDelta } from "./counters.js";
+import { bumpCounters } from "./counters.js";
 
 interface HeldRow {
   cancel_requested: number;
@@ -138,7 +138,7 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
         const error: ErrorInfo =
           "error" in outcome && (outcome.kind === kind || kind === "failed")
             ? outcome.error
-            : { code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt: row.attempts };
+            : cancelledError(row.attempts);
         toFinished.run({
           state: kind,
           now,
@@ -173,15 +173,7 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
   }
 
   function finish(outcomes: readonly Outcome[], now: number, touched: Touched): boolean[] {
-    const counts: Required<CounterDelta> = {
-      launched: 0,
-      completed: 0,
-      failed: 0,
-      cancelled: 0,
-      timed_out: 0,
-      run_ms_total: 0,
-      run_count: 0,
-    };
+    const counts = noCounts();
     const applied = outcomes.map((outcome) => finishOne(outcome, now, counts, touched));
     bumpCounters(db, counts);
     return applied;

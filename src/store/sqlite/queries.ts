@@ -1,7 +1,7 @@
-import type { JobState } from "../../core/job.js";
+import { JOB_COLUMNS_NO_RESULT, type JobRow, toJobRecord } from "../rows.js";
+import { type StateCount, toStoreStats } from "../stats.js";
 import type { JobFilter, JobRecord, ListRequest, StoreStats } from "../store.js";
 import type { Db } from "./connection.js";
-import { JOB_COLUMNS_NO_RESULT, type JobRow, toJobRecord } from "./rows.js";
 
 /** WHERE clause for a job filter, with its parameters. Column names are fixed; values are bound. */
 export function filterClause(filter: JobFilter): { sql: string; params: unknown[] } {
@@ -72,26 +72,10 @@ export function makeQueries(db: Db) {
       return rows.map(toJobRecord);
     },
     stats(): StoreStats {
-      const byQueue: Record<string, Partial<Record<JobState, number>>> = {};
-      for (const statement of [countReady, countBlocked, countScheduled, countRunning, countFinished]) {
-        for (const row of statement.all() as { queue: string; state: JobState; n: number }[]) {
-          byQueue[row.queue] ??= {};
-          byQueue[row.queue]![row.state] = (byQueue[row.queue]![row.state] ?? 0) + row.n;
-        }
-      }
-      const c = Object.fromEntries(
-        (counters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]),
+      const counts = [countReady, countBlocked, countScheduled, countRunning, countFinished].flatMap(
+        (statement) => statement.all() as StateCount[],
       );
-      const runCount = c.run_count ?? 0;
-      return {
-        byQueue,
-        launched: c.launched ?? 0,
-        completed: c.completed ?? 0,
-        failed: c.failed ?? 0,
-        cancelled: c.cancelled ?? 0,
-        timedOut: c.timed_out ?? 0,
-        avgRunMs: runCount === 0 ? 0 : (c.run_ms_total ?? 0) / runCount,
-      };
+      return toStoreStats(counts, counters.all() as { name: string; value: number }[]);
     },
   };
 }

@@ -1,6 +1,6 @@
+import { type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "../rows.js";
 import type { QueueInfo, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
-import { type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "./rows.js";
 
 /** Queue settings (pause, group limits) and the worker registry, as prepared statements. */
 export function makeRegistry(db: Db) {

@@ -1,3 +1,4 @@
+import { type ScheduleRow, toScheduleRecord } from "../rows.js";
 import type {
   EnqueueResult,
   NewJob,
@@ -7,7 +8,6 @@ import type {
   ScheduleRecord,
 } from "../store.js";
 import type { Db } from "./connection.js";
-import { type ScheduleRow, toScheduleRecord } from "./rows.js";
 
 type Enqueue = (jobs: readonly NewJob[], now: number) => EnqueueResult[];
 

@@ -1,6 +1,14 @@
-import type { ErrorInfo, JobState } from "../../core/job.js";
-import { parsePolicy } from "../policy-text.js";
-import type { JobRecord, QueueInfo, ScheduleRecord, ScheduleSpec, WorkerInfo } from "../store.js";
+/**
+ * Rows as the SQL stores read them, and their conversion to the Store contract's records. SQLite
+ * answers booleans as 0/1 and PostgreSQL as true/false: `Flag` takes both.
+ */
+import type { ErrorInfo, JobState } from "../core/job.js";
+import { parsePolicy } from "./policy-text.js";
+import type { ClaimedJob, JobRecord, QueueInfo, ScheduleRecord, ScheduleSpec, WorkerInfo } from "./store.js";
+
+/** A boolean column: SQLite's 0/1 or PostgreSQL's boolean. */
+export type Flag = number | boolean;
+const isSet = (flag: Flag): boolean => flag === true || flag === 1;
 
 export interface JobRow {
   id: string;
@@ -25,9 +33,9 @@ export interface JobRow {
   finished_at: number | null;
   result?: Buffer | null;
   error: string | null;
-  consumed: number;
-  detached: number;
-  cancel_requested: number;
+  consumed: Flag;
+  detached: Flag;
+  cancel_requested: Flag;
   fence: number;
   worker_id: string | null;
   lease_expires_at: number | null;
@@ -57,9 +65,9 @@ export function toJobRecord(row: JobRow): JobRecord {
     finishedAt: row.finished_at,
     result: row.result ?? null,
     error: row.error === null ? null : (JSON.parse(row.error) as ErrorInfo),
-    consumed: row.consumed === 1,
-    detached: row.detached === 1,
-    cancelRequested: row.cancel_requested === 1,
+    consumed: isSet(row.consumed),
+    detached: isSet(row.detached),
+    cancelRequested: isSet(row.cancel_requested),
     fence: row.fence,
     workerId: row.worker_id,
     leaseExpiresAt: row.lease_expires_at,
@@ -95,13 +103,13 @@ export const toWorkerInfo = (row: WorkerRow): WorkerInfo => ({
 
 export interface QueueRow {
   name: string;
-  paused: number;
+  paused: Flag;
   group_concurrency: number | null;
 }
 
 export const toQueueInfo = (row: QueueRow): QueueInfo => ({
   name: row.name,
-  paused: row.paused === 1,
+  paused: isSet(row.paused),
   groupConcurrency: row.group_concurrency,
 });
 
@@ -115,7 +123,7 @@ export interface ScheduleRow {
   serializer: string;
   options: string;
   owner: string | null;
-  paused: number;
+  paused: Flag;
   next_run_at: number | null;
   last_fired_at: number | null;
   created_at: number;
@@ -131,8 +139,65 @@ export const toScheduleRecord = (row: ScheduleRow): ScheduleRecord => ({
   serializer: row.serializer,
   options: row.options,
   owner: row.owner,
-  paused: row.paused === 1,
+  paused: isSet(row.paused),
   nextRunAt: row.next_run_at,
   lastFiredAt: row.last_fired_at,
   createdAt: row.created_at,
 });
+
+/** What a claim reads back: all a worker needs, nothing it can't use. */
+export const CLAIMED_COLUMNS = [
+  "id",
+  "handler",
+  "queue",
+  "payload",
+  "serializer",
+  "attempts",
+  "max_attempts",
+  "policy",
+  "fence",
+  "label",
+  "group_key",
+  "launched_at",
+  "priority",
+  "run_at",
+] as const;
+
+export interface ClaimedRow {
+  id: string;
+  handler: string;
+  queue: string;
+  payload: Buffer;
+  serializer: string;
+  attempts: number;
+  max_attempts: number;
+  policy: string | null;
+  fence: number;
+  label: string | null;
+  group_key: string | null;
+  launched_at: number;
+  priority: number;
+  run_at: number;
+}
+
+/** A just-claimed job: no cancel request yet (cancelling a waiting job ends it at once). */
+export const toClaimedJob = (row: ClaimedRow, startedAt: number): ClaimedJob => ({
+  id: row.id,
+  handler: row.handler,
+  queue: row.queue,
+  payload: row.payload,
+  serializer: row.serializer,
+  attempt: row.attempts,
+  maxAttempts: row.max_attempts,
+  policy: parsePolicy(row.policy),
+  fence: row.fence,
+  label: row.label,
+  group: row.group_key,
+  launchedAt: row.launched_at,
+  startedAt,
+  cancelRequested: false,
+});
+
+/** RETURNING order is not the claim order: restore it (priority, then due time, then age). */
+export const byClaimOrder = (a: ClaimedRow, b: ClaimedRow): number =>
+  b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : 1);

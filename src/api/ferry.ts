@@ -198,7 +198,8 @@ export class Ferry {
       if (!Array.isArray(dependsOn) || dependsOn.length > 100)
         throw invalidArgument("dependsOn is a list of up to 100 handles");
       for (const parent of dependsOn) parents.push((await this.owned(parent)).id);
-      prepared.push(prepareLaunch(item, detached, parents, this.#launchContext));
+      // Once each: a parent named twice is one link, and must be waited for once.
+      prepared.push(prepareLaunch(item, detached, [...new Set(parents)], this.#launchContext));
     }
     const results = await this.store.enqueue(
       prepared.map((p) => p.job),

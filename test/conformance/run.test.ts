@@ -229,7 +229,8 @@ describe.each(STORES)("running jobs on $name", (store) => {
       },
     });
     const parent = await t.ferry.launch("demo.step", "parent");
-    const child = await t.ferry.launch("demo.step", "child", { dependsOn: [parent] });
+    // Named twice: still one parent to wait for.
+    const child = await t.ferry.launch("demo.step", "child", { dependsOn: [parent, parent] });
     await t.ferry.drain([parent, child], { timeout: "10s" });
     expect(order).toEqual(["parent", "child"]);
 

@@ -13,10 +13,19 @@ import {
 import { checkQueueName } from "../core/names.js";
 import type { LaunchOptions } from "../core/options.js";
 import { defaultSerializerName, getSerializer } from "../serializers/index.js";
+import { canDispatch } from "../store/dispatch.js";
 import { openStore } from "../store/open.js";
-import type { JobRecord, NewJob, Store, StoreStats, WorkerInfo } from "../store/store.js";
+import type {
+  ClaimedJob,
+  EnqueueResult,
+  JobRecord,
+  NewJob,
+  Store,
+  StoreStats,
+  WorkerInfo,
+} from "../store/store.js";
 import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
-import { Worker, type WorkerOptions } from "../worker/worker.js";
+import { type DispatchTicket, Worker, type WorkerOptions } from "../worker/worker.js";
 import { ChangeWaiter } from "./change-waiter.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
 import { type LaunchContext, prepareLaunch } from "./prepare-launch.js";
@@ -201,15 +210,36 @@ export class Ferry {
       // Once each: a parent named twice is one link, and must be waited for once.
       prepared.push(prepareLaunch(item, detached, [...new Set(parents)], this.#launchContext));
     }
-    const results = await this.store.enqueue(
-      prepared.map((p) => p.job),
-      tx === undefined ? {} : { tx },
-    );
+    // One job launched where one of our workers idles on its queue: the store may hand it over
+    // already claimed, and it starts without waiting for the worker's next claim.
+    const ticket =
+      prepared.length === 1 && tx === undefined ? this.dispatchTicket(prepared[0]!.job) : undefined;
+    let results: EnqueueResult[];
+    let claimed: ClaimedJob | undefined;
+    try {
+      results = await this.store.enqueue(
+        prepared.map((p) => p.job),
+        tx !== undefined ? { tx } : ticket !== undefined ? { dispatch: ticket.offer } : {},
+      );
+      claimed = results[0]?.claimed;
+    } finally {
+      ticket?.settle(claimed);
+    }
     return results.map((r, i) =>
       r.deduplicated
         ? { id: r.id, cookie: "", deduplicated: true }
         : { id: r.id, cookie: prepared[i]!.cookie, deduplicated: false },
     );
+  }
+
+  /** A free slot in one of this Ferry's workers for a job it could take at once, if any. */
+  private dispatchTicket(job: NewJob): DispatchTicket | undefined {
+    if (!canDispatch(job)) return undefined;
+    for (const worker of this.#workers) {
+      const ticket = worker.offerSlot(job.queue, job.handler);
+      if (ticket !== undefined) return ticket;
+    }
+    return undefined;
   }
 
   // --- one job, by handle ---------------------------------------------------------------------

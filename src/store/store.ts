@@ -43,6 +43,8 @@ export interface EnqueueResult {
   readonly id: string;
   /** true: an unfinished job held the uniqueKey; nothing was stored and `id` is that job's. */
   readonly deduplicated: boolean;
+  /** Set when the store honoured `EnqueueContext.dispatch`: the job was written already claimed. */
+  readonly claimed?: ClaimedJob;
 }
 
 /** A job as stored. `payload`/`result` are null once consumed, detached or pruned. */
@@ -257,6 +259,21 @@ export type StoreEvent =
 export interface EnqueueContext {
   /** PostgreSQL only: a client inside the caller's open transaction. */
   readonly tx?: unknown;
+  /**
+   * Direct dispatch: an idle worker in this process offers to take the job at once. A store may
+   * write the job already claimed by that worker (state `running`, attempt 1, fence bumped, lease
+   * set, exactly as `claim` would), saving the claim's round trip: launch to start is then one
+   * commit. Only for one job with no delay, dependencies or group, and only if its queue is open
+   * (not paused, no group limit) at the moment of the write; otherwise the job is stored as usual.
+   * Optional: a store that ignores it stays correct (the worker claims the job in its next round).
+   */
+  readonly dispatch?: DispatchOffer;
+}
+
+/** A worker's offer to take a launched job directly (see EnqueueContext.dispatch). */
+export interface DispatchOffer {
+  readonly workerId: string;
+  readonly leaseMs: number;
 }
 
 export interface Store {

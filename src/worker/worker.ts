@@ -6,7 +6,15 @@ import { newJobId } from "../core/ids.js";
 import { checkHandlerName, checkQueueName } from "../core/names.js";
 import { getSerializer } from "../serializers/index.js";
 import { cancelledError } from "../store/rescue.js";
-import type { ClaimedJob, LeaseRef, Outcome, Store, StoreEvent, WorkerInfo } from "../store/store.js";
+import type {
+  ClaimedJob,
+  DispatchOffer,
+  LeaseRef,
+  Outcome,
+  Store,
+  StoreEvent,
+  WorkerInfo,
+} from "../store/store.js";
 import { RunningContext } from "./context.js";
 import { failureOutcome } from "./decide.js";
 import { captureDetachedErrors, jobScope } from "./detached-errors.js";
@@ -40,6 +48,16 @@ export interface WorkerOptions {
   maintenance?: boolean;
   /** Largest result a handler may return, in bytes. Default 1 MiB. */
   maxResultBytes?: number;
+}
+
+/**
+ * A slot a worker holds for one job launched in this process (direct dispatch): the launch
+ * settles it with the job the store wrote already claimed, or with nothing.
+ */
+export interface DispatchTicket {
+  readonly offer: DispatchOffer;
+  /** The store dispatched the job: start it now. Undefined: it was stored as usual. */
+  settle(job: ClaimedJob | undefined): void;
 }
 
 interface Pending {
@@ -95,6 +113,9 @@ export class Worker {
   #unsubscribe: (() => void) | undefined;
   #releaseErrors: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
+  /** Slots held for launches offered direct dispatch, not settled yet. */
+  #reserved = 0;
+  #reservationWaiters: (() => void)[] = [];
 
   constructor(store: Store, options: WorkerOptions) {
     this.#store = store;
@@ -192,6 +213,8 @@ export class Worker {
       running.context.abort(ErrorCode.Cancelled, "the worker is shutting down");
       this.settle(running, { kind: "release", id: running.job.id, fence: running.job.fence });
     }
+    // A launch in flight may still hand over a job: it must be released before we leave.
+    while (this.#reserved > 0) await new Promise<void>((resolve) => this.#reservationWaiters.push(resolve));
     await this.flush();
     clearInterval(this.#heartbeatTimer);
     this.#unsubscribe?.();
@@ -280,7 +303,8 @@ export class Worker {
         this.#pending = [];
         const finished = batch.map((p) => p.outcome);
         this.startBuffered();
-        const room = this.concurrency - this.#running.size + this.#prefetch - this.#buffer.length;
+        const room =
+          this.concurrency - this.#running.size - this.#reserved + this.#prefetch - this.#buffer.length;
         try {
           if (this.#state === "running" && room > 0) {
             // Hand back what finished and take new work in one store transaction.
@@ -328,6 +352,32 @@ export class Worker {
       }
       for (const wake of this.#flushWaiters.splice(0)) wake();
     }
+  }
+
+  /**
+   * Offers a free slot for a job launched in this process (see EnqueueContext.dispatch). Only an
+   * idle worker offers: nothing buffered and no claim under way or due, so it would have found
+   * nothing else to run first.
+   */
+  offerSlot(queue: string, handler: string): DispatchTicket | undefined {
+    if (this.#state !== "running" || this.#pumping || this.#pumpScheduled || this.#buffer.length > 0) {
+      return undefined;
+    }
+    if (this.#running.size + this.#reserved >= this.concurrency) return undefined;
+    if (!this.queues.includes(queue) || !this.#handlers.has(handler)) return undefined;
+    this.#reserved++;
+    let settled = false;
+    return {
+      offer: { workerId: this.id, leaseMs: this.#leaseMs },
+      settle: (job) => {
+        if (settled) return;
+        settled = true;
+        this.#reserved--;
+        if (this.#reserved === 0) for (const wake of this.#reservationWaiters.splice(0)) wake();
+        // runJob hands it straight back if the worker began stopping meanwhile; stop() writes that.
+        if (job !== undefined) this.runJob(job);
+      },
+    };
   }
 
   /** Starts buffered jobs in the free slots (all of them when nothing is prefetched). */

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ErrorCode, FerryError } from "../../src/index.js";
+import { plainNewJob } from "../helpers/new-job.js";
 import { useStore } from "./setup.js";
 import { STORES } from "./stores.js";
 
@@ -101,31 +102,15 @@ describe.each(STORES)("launching on $name", (store) => {
     // A failure inside the store's transaction (a dependency that vanished) rolls back the others too.
     const parent = await t.ferry.launch("demo.parent", {});
     const job = (await t.ferry.store.getJob(parent.id))!;
-    const base = {
-      handler: "demo.a",
-      queue: "default",
-      payload: new Uint8Array([110, 117, 108, 108]),
-      serializer: "json",
-      cookieHash: null,
-      owner: null,
-      priority: 0,
-      delayMs: 0,
-      runAt: null,
-      maxAttempts: 1,
-      policy: job.policy,
-      uniqueKey: null,
-      label: "atomic",
-      group: null,
-      detached: true,
-    };
+    const base = { maxAttempts: 1, policy: job.policy, label: "atomic" };
     await expect(
       t.ferry.store.enqueue([
-        { ...base, id: "01900000-0000-7000-8000-00000000000a", dependsOn: [] },
-        {
+        plainNewJob("demo.a", "default", { ...base, id: "01900000-0000-7000-8000-00000000000a" }),
+        plainNewJob("demo.a", "default", {
           ...base,
           id: "01900000-0000-7000-8000-00000000000b",
           dependsOn: ["01900000-0000-7000-8000-0000000000ff"],
-        },
+        }),
       ]),
     ).rejects.toThrow();
     expect(await t.ferry.store.getJob("01900000-0000-7000-8000-00000000000a")).toBeUndefined();

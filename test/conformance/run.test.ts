@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { defineJob, ErrorCode, FerryError, registerEncoder, type Worker } from "../../src/index.js";
+import { plainNewJob } from "../helpers/new-job.js";
 import { collect, eventually, sleep } from "../helpers/temp.js";
 import { useStore } from "./setup.js";
 import { STORES } from "./stores.js";
@@ -357,6 +358,74 @@ describe.each(STORES)("running jobs on $name", (store) => {
     await stopping;
     const after = await Promise.all(more.map((h) => t.ferry.status(h)));
     expect(after.filter((s) => s.state === "queued" && s.attempts === 0).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("a launch at an idle worker starts at once, within its concurrency, cancellable, and released on stop", async () => {
+    let live = 0;
+    let most = 0;
+    const worker = await startWorker({
+      concurrency: 2,
+      handlers: {
+        "demo.hold": async (_n: number, ctx) => {
+          live += 1;
+          most = Math.max(most, live);
+          try {
+            await new Promise<void>((_, reject) =>
+              ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+            );
+          } finally {
+            live -= 1;
+          }
+        },
+      },
+    });
+    const handles: Awaited<ReturnType<typeof t.ferry.launch>>[] = [];
+    for (let n = 0; n < 4; n++) handles.push(await t.ferry.launch("demo.hold", n));
+    await eventually(() => live === 2, "two jobs running");
+    await sleep(200);
+    expect(most).toBe(2);
+    const states = await Promise.all(handles.map((h) => t.ferry.status(h)));
+    expect(states.map((s) => s.state).sort()).toEqual(["queued", "queued", "running", "running"]);
+    expect(states.filter((s) => s.state === "running").every((s) => s.attempts === 1)).toBe(true);
+    // A running job cancels; a queued one takes its slot.
+    const first = handles[states.findIndex((s) => s.state === "running")]!;
+    await t.ferry.cancel(first);
+    expect((await t.ferry.wait(first, { timeout: "10s" })).state).toBe("cancelled");
+    await eventually(
+      async () =>
+        (await Promise.all(handles.map((h) => t.ferry.status(h)))).filter((s) => s.state === "running")
+          .length === 2,
+      "a queued job in the freed slot",
+    );
+    expect(most).toBe(2);
+    await worker.stop({ grace: "0s" });
+    const after = await Promise.all(handles.filter((h) => h !== first).map((h) => t.ferry.status(h)));
+    expect(after.every((s) => s.state === "queued" && s.attempts === 0)).toBe(true);
+  });
+
+  it("writes a dispatched job as a claim would, or stores it queued when its queue is paused", async () => {
+    const worker = t.ferry.worker({ handlers: { "demo.x": async () => 1 } });
+    const launch = async (queue: string) => {
+      const job = plainNewJob("demo.x", queue);
+      const [answer] = await t.ferry.store.enqueue([job], {
+        dispatch: { workerId: worker.id, leaseMs: 30_000 },
+      });
+      return { answer: answer!, record: (await t.ferry.store.getJob(job.id))! };
+    };
+    const open = await launch("open");
+    if (open.answer.claimed !== undefined) {
+      // Honoured: exactly the state a claim leaves (dispatch is optional for a store).
+      expect(open.answer.claimed).toMatchObject({ id: open.record.id, attempt: 1, fence: open.record.fence });
+      expect(open.record).toMatchObject({ state: "running", attempts: 1, workerId: worker.id });
+      expect(open.record.leaseExpiresAt! - open.record.startedAt!).toBe(30_000);
+    } else {
+      expect(open.record).toMatchObject({ state: "queued", attempts: 0, workerId: null });
+    }
+    if (t.ferry.store.kind === "postgres") expect(open.answer.claimed).toBeDefined();
+    await t.ferry.pauseQueue("shut");
+    const shut = await launch("shut");
+    expect(shut.answer.claimed).toBeUndefined();
+    expect(shut.record).toMatchObject({ state: "queued", attempts: 0, workerId: null, fence: 0 });
   });
 
   it("reports an outcome only once the store took it, and lease-lost when it was refused", async () => {

@@ -2,7 +2,7 @@ import type pg from "pg";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { makePolicyText } from "../policy-text.js";
 import { CLAIMED_COLUMNS } from "../rows.js";
-import type { NewJob, Outcome } from "../store.js";
+import type { DispatchOffer, NewJob, Outcome } from "../store.js";
 import type { PgClaimedRow } from "./claim.js";
 import { insertPlainJobs, plainJobArrays, toBuffer } from "./plain-insert.js";
 
@@ -155,4 +155,63 @@ export function makeFastLaunch(s: string) {
     text,
     values: [...plainJobArrays(jobs, policyText), Math.floor(Math.random() * 16), channel, origin],
   });
+}
+
+/**
+ * Direct dispatch (EnqueueContext.dispatch): one plain, due job written already claimed by the
+ * offering worker when its queue is open, else queued as usual (and announced). A dispatched job
+ * never enters the claim index, and nobody else needs waking: no NOTIFY.
+ */
+export function makeDispatchLaunch(s: string) {
+  const policyText = makePolicyText();
+  const open = (value: string, otherwise: string) => `CASE WHEN g.open THEN ${value} ELSE ${otherwise} END`;
+  const text = `
+    WITH c AS (SELECT ${s}.ms_now() AS n),
+    g AS (SELECT NOT EXISTS (SELECT 1 FROM ${s}.queues
+                             WHERE name = $3 AND (paused OR group_concurrency IS NOT NULL)) AS open),
+    ins AS (
+      INSERT INTO ${s}.jobs (id, handler, queue, state, priority, owner, label, serializer, payload,
+        cookie_hash, max_attempts, policy, launched_at, run_at, detached,
+        attempts, fence, worker_id, started_at, lease_expires_at)
+      SELECT $1::uuid, $2, $3, ${open("'running'", "'queued'")}, $4, $5, $6, $7, $8, $9, $10, $11, c.n, c.n, $12,
+        ${open("1", "0")}, ${open("1", "0")}, ${open("$13", "NULL")}, ${open("c.n", "NULL")}, ${open("c.n + $14", "NULL")}
+      FROM c, g
+      RETURNING ${ROUND_COLUMNS.join(", ")}, state),
+    counted AS (
+      INSERT INTO ${s}.counters (name, shard, value) VALUES ('launched', $15, 1)
+      ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + excluded.value
+      RETURNING 1),
+    notified AS (
+      SELECT pg_notify($16, json_build_object('o', $17::text, 'e', array[queue])::text)
+      FROM ins WHERE state = 'queued')
+    SELECT ins.*, (SELECT count(*) FROM counted) + (SELECT count(*) FROM notified) AS k FROM ins`;
+
+  return (job: NewJob, offer: DispatchOffer, channel: string, origin: string): pg.QueryConfig => ({
+    name: `ferry-dispatch-${s}`,
+    text,
+    values: [
+      job.id,
+      job.handler,
+      job.queue,
+      job.priority,
+      job.owner,
+      job.label,
+      job.serializer,
+      toBuffer(job.payload),
+      toBuffer(job.cookieHash),
+      job.maxAttempts,
+      policyText(job.policy),
+      job.detached,
+      offer.workerId,
+      offer.leaseMs,
+      Math.floor(Math.random() * 16),
+      channel,
+      origin,
+    ],
+  });
+}
+
+/** What the dispatch launch answers: the job's claimed columns and whether it was dispatched. */
+export interface DispatchRow extends PgClaimedRow {
+  state: "running" | "queued";
 }

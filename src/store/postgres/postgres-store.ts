@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import pg from "pg";
 import { ErrorCode, FerryError } from "../../core/errors.js";
 import type { JobState, Progress } from "../../core/job.js";
+import { canDispatch } from "../dispatch.js";
 import { rescueOutcome } from "../rescue.js";
 import {
   byClaimOrder,
@@ -18,6 +19,7 @@ import type {
   CancelResult,
   ClaimRequest,
   ClaimResult,
+  DispatchOffer,
   EnqueueContext,
   EnqueueResult,
   HeartbeatResult,
@@ -50,7 +52,13 @@ import {
 } from "./connection.js";
 import { type ConsumeAnswer, makeControls, makeQueries } from "./controls.js";
 import { makeEnqueue } from "./enqueue.js";
-import { type FastRoundRow, makeFastLaunch, makeFastRound } from "./fast-path.js";
+import {
+  type DispatchRow,
+  type FastRoundRow,
+  makeDispatchLaunch,
+  makeFastLaunch,
+  makeFastRound,
+} from "./fast-path.js";
 import { makeFinish } from "./finish.js";
 import { isJobId } from "./job-id.js";
 import { LeaseKeeper } from "./lease-keeper.js";
@@ -90,6 +98,7 @@ export class PostgresStore implements Store {
   readonly #origin = randomUUID();
   readonly #fastRound: ReturnType<typeof makeFastRound>;
   readonly #fastLaunch: ReturnType<typeof makeFastLaunch>;
+  readonly #dispatchLaunch: ReturnType<typeof makeDispatchLaunch>;
   #listening: Promise<void> | undefined;
   #keeper: LeaseKeeper | undefined;
   readonly #stallMs: number;
@@ -122,6 +131,7 @@ export class PostgresStore implements Store {
     this.#schedules = makeSchedules(s);
     this.#fastRound = makeFastRound(s);
     this.#fastLaunch = makeFastLaunch(s);
+    this.#dispatchLaunch = makeDispatchLaunch(s);
   }
 
   /** The LISTEN connection, for tests and operators: reconnects so far. */
@@ -186,6 +196,10 @@ export class PostgresStore implements Store {
   async enqueue(jobs: readonly NewJob[], context: EnqueueContext = {}): Promise<EnqueueResult[]> {
     if (jobs.length === 0) return [];
     if (context.tx === undefined) {
+      const job = jobs[0]!;
+      if (context.dispatch !== undefined && jobs.length === 1 && canDispatch(job)) {
+        return [await this.dispatch(job, context.dispatch)];
+      }
       if (jobs.every((j) => j.uniqueKey === null && j.dependsOn.length === 0)) {
         // The common launch: one statement, one round trip.
         this.guard();
@@ -338,6 +352,21 @@ export class PostgresStore implements Store {
       );
     }
     return result;
+  }
+
+  /** One plain job written already claimed by a worker of this process (see fast-path.ts). */
+  private async dispatch(job: NewJob, offer: DispatchOffer): Promise<EnqueueResult> {
+    this.guard();
+    const statement = this.#dispatchLaunch(job, offer, this.#channel, this.#origin);
+    const row = (await query<DispatchRow>(this.#pool, statement)).rows[0]!;
+    if (row.state === "queued") {
+      // Paused or group-limited queue: stored as a plain launch would, announced the same way.
+      this.tell([{ type: "enqueued", queue: job.queue }]);
+      return { id: job.id, deduplicated: false };
+    }
+    const claimed = toPgClaimedJob(row);
+    this.#keeper?.keepLeases(offer.workerId, [claimed], offer.leaseMs, Date.now() + this.#stallMs, true);
+    return { id: job.id, deduplicated: false, claimed };
   }
 
   /** One statement: completions and the claim of one queue (see fast-path.ts). */

@@ -113,6 +113,8 @@ export class Worker {
   #unsubscribe: (() => void) | undefined;
   #releaseErrors: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
+  /** The last claim found no more work than it took: launches may be dispatched to this worker. */
+  #drained = false;
   /** Slots held for launches offered direct dispatch, not settled yet. */
   #reserved = 0;
   #reservationWaiters: (() => void)[] = [];
@@ -326,6 +328,7 @@ export class Worker {
             }
             // A full batch means more may be waiting.
             progressed = claimed.jobs.length === room;
+            this.#drained = !progressed;
           } else if (batch.length > 0) {
             this.reportWritten(batch, await this.#store.finish(finished));
           }
@@ -355,14 +358,12 @@ export class Worker {
   }
 
   /**
-   * Offers a free slot for a job launched in this process (see EnqueueContext.dispatch). Only an
-   * idle worker offers: nothing buffered and no claim under way or due, so it would have found
-   * nothing else to run first.
+   * Offers a free slot for a job launched in this process (see EnqueueContext.dispatch). Only a
+   * worker whose last claim found its queues empty offers, with nothing buffered: it would have
+   * had nothing else to run first.
    */
   offerSlot(queue: string, handler: string): DispatchTicket | undefined {
-    if (this.#state !== "running" || this.#pumping || this.#pumpScheduled || this.#buffer.length > 0) {
-      return undefined;
-    }
+    if (this.#state !== "running" || !this.#drained || this.#buffer.length > 0) return undefined;
     if (this.#running.size + this.#reserved >= this.concurrency) return undefined;
     if (!this.queues.includes(queue) || !this.#handlers.has(handler)) return undefined;
     this.#reserved++;
@@ -374,8 +375,15 @@ export class Worker {
         settled = true;
         this.#reserved--;
         if (this.#reserved === 0) for (const wake of this.#reservationWaiters.splice(0)) wake();
-        // runJob hands it straight back if the worker began stopping meanwhile; stop() writes that.
-        if (job !== undefined) this.runJob(job);
+        if (job === undefined) return;
+        if (this.#state !== "running") {
+          // The worker began stopping meanwhile: hand it straight back (stop() writes that).
+          this.#pending.push({ outcome: { kind: "release", id: job.id, fence: job.fence }, job, ms: 0 });
+          return;
+        }
+        // Through the buffer: a claim that landed meanwhile may have taken the free slots.
+        this.#buffer.push(job);
+        this.startBuffered();
       },
     };
   }

@@ -15,6 +15,8 @@ export const DRIVERS: Readonly<Record<string, () => Promise<DriverModule>>> = {
   "graphile-worker": () => import("./graphile-worker.js"),
   "graphile-worker-localqueue": () => import("./graphile-worker-localqueue.js"),
   "pg-boss": () => import("./pg-boss.js"),
+  "raw-nats": () => import("./raw-nats.js"),
+  "ferry-nats": () => import("./ferry-nats.js"),
 };
 
 /** Per store: Ferry on it (subject), the engine's raw limit (raw), and the peers it is compared with. */
@@ -47,6 +49,22 @@ export const STORE_SETS: Readonly<Record<string, StoreSet>> = {
       rss:
         "every driver of this set keeps its queue in the PostgreSQL server: the client's RSS barely moves, and the " +
         "server's memory is its fixed shared_buffers (the queue costs it disk), so the figure would compare nothing",
+    },
+  },
+  nats: {
+    subject: "ferry-nats",
+    raw: "raw-nats",
+    peers: [],
+    // The NATS issue: drain at least 0.4x the raw JetStream loop's, p99 at most 2x its, no bulk target.
+    targets: {
+      throughput: { kind: "min_ratio_vs_raw", value: 0.4 },
+      latency: { kind: "max_ratio_vs_raw", value: 2 },
+      bulk: { kind: "none" },
+    },
+    skip: {
+      rss:
+        "the queue lives in the NATS server (a file-storage stream), not in the client: the client's RSS barely " +
+        "moves, so the figure would compare nothing",
     },
   },
 };

@@ -24,8 +24,13 @@ export async function openStore(url: string, options: StoreOpenOptions = {}): Pr
     const { PostgresStore } = await import("./postgres/postgres-store.js");
     return new PostgresStore(url);
   }
-  if (url.startsWith("nats://")) {
-    throw invalidArgument("the nats store is not available in this version yet");
+  if (url.startsWith("nats://") || url.startsWith("tls://")) {
+    // Incomplete (docs/stores.md, "The NATS JetStream store"): only for those building it.
+    if (process.env.FERRY_EXPERIMENTAL_NATS !== "1") {
+      throw invalidArgument("the nats store is not available in this version yet");
+    }
+    const { openNatsStore } = await import("./nats/open.js");
+    return openNatsStore(url);
   }
   throw invalidArgument("store URL must start with sqlite:, postgres:// or nats://");
 }

@@ -113,6 +113,8 @@ export class Worker {
   #unsubscribe: (() => void) | undefined;
   #releaseErrors: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
+  /** Cancels that arrived before their job did (see rememberCancel). */
+  readonly #earlyCancels = new Map<string, { graceMs: number; at: number }>();
   /** The last claim found no more work than it took: launches may be dispatched to this worker. */
   #drained = false;
   /** Slots held for launches offered direct dispatch, not settled yet. */
@@ -265,6 +267,8 @@ export class Worker {
       if (buffered !== undefined) this.cancelBuffered(buffered);
       const running = this.#running.get(event.id);
       if (running !== undefined) this.cancelRunning(running, event.graceMs);
+      // Maybe ours but not here yet (its claim is still on the way back): honoured when it lands.
+      if (buffered === undefined && running === undefined) this.rememberCancel(event.id, event.graceMs);
     }
   }
 
@@ -388,10 +392,25 @@ export class Worker {
     };
   }
 
+  /** A cancel for a job this worker may be about to receive; forgotten after a minute. */
+  private rememberCancel(id: string, graceMs: number): void {
+    const now = Date.now();
+    for (const [other, { at }] of this.#earlyCancels) if (now - at > 60_000) this.#earlyCancels.delete(other);
+    this.#earlyCancels.set(id, { graceMs, at: now });
+  }
+
   /** Starts buffered jobs in the free slots (all of them when nothing is prefetched). */
   private startBuffered(): void {
     while (this.#buffer.length > 0 && this.#running.size < this.concurrency) {
       this.runJob(this.#buffer.shift()!);
+    }
+    // More than `prefetch` waiting: a dispatched job and a claim crossed, and both took the last
+    // slot. The extra goes back to its queue (attempt refunded) instead of waiting here.
+    if (this.#buffer.length > this.#prefetch) {
+      for (const job of this.#buffer.splice(this.#prefetch)) {
+        this.#pending.push({ outcome: { kind: "release", id: job.id, fence: job.fence }, job, ms: 0 });
+      }
+      this.requestClaim(false);
     }
   }
 
@@ -445,6 +464,12 @@ export class Worker {
     const ms = typeof timeoutMs === "number" ? timeoutMs : parseDuration(timeoutMs, "timeout");
     running.timer = setTimeout(() => this.timeOut(running, ms), ms);
     if (job.cancelRequested) this.cancelRunning(running, 0);
+    const early = this.#earlyCancels.get(job.id);
+    if (early !== undefined) {
+      this.#earlyCancels.delete(job.id);
+      // After the handler's first synchronous steps, so an abort listener it adds hears it.
+      queueMicrotask(() => this.cancelRunning(running, Math.max(0, early.graceMs - (Date.now() - early.at))));
+    }
 
     let payload: unknown;
     try {

@@ -1,0 +1,94 @@
+/**
+ * Job records in the `P_jobs` KV bucket, written only by compare-and-set: `create` when absent,
+ * `update` at the revision last read. A lost race re-reads and decides again from the record.
+ */
+import type { KV } from "@nats-io/kv";
+import { decodeJob, encodeJob, type StoredJob } from "./job-codec.js";
+import { listKeys } from "./kv-keys.js";
+
+export interface Versioned {
+  readonly job: StoredJob;
+  readonly revision: number;
+}
+
+/** JetStream's "wrong last sequence": the compare-and-set lost (the key moved on, or exists). */
+export const isRevisionConflict = (error: unknown): boolean =>
+  (error as { code?: unknown } | null)?.code === 10071 ||
+  (error as { api_error?: { err_code?: unknown } } | null)?.api_error?.err_code === 10071;
+
+/** Retries of one read-modify-write before giving up (each lost race means another writer won). */
+const MAX_RACES = 50;
+
+export class JobRepo {
+  constructor(private readonly kv: KV) {}
+
+  async read(id: string): Promise<Versioned | undefined> {
+    const entry = await this.kv.get(id);
+    if (entry === null || entry.operation !== "PUT") return undefined;
+    return { job: decodeJob(entry.value), revision: entry.revision };
+  }
+
+  async readMany(ids: readonly string[]): Promise<Versioned[]> {
+    const found = await Promise.all(ids.map((id) => this.read(id)));
+    return found.filter((v): v is Versioned => v !== undefined);
+  }
+
+  /** Creates the record; false when one with this id exists. */
+  async create(job: StoredJob): Promise<number | undefined> {
+    try {
+      return await this.kv.create(job.id, encodeJob(job));
+    } catch (error) {
+      if (isRevisionConflict(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes at `revision`; undefined when another writer got there first. */
+  async write(job: StoredJob, revision: number): Promise<number | undefined> {
+    try {
+      return await this.kv.update(job.id, encodeJob(job), revision);
+    } catch (error) {
+      if (isRevisionConflict(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Read-modify-write until it lands: `change` answers the new record, or undefined to leave it
+   * as it is. Starts from `known` when the caller has a recent read (saves a round trip).
+   */
+  async change(
+    id: string,
+    change: (job: StoredJob) => StoredJob | undefined,
+    known?: Versioned,
+  ): Promise<{ before: StoredJob; after: Versioned } | undefined> {
+    let current = known ?? (await this.read(id));
+    for (let race = 0; race < MAX_RACES && current !== undefined; race++) {
+      const next = change(current.job);
+      if (next === undefined) return undefined;
+      const revision = await this.write(next, current.revision);
+      if (revision !== undefined) return { before: current.job, after: { job: next, revision } };
+      current = await this.read(id);
+    }
+    if (current === undefined) return undefined;
+    throw new Error(`job ${id}: too many concurrent writers`);
+  }
+
+  async remove(id: string, revision: number): Promise<boolean> {
+    try {
+      await this.kv.purge(id, { previousSeq: revision });
+      return true;
+    } catch (error) {
+      if (isRevisionConflict(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Every record. A scan: only for what has no index yet (see docs/stores.md). */
+  async *scan(): AsyncGenerator<Versioned> {
+    const keys = await listKeys(this.kv, ">");
+    for (let i = 0; i < keys.length; i += 256) {
+      for (const found of await this.readMany(keys.slice(i, i + 256))) yield found;
+    }
+  }
+}

@@ -1,0 +1,957 @@
+/**
+ * The NATS JetStream store (design: docs/stores.md, "The NATS JetStream store"). Job records live
+ * in a KV bucket and change only by compare-and-set; a work-queue stream carries one message per
+ * dispatch of a job, pulled by durable consumers per (queue, priority band, handler); events
+ * between processes travel on a core NATS subject.
+ *
+ * Slice 1 (issue 4): launching, claiming, finishing, leases, cancel, results, queues, workers and
+ * events. Listing, counts, rescue and pruning still scan the jobs bucket, and a launchMany that
+ * dies half-way leaves the jobs written so far: both are the next slice (journal and indexes).
+ */
+
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { ErrorCode, invalidArgument } from "../../core/errors.js";
+import { isFinished, type JobState, type Progress } from "../../core/job.js";
+import { rescueOutcome, tallyParents } from "../rescue.js";
+import { type CounterDelta, toStoreStats } from "../stats.js";
+import type {
+  CancelResult,
+  ClaimedJob,
+  ClaimRequest,
+  ClaimResult,
+  EnqueueContext,
+  EnqueueResult,
+  HeartbeatResult,
+  JobFilter,
+  JobRecord,
+  LeaseRef,
+  ListRequest,
+  NewJob,
+  Outcome,
+  PurgeRequest,
+  QueueInfo,
+  ScheduleFiring,
+  ScheduleInput,
+  SchedulePatch,
+  ScheduleRecord,
+  Store,
+  StoreEvent,
+  StoreStats,
+  WorkerInfo,
+} from "../store.js";
+import { GroupSlots } from "./group-slots.js";
+import { hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
+import { JobRepo, type Versioned } from "./job-repo.js";
+import { listKeys } from "./kv-keys.js";
+import { BANDS, bandOf, type NatsNames, natsNames, uniqueKeyId } from "./names.js";
+import { JOB_HEADER, pullNow, REVISION_HEADER, type WorkMessage } from "./pull.js";
+import { enqueueOnce, NatsSchedules } from "./schedules.js";
+import { applyOutcome, claimed, isWaiting, parentFinished, retentionEnd } from "./transitions.js";
+
+/** What the store needs from a connection (see connection.ts). */
+export interface NatsResources {
+  readonly nc: NatsConnection;
+  readonly jobs: KV;
+  readonly unique: KV;
+  readonly meta: KV;
+  /** Makes sure the durable consumer of one (queue, band, handler) exists. */
+  ensureConsumer(name: string, filterSubject: string): Promise<void>;
+  publish(
+    subject: string,
+    data: Uint8Array,
+    options: { msgID: string; headers: Record<string, string> },
+  ): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A dispatch of a job whose group is full is looked at again after this. */
+const GROUP_FULL_RETRY_MS = 250;
+/** A dispatch pulled from a queue paused meanwhile is looked at again after this. */
+const PAUSED_RETRY_MS = 1_000;
+/** Longest single nak delay: a job due later is looked at again after this. */
+const MAX_NAK_MS = 3_600_000;
+
+interface Held {
+  readonly message: WorkMessage | undefined;
+  known: Versioned;
+}
+
+interface WireEvent {
+  o: string;
+  e?: string[];
+  c?: string[];
+  x?: [string, number];
+}
+
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+export class NatsStore implements Store {
+  readonly kind = "nats";
+  readonly sharedEvents = true;
+  readonly #r: NatsResources;
+  readonly #names: NatsNames;
+  readonly #repo: JobRepo;
+  readonly #slots: GroupSlots;
+  readonly #schedules: NatsSchedules;
+  readonly #events = new EventEmitter();
+  readonly #origin = randomUUID();
+  readonly #held = new Map<string, Held>();
+  readonly #consumers = new Map<string, Promise<void>>();
+  readonly #counts: Required<CounterDelta> = {
+    launched: 0,
+    completed: 0,
+    failed: 0,
+    cancelled: 0,
+    timed_out: 0,
+    run_ms_total: 0,
+    run_count: 0,
+  };
+  #countsDirty: NodeJS.Timeout | undefined;
+  #countsWrite: Promise<unknown> = Promise.resolve();
+  #sub: Subscription | undefined;
+  #closed = false;
+
+  constructor(resources: NatsResources, prefix: string) {
+    this.#r = resources;
+    this.#names = natsNames(prefix);
+    this.#repo = new JobRepo(resources.jobs);
+    this.#slots = new GroupSlots(resources.meta, this.#repo);
+    // One instance for the store's life: its identity lets it retry its own failed enqueues at once.
+    this.#schedules = new NatsSchedules(resources.meta, enqueueOnce(this));
+    this.#events.setMaxListeners(0);
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------------
+
+  async migrate(): Promise<number> {
+    if (this.#sub === undefined) {
+      this.#sub = this.#r.nc.subscribe(this.#names.events, {
+        callback: (err, msg) => {
+          if (err === null) this.onWire(msg.data);
+        },
+      });
+    }
+    return 1;
+  }
+
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#countsDirty);
+    await this.flushCounts().catch(() => undefined);
+    this.#sub?.unsubscribe();
+    this.#events.removeAllListeners();
+    await this.#r.close();
+  }
+
+  // --- launching -------------------------------------------------------------------------------
+
+  async enqueue(jobs: readonly NewJob[], context: EnqueueContext = {}): Promise<EnqueueResult[]> {
+    if (context.tx !== undefined) {
+      throw invalidArgument("tx (a caller's transaction) is for the PostgreSQL store only");
+    }
+    const now = Date.now();
+    // Parents are checked before anything is written: a missing one fails the whole call.
+    const parentIds = [...new Set(jobs.flatMap((j) => j.dependsOn))];
+    const parents = new Map((await this.#repo.readMany(parentIds)).map((v) => [v.job.id, v.job]));
+    const inBatch = new Set(jobs.map((j) => j.id));
+    for (const id of parentIds) {
+      if (!parents.has(id) && !inBatch.has(id)) throw invalidArgument(`dependsOn: no job ${id}`);
+    }
+    const results: EnqueueResult[] = [];
+    const queues = new Set<string>();
+    let launched = 0;
+    let failedAtLaunch = 0;
+    for (const job of jobs) {
+      const holder = job.uniqueKey === null ? undefined : await this.takeUniqueKey(job.uniqueKey, job.id);
+      if (holder !== undefined) {
+        results.push({ id: holder, deduplicated: true });
+        continue;
+      }
+      const record = this.newRecord(job, now, parents);
+      const revision = await this.#repo.create(record);
+      if (revision === undefined) throw invalidArgument(`a job with id ${job.id} exists`);
+      // Linked after the child exists: a parent that finishes meanwhile is re-checked below.
+      for (const parentId of job.dependsOn) await this.linkChild(parentId, job.id);
+      let current: Versioned = { job: record, revision };
+      if (job.dependsOn.length > 0) current = (await this.recountParents(current, job.dependsOn)) ?? current;
+      if (isWaiting(current.job) && current.job.pendingDeps === 0) {
+        await this.dispatch(current);
+        queues.add(job.queue);
+      }
+      launched += 1;
+      // A parent had already failed: stored failed, and counted as a failure.
+      if (current.job.state === "failed") failedAtLaunch += 1;
+      results.push({ id: job.id, deduplicated: false });
+    }
+    this.count({ launched, failed: failedAtLaunch });
+    this.announce([...queues].map((queue) => ({ type: "enqueued", queue })));
+    return results;
+  }
+
+  private newRecord(job: NewJob, now: number, parents: ReadonlyMap<string, StoredJob>): StoredJob {
+    const { pending, failedParent } = tallyParents(
+      job.dependsOn.map((id) => ({ id, state: parents.get(id)?.state ?? "queued" })),
+    );
+    const runAt = job.runAt ?? now + job.delayMs;
+    const base: StoredJob = {
+      id: job.id,
+      handler: job.handler,
+      queue: job.queue,
+      state: runAt > now ? "scheduled" : "queued",
+      priority: job.priority,
+      owner: job.owner,
+      label: job.label,
+      group: job.group,
+      uniqueKey: job.uniqueKey,
+      serializer: job.serializer,
+      cookieHash: hashText(job.cookieHash),
+      attempts: 0,
+      maxAttempts: job.maxAttempts,
+      policy: job.policy,
+      progress: null,
+      launchedAt: now,
+      runAt,
+      startedAt: null,
+      finishedAt: null,
+      error: null,
+      consumed: false,
+      detached: job.detached,
+      cancelRequested: false,
+      cancelDeadline: null,
+      fence: 0,
+      workerId: null,
+      leaseExpiresAt: null,
+      pendingDeps: pending,
+      children: [],
+      watched: false,
+      expiresAt: null,
+      dispatches: 0,
+      payload: job.payload,
+      result: null,
+    };
+    if (failedParent === undefined) return base;
+    return parentFinished(base, failedParent, false, now) ?? base;
+  }
+
+  /** The unfinished holder of `uniqueKey`, or undefined once this job holds it. */
+  private async takeUniqueKey(uniqueKey: string, id: string): Promise<string | undefined> {
+    const key = uniqueKeyId(uniqueKey);
+    for (;;) {
+      try {
+        await this.#r.unique.create(key, id);
+        return undefined;
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 10071) throw error;
+      }
+      const entry = await this.#r.unique.get(key);
+      if (entry === null || entry.operation !== "PUT") continue;
+      const holder = entry.string();
+      const held = await this.#repo.read(holder);
+      if (held !== undefined && !isFinished(held.job.state)) return holder;
+      // The holder finished (or vanished) without letting go, e.g. it crashed in between.
+      try {
+        await this.#r.unique.update(key, id, entry.revision);
+        return undefined;
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 10071) throw error;
+      }
+    }
+  }
+
+  private async releaseUniqueKey(job: StoredJob): Promise<void> {
+    if (job.uniqueKey === null) return;
+    const key = uniqueKeyId(job.uniqueKey);
+    const entry = await this.#r.unique.get(key);
+    if (entry === null || entry.operation !== "PUT" || entry.string() !== job.id) return;
+    await this.#r.unique.purge(key, { previousSeq: entry.revision }).catch(() => undefined);
+  }
+
+  private async linkChild(parentId: string, childId: string): Promise<void> {
+    await this.#repo.change(parentId, (parent) =>
+      parent.children.includes(childId) ? undefined : { ...parent, children: [...parent.children, childId] },
+    );
+  }
+
+  /** Re-reads a child's parents after linking: one may have finished before it saw the link. */
+  private async recountParents(
+    child: Versioned,
+    parentIds: readonly string[],
+  ): Promise<Versioned | undefined> {
+    const now = Date.now();
+    const parents = await this.#repo.readMany(parentIds);
+    const { pending, failedParent } = tallyParents(
+      parents.map((p) => ({ id: p.job.id, state: p.job.state })),
+    );
+    const changed = await this.#repo.change(
+      child.job.id,
+      (job) => {
+        if (!isWaiting(job)) return undefined;
+        if (failedParent !== undefined) return parentFinished(job, failedParent, false, now);
+        return job.pendingDeps === pending ? undefined : { ...job, pendingDeps: pending };
+      },
+      child,
+    );
+    return changed?.after;
+  }
+
+  /** Puts the job on the work stream: its next dispatch, carrying the revision it was read at. */
+  private async dispatch(current: Versioned): Promise<void> {
+    const { job } = current;
+    await this.#r.publish(this.#names.workSubject(job.queue, bandOf(job.priority), job.handler), EMPTY, {
+      msgID: `${job.id}.${job.dispatches}`,
+      headers: { [JOB_HEADER]: job.id, [REVISION_HEADER]: String(current.revision) },
+    });
+  }
+
+  /** Back to waiting with a fresh dispatch (retry, snooze, release, rescue, retry()). */
+  private async redispatch(id: string, known?: Versioned): Promise<Versioned | undefined> {
+    const bumped = await this.#repo.change(
+      id,
+      (job) => (isWaiting(job) ? { ...job, dispatches: job.dispatches + 1 } : undefined),
+      known,
+    );
+    if (bumped === undefined) return undefined;
+    await this.dispatch(bumped.after);
+    this.announce([{ type: "enqueued", queue: bumped.after.job.queue }]);
+    return bumped.after;
+  }
+
+  // --- reading ---------------------------------------------------------------------------------
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const found = await this.#repo.read(id);
+    return found === undefined ? undefined : toJobRecord(found.job);
+  }
+
+  async getJobs(ids: readonly string[]): Promise<JobRecord[]> {
+    return (await this.#repo.readMany(ids)).map((v) => toJobRecord(v.job));
+  }
+
+  async listJobs(request: ListRequest): Promise<JobRecord[]> {
+    const matching: StoredJob[] = [];
+    for await (const { job } of this.#repo.scan()) {
+      if (request.afterId !== undefined && job.id <= request.afterId) continue;
+      if (matches(job, request)) matching.push(job);
+    }
+    matching.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return matching.slice(0, request.limit).map((job) => toJobRecord(job, false));
+  }
+
+  async stats(): Promise<StoreStats> {
+    const counts = new Map<string, number>();
+    for await (const { job } of this.#repo.scan()) {
+      const key = `${job.queue}\u0000${job.state}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    await this.flushCounts();
+    const totals = new Map<string, number>();
+    for (const key of await listKeys(this.#r.meta, "count.*")) {
+      const entry = await this.#r.meta.get(key);
+      if (entry === null || entry.operation !== "PUT") continue;
+      for (const [name, value] of Object.entries(entry.json<Record<string, number>>())) {
+        totals.set(name, (totals.get(name) ?? 0) + value);
+      }
+    }
+    return toStoreStats(
+      [...counts].map(([key, n]) => {
+        const [queue, state] = key.split("\u0000") as [string, JobState];
+        return { queue, state, n };
+      }),
+      [...totals].map(([name, value]) => ({ name, value })),
+    );
+  }
+
+  // --- the owner's controls --------------------------------------------------------------------
+
+  async consumeResult(
+    id: string,
+  ): Promise<
+    | { readonly status: "ok"; readonly record: JobRecord }
+    | { readonly status: "not_finished" | "consumed" | "missing" }
+  > {
+    let answer: "not_finished" | "consumed" | "missing" | undefined;
+    const changed = await this.#repo.change(id, (job) => {
+      if (!isFinished(job.state)) answer = "not_finished";
+      else if (job.consumed) answer = "consumed";
+      else return { ...job, consumed: true, payload: null, result: null };
+      return undefined;
+    });
+    if (changed === undefined) return { status: answer ?? "missing" };
+    this.changed([id]);
+    return { status: "ok", record: toJobRecord({ ...changed.after.job, result: changed.before.result }) };
+  }
+
+  async requestCancel(id: string, graceMs: number): Promise<CancelResult> {
+    const now = Date.now();
+    const changed = await this.#repo.change(id, (job) => {
+      if (isWaiting(job)) {
+        return {
+          ...job,
+          state: "cancelled",
+          finishedAt: now,
+          error: { code: ErrorCode.Cancelled, message: "cancelled", retryable: false, attempt: job.attempts },
+          expiresAt: retentionEnd(job, now),
+        };
+      }
+      if (job.state === "running" && !job.cancelRequested) {
+        return { ...job, cancelRequested: true, cancelDeadline: now + graceMs };
+      }
+      return undefined;
+    });
+    if (changed === undefined) {
+      const found = await this.#repo.read(id);
+      return { state: found?.job.state };
+    }
+    const job = changed.after.job;
+    if (job.state === "cancelled") {
+      this.count({ cancelled: 1 });
+      await this.afterFinish(job, false);
+      this.changed([id]);
+    } else {
+      this.send({ type: "cancel", id, graceMs }, { x: [id, graceMs] });
+    }
+    return { state: job.state };
+  }
+
+  async cancelMany(filter: JobFilter, graceMs: number): Promise<number> {
+    let reached = 0;
+    for await (const { job } of this.#repo.scan()) {
+      if (isFinished(job.state) || !matches(job, filter)) continue;
+      const { state } = await this.requestCancel(job.id, graceMs);
+      if (state !== undefined) reached += 1;
+    }
+    return reached;
+  }
+
+  async detach(id: string): Promise<boolean> {
+    const now = Date.now();
+    const changed = await this.#repo.change(id, (job) =>
+      job.detached && job.cookieHash === null
+        ? undefined
+        : {
+            ...job,
+            detached: true,
+            cookieHash: null,
+            result: null,
+            expiresAt: isFinished(job.state)
+              ? Math.min(job.expiresAt ?? now, retentionEnd(job, now))
+              : job.expiresAt,
+          },
+    );
+    if (changed === undefined) return (await this.#repo.read(id)) !== undefined;
+    this.changed([id]);
+    return true;
+  }
+
+  async detachMany(filter: JobFilter): Promise<number> {
+    let n = 0;
+    for await (const { job } of this.#repo.scan()) {
+      if (matches(job, filter) && (await this.detach(job.id))) n += 1;
+    }
+    return n;
+  }
+
+  async retry(id: string): Promise<boolean> {
+    const now = Date.now();
+    const changed = await this.#repo.change(id, (job) =>
+      job.state === "failed" || job.state === "cancelled"
+        ? {
+            ...job,
+            state: "queued",
+            attempts: 0,
+            runAt: now,
+            finishedAt: null,
+            error: null,
+            cancelRequested: false,
+            cancelDeadline: null,
+            expiresAt: null,
+            consumed: false,
+          }
+        : undefined,
+    );
+    if (changed === undefined) return false;
+    await this.redispatch(id, changed.after);
+    this.changed([id]);
+    return true;
+  }
+
+  async purge(request: PurgeRequest): Promise<number> {
+    const before = Date.now() - request.olderThanMs;
+    let n = 0;
+    for await (const { job, revision } of this.#repo.scan()) {
+      if (!isFinished(job.state) || (request.state !== undefined && job.state !== request.state)) continue;
+      if ((job.finishedAt ?? 0) > before) continue;
+      if (await this.#repo.remove(job.id, revision)) n += 1;
+    }
+    return n;
+  }
+
+  // --- queues ----------------------------------------------------------------------------------
+
+  async setQueuePaused(queue: string, paused: boolean): Promise<void> {
+    await this.changeQueue(queue, (q) => ({ ...q, paused }));
+    if (!paused) this.announce([{ type: "enqueued", queue }]);
+  }
+
+  async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
+    await this.changeQueue(queue, (q) => ({ ...q, groupConcurrency: options.groupConcurrency }));
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    const out: QueueInfo[] = [];
+    for (const key of await listKeys(this.#r.meta, "queue.*")) {
+      const q = await this.queueInfo(key.slice("queue.".length));
+      out.push(q);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  private async queueInfo(name: string): Promise<QueueInfo> {
+    const entry = await this.#r.meta.get(`queue.${name}`);
+    if (entry === null || entry.operation !== "PUT") return { name, paused: false, groupConcurrency: null };
+    return { name, ...entry.json<{ paused: boolean; groupConcurrency: number | null }>() };
+  }
+
+  private async changeQueue(name: string, change: (q: QueueInfo) => QueueInfo): Promise<void> {
+    for (;;) {
+      const entry = await this.#r.meta.get(`queue.${name}`);
+      const current: QueueInfo =
+        entry === null || entry.operation !== "PUT"
+          ? { name, paused: false, groupConcurrency: null }
+          : { name, ...entry.json<{ paused: boolean; groupConcurrency: number | null }>() };
+      const { paused, groupConcurrency } = change(current);
+      const value = JSON.stringify({ paused, groupConcurrency });
+      try {
+        if (entry === null) await this.#r.meta.create(`queue.${name}`, value);
+        else await this.#r.meta.update(`queue.${name}`, value, entry.revision);
+        return;
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 10071) throw error;
+      }
+    }
+  }
+
+  // --- workers ---------------------------------------------------------------------------------
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const applied = request.finished?.length ? await this.finish(request.finished) : [];
+    const jobs: ClaimedJob[] = [];
+    for (const queue of request.queues) {
+      if (jobs.length >= request.limit) break;
+      if ((await this.queueInfo(queue)).paused) continue;
+      for (const band of BANDS) {
+        for (const handler of request.handlers) {
+          if (jobs.length >= request.limit) break;
+          jobs.push(...(await this.claimFrom(queue, band, handler, request, request.limit - jobs.length)));
+        }
+      }
+    }
+    return { jobs, applied };
+  }
+
+  private async claimFrom(
+    queue: string,
+    band: (typeof BANDS)[number],
+    handler: string,
+    request: ClaimRequest,
+    want: number,
+  ): Promise<ClaimedJob[]> {
+    const consumer = this.#names.consumer(queue, band, handler);
+    await this.ensureConsumer(consumer, this.#names.workSubject(queue, band, handler));
+    const jobs: ClaimedJob[] = [];
+    // Stale dispatches (of jobs finished, cancelled or re-dispatched since) yield nothing and are
+    // dropped: pull again, a few times, to fill the request with live ones.
+    for (let pulls = 0; pulls < 4 && jobs.length < want; pulls++) {
+      // Asked every time (an empty answer is one quick round trip): a cache of "empty" would hide a
+      // job another process launched a moment ago.
+      const messages = await pullNow(this.#r.nc, this.#names.workStream, consumer, want - jobs.length);
+      if (messages.length === 0) break;
+      // The pause may have come between our first look and the pull (a launch after a pause must
+      // stay queued): look again now that there is something to take.
+      if ((await this.queueInfo(queue)).paused) {
+        for (const message of messages) message.nak(PAUSED_RETRY_MS);
+        break;
+      }
+      const taken = await Promise.all(messages.map((m) => this.take(m, request)));
+      for (const job of taken) if (job !== undefined) jobs.push(job);
+    }
+    return jobs;
+  }
+
+  private ensureConsumer(name: string, subject: string): Promise<void> {
+    let ready = this.#consumers.get(name);
+    if (ready === undefined) {
+      ready = this.#r.ensureConsumer(name, subject);
+      ready.catch(() => this.#consumers.delete(name));
+      this.#consumers.set(name, ready);
+    }
+    return ready;
+  }
+
+  /**
+   * Decides what one delivered dispatch means, from the job's record (never from the message): claim
+   * it, wait (nak) until it is due or its holder's lease ends, or drop a stale dispatch.
+   */
+  private async take(message: WorkMessage, request: ClaimRequest): Promise<ClaimedJob | undefined> {
+    for (let race = 0; race < 20; race++) {
+      const current = await this.#repo.read(message.jobId);
+      if (current === undefined || isFinished(current.job.state)) {
+        message.term();
+        return undefined;
+      }
+      const now = Date.now();
+      const { job } = current;
+      if (job.state === "running") {
+        if ((job.leaseExpiresAt ?? 0) > now) {
+          // Its holder is alive (this is a redelivery it did not keep): look again when the lease ends.
+          message.nak(Math.min((job.leaseExpiresAt ?? now) - now + 100, MAX_NAK_MS));
+          return undefined;
+        }
+        await this.rescueOne(current);
+        continue;
+      }
+      if (job.pendingDeps > 0) {
+        // Dispatched again when its last parent completes.
+        message.term();
+        return undefined;
+      }
+      if (job.runAt > now) {
+        message.nak(Math.min(job.runAt - now, MAX_NAK_MS));
+        return undefined;
+      }
+      const limit = job.group === null ? null : (await this.queueInfo(job.queue)).groupConcurrency;
+      if (
+        job.group !== null &&
+        limit !== null &&
+        !(await this.#slots.take(job.queue, job.group, limit, job.id))
+      ) {
+        // Its group is full: back on the stream for a moment (a finishing job announces its queue).
+        message.nak(GROUP_FULL_RETRY_MS);
+        return undefined;
+      }
+      const next = claimed(job, request.workerId, request.leaseMs, now);
+      const revision = await this.#repo.write(next, current.revision);
+      if (revision === undefined) {
+        if (job.group !== null && limit !== null)
+          await this.#slots.release(job.queue, job.group, limit, job.id);
+        continue;
+      }
+      this.#held.set(job.id, { message, known: { job: next, revision } });
+      this.changed([job.id], true);
+      return toClaimedJob(next);
+    }
+    message.nak(1_000);
+    return undefined;
+  }
+
+  async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {
+    return Promise.all(outcomes.map((outcome) => this.finishOne(outcome)));
+  }
+
+  private async finishOne(outcome: Outcome): Promise<boolean> {
+    const held = this.#held.get(outcome.id);
+    let applied: ReturnType<typeof applyOutcome>;
+    const changed = await this.#repo.change(
+      outcome.id,
+      (job) => {
+        applied = applyOutcome(job, outcome, Date.now());
+        return applied?.next;
+      },
+      held?.known,
+    );
+    if (changed === undefined || applied === undefined) return false;
+    this.#held.delete(outcome.id);
+    this.count(applied.counts);
+    const job = changed.after.job;
+    if (job.group !== null) {
+      const { groupConcurrency } = await this.queueInfo(job.queue);
+      if (groupConcurrency !== null) {
+        await this.#slots.release(job.queue, job.group, groupConcurrency, job.id);
+        this.announce([{ type: "enqueued", queue: job.queue }]);
+      }
+    }
+    if (isWaiting(job)) {
+      // A new dispatch first, then the old one acked: a crash in between leaves two tickets for
+      // one job, and the record lets only one of them claim it.
+      await this.redispatch(job.id, changed.after);
+      await held?.message?.ackAck();
+    } else {
+      await held?.message?.ackAck();
+      await this.afterFinish(job, applied.finished?.succeeded === true);
+    }
+    this.changed([job.id]);
+    return true;
+  }
+
+  /** A job finished for good: free its uniqueKey and tell the jobs that wait on it. */
+  private async afterFinish(job: StoredJob, succeeded: boolean): Promise<void> {
+    await this.releaseUniqueKey(job);
+    const now = Date.now();
+    for (const childId of job.children) {
+      const changed = await this.#repo.change(childId, (child) =>
+        parentFinished(child, job.id, succeeded, now),
+      );
+      if (changed === undefined) continue;
+      const child = changed.after.job;
+      if (child.state === "failed") {
+        this.count({ failed: 1 });
+        await this.afterFinish(child, false);
+        this.changed([child.id]);
+      } else if (child.pendingDeps === 0) {
+        await this.redispatch(child.id, changed.after);
+      }
+    }
+  }
+
+  async heartbeat(
+    worker: WorkerInfo,
+    leases: readonly LeaseRef[],
+    leaseMs: number,
+  ): Promise<HeartbeatResult> {
+    const now = Date.now();
+    await this.#r.meta.put(`worker.${worker.id}`, JSON.stringify({ ...worker, lastHeartbeatAt: now }));
+    const lost: string[] = [];
+    const cancelRequested: { id: string; graceLeftMs: number }[] = [];
+    await Promise.all(
+      leases.map(async (lease) => {
+        const held = this.#held.get(lease.id);
+        held?.message?.working();
+        const changed = await this.#repo.change(
+          lease.id,
+          (job) =>
+            job.state === "running" && job.fence === lease.fence
+              ? { ...job, leaseExpiresAt: now + leaseMs }
+              : undefined,
+          held?.known,
+        );
+        if (changed === undefined) {
+          lost.push(lease.id);
+          return;
+        }
+        if (held !== undefined) held.known = changed.after;
+        const job = changed.after.job;
+        if (job.cancelRequested) {
+          cancelRequested.push({ id: job.id, graceLeftMs: Math.max(0, (job.cancelDeadline ?? now) - now) });
+        }
+      }),
+    );
+    return { lost, cancelRequested };
+  }
+
+  async setProgress(lease: LeaseRef, progress: Progress): Promise<boolean> {
+    const held = this.#held.get(lease.id);
+    const changed = await this.#repo.change(
+      lease.id,
+      (job) => (job.state === "running" && job.fence === lease.fence ? { ...job, progress } : undefined),
+      held?.known,
+    );
+    if (changed === undefined) return false;
+    if (held !== undefined) held.known = changed.after;
+    this.changed([lease.id]);
+    return true;
+  }
+
+  async rescueExpired(
+    workerTtlMs: number,
+  ): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }> {
+    const tally = { requeued: 0, failed: 0, cancelled: 0 };
+    const now = Date.now();
+    for await (const current of this.#repo.scan()) {
+      const { job } = current;
+      if (job.state !== "running") continue;
+      const forced = job.cancelRequested && (job.cancelDeadline ?? now) < now - 2_000;
+      if ((job.leaseExpiresAt ?? 0) >= now && !forced) continue;
+      await this.rescueOne(current, tally);
+    }
+    for (const key of await listKeys(this.#r.meta, "worker.*")) {
+      const entry = await this.#r.meta.get(key);
+      if (entry?.operation !== "PUT") continue;
+      if (entry.json<WorkerInfo>().lastHeartbeatAt < now - workerTtlMs) {
+        await this.#r.meta.purge(key, { previousSeq: entry.revision }).catch(() => undefined);
+      }
+    }
+    return tally;
+  }
+
+  /** Applies the shared rescue rule to a running job whose holder vanished. */
+  private async rescueOne(
+    current: Versioned,
+    tally = { requeued: 0, failed: 0, cancelled: 0 },
+  ): Promise<void> {
+    const { job } = current;
+    const outcome = rescueOutcome(
+      {
+        id: job.id,
+        fence: job.fence,
+        attempts: job.attempts,
+        maxAttempts: job.maxAttempts,
+        cancelRequested: job.cancelRequested,
+        policy: JSON.stringify(job.policy),
+      },
+      tally,
+    );
+    await this.finishOne(outcome);
+  }
+
+  async pruneExpired(limit: number): Promise<number> {
+    const now = Date.now();
+    let n = 0;
+    for await (const { job, revision } of this.#repo.scan()) {
+      if (n >= limit) break;
+      if (!isFinished(job.state) || job.expiresAt === null) continue;
+      const done = job.consumed || job.detached || job.expiresAt <= now;
+      if (done && job.expiresAt <= now && (await this.#repo.remove(job.id, revision))) n += 1;
+    }
+    return n;
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.#r.meta.purge(`worker.${workerId}`).catch(() => undefined);
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    const out: WorkerInfo[] = [];
+    for (const key of await listKeys(this.#r.meta, "worker.*")) {
+      const entry = await this.#r.meta.get(key);
+      if (entry?.operation === "PUT") out.push(entry.json<WorkerInfo>());
+    }
+    return out;
+  }
+
+  // --- schedules (schedules.ts) --------------------------------------------------------------
+
+  upsertSchedule(schedule: ScheduleInput): Promise<ScheduleRecord> {
+    return this.#schedules.upsert(schedule, Date.now());
+  }
+  getSchedule(id: string): Promise<ScheduleRecord | undefined> {
+    return this.#schedules.get(id);
+  }
+  listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#schedules.list();
+  }
+  updateSchedule(id: string, patch: SchedulePatch): Promise<ScheduleRecord | undefined> {
+    return this.#schedules.update(id, patch);
+  }
+  deleteSchedule(id: string): Promise<boolean> {
+    return this.#schedules.delete(id);
+  }
+  fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number> {
+    return this.#schedules.fireDue(fire, Date.now());
+  }
+
+  // --- events ----------------------------------------------------------------------------------
+
+  async markWatched(ids: readonly string[]): Promise<void> {
+    await Promise.all(
+      ids.map((id) => this.#repo.change(id, (job) => (job.watched ? undefined : { ...job, watched: true }))),
+    );
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    const safe = (event: StoreEvent) => {
+      try {
+        listener(event);
+      } catch {
+        // A listener's error is its own.
+      }
+    };
+    this.#events.on("event", safe);
+    return () => this.#events.off("event", safe);
+  }
+
+  /** Tells this process's listeners at once, and the other processes over NATS. */
+  private announce(events: readonly StoreEvent[]): void {
+    if (events.length === 0) return;
+    for (const event of events) this.#events.emit("event", event);
+    const queues = events.flatMap((e) => (e.type === "enqueued" ? [e.queue] : []));
+    if (queues.length > 0) this.publishEvent({ o: this.#origin, e: queues });
+  }
+
+  /** A job changed: local listeners always; other processes when somebody watches it. */
+  private changed(ids: readonly string[], quiet = false): void {
+    for (const id of ids) this.#events.emit("event", { type: "changed", id });
+    if (!quiet) this.publishEvent({ o: this.#origin, c: [...ids] });
+  }
+
+  private send(event: StoreEvent, wire: Omit<WireEvent, "o">): void {
+    this.#events.emit("event", event);
+    this.publishEvent({ o: this.#origin, ...wire });
+  }
+
+  private publishEvent(event: WireEvent): void {
+    if (this.#closed) return;
+    try {
+      this.#r.nc.publish(this.#names.events, encoder.encode(JSON.stringify(event)));
+    } catch {
+      // Events are hints: pollers catch up.
+    }
+  }
+
+  private onWire(data: Uint8Array): void {
+    let event: WireEvent;
+    try {
+      event = JSON.parse(new TextDecoder().decode(data)) as WireEvent;
+    } catch {
+      return;
+    }
+    if (event.o === this.#origin) return;
+    for (const queue of event.e ?? []) {
+      this.#events.emit("event", { type: "enqueued", queue });
+    }
+    for (const id of event.c ?? []) this.#events.emit("event", { type: "changed", id });
+    if (event.x !== undefined)
+      this.#events.emit("event", { type: "cancel", id: event.x[0], graceMs: event.x[1] });
+  }
+
+  // --- counters --------------------------------------------------------------------------------
+
+  private count(delta: CounterDelta): void {
+    let any = false;
+    for (const [name, value] of Object.entries(delta) as [keyof CounterDelta, number][]) {
+      if (!value) continue;
+      this.#counts[name] += value;
+      any = true;
+    }
+    if (any && this.#countsDirty === undefined && !this.#closed) {
+      this.#countsDirty = setTimeout(() => {
+        this.#countsDirty = undefined;
+        void this.flushCounts().catch(() => undefined);
+      }, 100);
+      this.#countsDirty.unref();
+    }
+  }
+
+  /** This process's lifetime counters, under a key only it writes. */
+  private flushCounts(): Promise<unknown> {
+    const snapshot = JSON.stringify(this.#counts);
+    this.#countsWrite = this.#countsWrite.then(() => this.#r.meta.put(`count.${this.#origin}`, snapshot));
+    return this.#countsWrite;
+  }
+}
+
+function matches(job: StoredJob, filter: JobFilter): boolean {
+  if (filter.state !== undefined && job.state !== filter.state) return false;
+  if (filter.queue !== undefined && job.queue !== filter.queue) return false;
+  if (filter.owner !== undefined && job.owner !== filter.owner) return false;
+  if (filter.handler !== undefined && job.handler !== filter.handler) return false;
+  if (filter.label !== undefined && (job.label === null || !likePattern(filter.label).test(job.label)))
+    return false;
+  return true;
+}
+
+/** SQL LIKE (`%`, `_`) as a regular expression, everything else literal. */
+function likePattern(pattern: string): RegExp {
+  const source = [...pattern]
+    .map((c) => (c === "%" ? ".*" : c === "_" ? "." : c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("");
+  return new RegExp(`^${source}$`, "s");
+}

@@ -1,0 +1,72 @@
+/**
+ * Opens the NATS store: parse the URL, connect, make sure the work stream and the KV buckets exist
+ * (idempotent, safe when several processes start at once), and hand the store what it uses.
+ */
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { headers, nanos } from "@nats-io/transport-node";
+import { connectNats } from "./connection.js";
+import { natsNames } from "./names.js";
+import { type NatsResources, NatsStore } from "./nats-store.js";
+import { ensureKv, ensureStream } from "./provision.js";
+import { parseNatsStoreUrl } from "./store-url.js";
+
+/** How long a delivered dispatch stays with its worker without `working()` (the lease's default). */
+const ACK_WAIT_MS = 30_000;
+/** A backstop only: attempts are counted in the job record, and every nak (a job not due yet, a
+ * full group) counts as a delivery (see docs/stores.md, "poison"). */
+const MAX_DELIVER = 10_000;
+/** Publish retries within this window are dropped by the server (message id = job id + dispatch). */
+const DUPLICATE_WINDOW_MS = 120_000;
+
+export async function openNatsStore(url: string): Promise<NatsStore> {
+  const config = parseNatsStoreUrl(url);
+  const { nc, js, jsm, kvm } = await connectNats(config);
+  try {
+    const names = natsNames(config.prefix);
+    await ensureStream(jsm, {
+      name: names.workStream,
+      subjects: [`${config.prefix}.work.>`],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: config.replicas,
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    });
+    const bucket = (name: string) =>
+      ensureKv(kvm, name, { history: 1, storage: StorageType.File, replicas: config.replicas });
+    const [jobs, unique, meta] = await Promise.all([
+      bucket(names.jobsBucket),
+      bucket(names.uniqueBucket),
+      bucket(names.metaBucket),
+    ]);
+    const resources: NatsResources = {
+      nc,
+      jobs,
+      unique,
+      meta,
+      ensureConsumer: async (name, filterSubject) => {
+        await jsm.consumers.add(names.workStream, {
+          durable_name: name,
+          filter_subject: filterSubject,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(ACK_WAIT_MS),
+          max_deliver: MAX_DELIVER,
+          max_ack_pending: 100_000,
+          deliver_policy: DeliverPolicy.All,
+        });
+      },
+      publish: async (subject, data, options) => {
+        const h = headers();
+        for (const [key, value] of Object.entries(options.headers)) h.set(key, value);
+        await js.publish(subject, data, { msgID: options.msgID, headers: h });
+      },
+      close: async () => {
+        await nc.drain().catch(() => nc.close());
+      },
+    };
+    const store = new NatsStore(resources, config.prefix);
+    return store;
+  } catch (error) {
+    await nc.close().catch(() => undefined);
+    throw error;
+  }
+}

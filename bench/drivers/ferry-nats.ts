@@ -1,7 +1,6 @@
 /**
  * Ferry on its NATS JetStream store, under a fresh name prefix per setup (`?prefix=` in the store
- * URL). Until src/store/nats/ lands, Ferry.open refuses nats URLs: setup then rejects with Ferry's
- * message and the harness reports it as this driver's error.
+ * URL). The store is still behind FERRY_EXPERIMENTAL_NATS (docs/stores.md): the driver sets it.
  */
 import type { CreateDriver } from "../driver.js";
 import { deleteStreamsContaining, NATS_URL, natsLabel, probeNats, uniqueToken } from "../lib/nats.js";
@@ -16,6 +15,7 @@ function storeUrl(prefix: string): string {
 
 export const createDriver: CreateDriver = async () => {
   const version = await probeNats();
+  process.env.FERRY_EXPERIMENTAL_NATS = "1";
   return createFerryDriver({
     name: "ferry-nats",
     notes: {

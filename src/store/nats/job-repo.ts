@@ -63,12 +63,20 @@ export class JobRepo {
     known?: Versioned,
   ): Promise<{ before: StoredJob; after: Versioned } | undefined> {
     let current = known ?? (await this.read(id));
+    let fresh = known === undefined;
     for (let race = 0; race < MAX_RACES && current !== undefined; race++) {
       const next = change(current.job);
-      if (next === undefined) return undefined;
+      if (next === undefined) {
+        // "Nothing to do" counts only on a fresh read: a remembered copy may be out of date.
+        if (fresh) return undefined;
+        current = await this.read(id);
+        fresh = true;
+        continue;
+      }
       const revision = await this.write(next, current.revision);
       if (revision !== undefined) return { before: current.job, after: { job: next, revision } };
       current = await this.read(id);
+      fresh = true;
     }
     if (current === undefined) return undefined;
     throw new Error(`job ${id}: too many concurrent writers`);

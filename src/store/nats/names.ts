@@ -20,6 +20,8 @@ export interface NatsNames {
   readonly events: string;
   /** The subject a dispatch of this job goes to. Queue names are one token; handlers are dotted. */
   workSubject(queue: string, band: Band, handler: string): string;
+  /** Every work subject of a queue (a filter). */
+  queueSubjects(queue: string): string;
   /** Durable consumer of one (queue, band, handler): consumer names may not contain dots. */
   consumer(queue: string, band: Band, handler: string): string;
 }
@@ -33,6 +35,7 @@ export function natsNames(prefix: string): NatsNames {
     metaBucket: `${prefix}_meta`,
     events: `${prefix}.events`,
     workSubject: (queue, band, handler) => `${prefix}.work.${queue}.${band}.${handler}`,
+    queueSubjects: (queue) => `${prefix}.work.${queue}.>`,
     consumer: (queue, band, handler) =>
       `w_${createHash("sha256").update(`${queue}/${band}/${handler}`).digest("hex").slice(0, 24)}`,
   };

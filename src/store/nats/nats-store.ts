@@ -47,7 +47,7 @@ import { hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec
 import { JobRepo, type Versioned } from "./job-repo.js";
 import { listKeys } from "./kv-keys.js";
 import { BANDS, bandOf, type NatsNames, natsNames, uniqueKeyId } from "./names.js";
-import { JOB_HEADER, pullNow, REVISION_HEADER, type WorkMessage } from "./pull.js";
+import { JOB_HEADER, Puller, REVISION_HEADER, type WorkMessage } from "./pull.js";
 import { enqueueOnce, NatsSchedules } from "./schedules.js";
 import { applyOutcome, claimed, isWaiting, parentFinished, retentionEnd } from "./transitions.js";
 
@@ -59,6 +59,8 @@ export interface NatsResources {
   readonly meta: KV;
   /** Makes sure the durable consumer of one (queue, band, handler) exists. */
   ensureConsumer(name: string, filterSubject: string): Promise<void>;
+  /** Messages in the work stream per subject matching `filter` (waiting or delivered, not acked). */
+  messagesBySubject(filter: string): Promise<Readonly<Record<string, number>>>;
   publish(
     subject: string,
     data: Uint8Array,
@@ -95,6 +97,7 @@ export class NatsStore implements Store {
   readonly #r: NatsResources;
   readonly #names: NatsNames;
   readonly #repo: JobRepo;
+  readonly #puller: Puller;
   readonly #slots: GroupSlots;
   readonly #schedules: NatsSchedules;
   readonly #events = new EventEmitter();
@@ -119,6 +122,7 @@ export class NatsStore implements Store {
     this.#r = resources;
     this.#names = natsNames(prefix);
     this.#repo = new JobRepo(resources.jobs);
+    this.#puller = new Puller(resources.nc);
     this.#slots = new GroupSlots(resources.meta, this.#repo);
     // One instance for the store's life: its identity lets it retry its own failed enqueues at once.
     this.#schedules = new NatsSchedules(resources.meta, enqueueOnce(this));
@@ -148,6 +152,7 @@ export class NatsStore implements Store {
     clearTimeout(this.#countsDirty);
     await this.flushCounts().catch(() => undefined);
     this.#sub?.unsubscribe();
+    this.#puller.close();
     this.#events.removeAllListeners();
     await this.#r.close();
   }
@@ -548,9 +553,13 @@ export class NatsStore implements Store {
     for (const queue of request.queues) {
       if (jobs.length >= request.limit) break;
       if ((await this.queueInfo(queue)).paused) continue;
+      // Which (band, handler) subjects hold messages at all (waiting or out with a worker): the
+      // others are not pulled, since an empty pull waits for its request to expire.
+      const held = await this.#r.messagesBySubject(this.#names.queueSubjects(queue));
       for (const band of BANDS) {
         for (const handler of request.handlers) {
           if (jobs.length >= request.limit) break;
+          if (!held[this.#names.workSubject(queue, band, handler)]) continue;
           jobs.push(...(await this.claimFrom(queue, band, handler, request, request.limit - jobs.length)));
         }
       }
@@ -573,7 +582,8 @@ export class NatsStore implements Store {
     for (let pulls = 0; pulls < 4 && jobs.length < want; pulls++) {
       // Asked every time (an empty answer is one quick round trip): a cache of "empty" would hide a
       // job another process launched a moment ago.
-      const messages = await pullNow(this.#r.nc, this.#names.workStream, consumer, want - jobs.length);
+      const asked = want - jobs.length;
+      const messages = await this.#puller.pull(this.#names.workStream, consumer, asked);
       if (messages.length === 0) break;
       // The pause may have come between our first look and the pull (a launch after a pause must
       // stay queued): look again now that there is something to take.
@@ -583,6 +593,8 @@ export class NatsStore implements Store {
       }
       const taken = await Promise.all(messages.map((m) => this.take(m, request)));
       for (const job of taken) if (job !== undefined) jobs.push(job);
+      // A short answer with no stale dispatch in it means the consumer is drained for now.
+      if (messages.length < asked && taken.every((job) => job !== undefined)) break;
     }
     return jobs;
   }
@@ -668,7 +680,11 @@ export class NatsStore implements Store {
       },
       held?.known,
     );
-    if (changed === undefined || applied === undefined) return false;
+    if (changed === undefined || applied === undefined) {
+      // Fenced off: this claim is over (another holder's entry, if any, stays).
+      if (held?.known.job.fence === outcome.fence) this.#held.delete(outcome.id);
+      return false;
+    }
     this.#held.delete(outcome.id);
     this.count(applied.counts);
     const job = changed.after.job;

@@ -54,6 +54,10 @@ export async function openNatsStore(url: string): Promise<NatsStore> {
           deliver_policy: DeliverPolicy.All,
         });
       },
+      messagesBySubject: async (filter) => {
+        const info = await jsm.streams.info(names.workStream, { subjects_filter: filter });
+        return info.state.subjects ?? {};
+      },
       publish: async (subject, data, options) => {
         const h = headers();
         for (const [key, value] of Object.entries(options.headers)) h.set(key, value);

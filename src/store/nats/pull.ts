@@ -1,10 +1,10 @@
 /**
  * Work messages taken from a durable pull consumer *without waiting*: a claim must answer at once
- * with what is there (the client's fetch waits at least a second for a full batch). The request is
- * JetStream's own pull API with `no_wait`; acks use its reply-subject protocol, which is what the
- * client's JsMsg does too.
+ * with what is there (the client's fetch waits at least a second for a full batch, and a request
+ * with `expires` waits that long when the consumer is empty). The request is JetStream's own pull
+ * API with `no_wait`; acks use its reply-subject protocol, which is what the client's JsMsg does too.
  */
-import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 /** One delivered dispatch of a job, held until acked, nak'ed or terminated. */
 export interface WorkMessage {
@@ -14,6 +14,8 @@ export interface WorkMessage {
   /** 1 on the first delivery. */
   readonly deliveries: number;
   readonly streamSequence: number;
+  /** The durable consumer it was delivered through. */
+  readonly consumer: string;
   /** Confirmed ack: resolves once the server has the ack (the double ack). */
   ackAck(timeoutMs?: number): Promise<void>;
   /** Keep the message: restarts its AckWait. */
@@ -30,42 +32,102 @@ export const REVISION_HEADER = "Ferry-Rev";
 const encoder = new TextEncoder();
 
 /**
- * Takes up to `batch` messages now; an empty answer means nothing is waiting on this consumer.
- *
- * On 2.9 a `no_wait` request that races another one for the last message can be left waiting
- * without an answer, so each request also `expires` after `waitMs` and ends quietly then.
+ * How long the server holds a request that finds nothing. Not `no_wait`: on 2.9 a `no_wait`
+ * request that races others for the last message can stay open on the server for good and swallow
+ * a later message. An empty consumer costs this wait, so the store pulls only subjects that hold
+ * messages (see NatsStore.claim).
  */
-export function pullNow(
-  nc: NatsConnection,
-  stream: string,
-  consumer: string,
-  batch: number,
-  waitMs = 20,
-): Promise<WorkMessage[]> {
-  return new Promise((resolve, reject) => {
-    const taken: WorkMessage[] = [];
-    const inbox = createInbox();
-    const finish = (error?: Error) => {
-      clearTimeout(timer);
-      sub.unsubscribe();
-      if (error !== undefined && taken.length === 0) reject(error);
-      else resolve(taken);
-    };
-    const sub = nc.subscribe(inbox, {
+const EXPIRES_NS = 1_000_000;
+/**
+ * A request that got neither its batch nor a status by then ends with what it has. 2.9 now and
+ * then leaves a request unanswered past its expiry; what reaches it later is a stray (below).
+ */
+const REQUEST_TIMEOUT_MS = 20;
+/** A message that reaches a request already over goes back to the stream after this. */
+const STRAY_NAK_MS = 1;
+
+interface Request {
+  readonly consumer: string;
+  readonly want: number;
+  readonly taken: WorkMessage[];
+  readonly done: () => void;
+}
+
+/**
+ * Pulls through one long-lived wildcard subscription. Status answers (404 no messages, 408, 409)
+ * arrive on the request's own subject `<inbox>.<id>`; messages arrive under their stream subject,
+ * so they go to the oldest open request of their consumer (named in the ack subject). A message
+ * that arrives after its request ended (our timeout) finds no open request and is handed straight
+ * back (nak), never held unseen until AckWait.
+ */
+export class Puller {
+  readonly #inbox = createInbox();
+  readonly #requests = new Map<string, Request>();
+  readonly #sub: Subscription;
+  #next = 0;
+  /** Requests ended by our timer, and messages that arrived after their request: for diagnosis. */
+  timeouts = 0;
+  strays = 0;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.#sub = nc.subscribe(`${this.#inbox}.*`, {
       callback: (err, msg) => {
-        if (err !== null) return finish(err);
-        // A status message (404 no messages, 408 expired, 409 …) ends the request.
-        if (msg.headers?.hasError || msg.headers?.code) return finish();
-        const work = toWorkMessage(nc, msg);
-        if (work !== undefined) taken.push(work);
-        if (taken.length >= batch) finish();
+        if (err === null) this.onMessage(msg);
       },
     });
-    // A little after the server's own expiry: its 408 normally ends the request first.
-    const timer = setTimeout(() => finish(), waitMs + 100);
-    const request = { batch, no_wait: true, expires: waitMs * 1_000_000 };
-    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(request), { reply: inbox });
-  });
+  }
+
+  /** Takes up to `batch` messages now; an empty answer means nothing is waiting on this consumer. */
+  pull(stream: string, consumer: string, batch: number): Promise<WorkMessage[]> {
+    const id = String(this.#next++);
+    return new Promise((resolve) => {
+      const taken: WorkMessage[] = [];
+      const done = () => {
+        clearTimeout(timer);
+        this.#requests.delete(id);
+        resolve(taken);
+      };
+      const timer = setTimeout(() => {
+        this.timeouts++;
+        done();
+      }, REQUEST_TIMEOUT_MS);
+      this.#requests.set(id, { consumer, want: batch, taken, done });
+      this.nc.publish(
+        `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
+        JSON.stringify({ batch, expires: EXPIRES_NS }),
+        { reply: `${this.#inbox}.${id}` },
+      );
+    });
+  }
+
+  close(): void {
+    this.#sub.unsubscribe();
+    for (const request of [...this.#requests.values()]) request.done();
+  }
+
+  private onMessage(msg: Msg): void {
+    if (msg.headers?.hasError || msg.headers?.code) {
+      this.#requests.get(msg.subject.slice(this.#inbox.length + 1))?.done();
+      return;
+    }
+    const work = toWorkMessage(this.nc, msg);
+    if (work === undefined) return;
+    let request: Request | undefined;
+    // Maps keep insertion order: the first match is the oldest open request of this consumer.
+    for (const open of this.#requests.values()) {
+      if (open.consumer === work.consumer) {
+        request = open;
+        break;
+      }
+    }
+    if (request === undefined) {
+      this.strays++;
+      work.nak(STRAY_NAK_MS);
+      return;
+    }
+    request.taken.push(work);
+    if (request.taken.length >= request.want) request.done();
+  }
 }
 
 /**
@@ -79,6 +141,7 @@ function toWorkMessage(nc: NatsConnection, msg: Msg): WorkMessage | undefined {
   if (!reply || !jobId) return undefined;
   const tokens = reply.split(".").slice(2);
   const at = tokens.length === 7 ? 2 : 4;
+  const consumer = tokens[at - 1] ?? "";
   const deliveries = Number(tokens[at]);
   const streamSequence = Number(tokens[at + 1]);
   let done = false;
@@ -92,6 +155,7 @@ function toWorkMessage(nc: NatsConnection, msg: Msg): WorkMessage | undefined {
     revision: Number(msg.headers?.get(REVISION_HEADER) ?? 0),
     deliveries,
     streamSequence,
+    consumer,
     ackAck: async (timeoutMs = 5_000) => {
       if (!once()) return;
       await nc.request(reply, encoder.encode("+ACK"), { timeout: timeoutMs });

@@ -583,7 +583,10 @@ export class NatsStore implements Store {
       // Asked every time (an empty answer is one quick round trip): a cache of "empty" would hide a
       // job another process launched a moment ago.
       const asked = want - jobs.length;
-      const messages = await this.#puller.pull(this.#names.workStream, consumer, asked);
+      const { messages, answered } = await this.#puller.pull(this.#names.workStream, consumer, asked);
+      // Unanswered: a message may have gone to the request after we gave up on it (it comes back
+      // at once, see pull.ts), so look once more.
+      if (messages.length === 0 && !answered) continue;
       if (messages.length === 0) break;
       // The pause may have come between our first look and the pull (a launch after a pause must
       // stay queued): look again now that there is something to take.

@@ -42,7 +42,7 @@ const EXPIRES_NS = 1_000_000;
  * A request that got neither its batch nor a status by then ends with what it has. 2.9 now and
  * then leaves a request unanswered past its expiry; what reaches it later is a stray (below).
  */
-const REQUEST_TIMEOUT_MS = 20;
+const REQUEST_TIMEOUT_MS = 50;
 /** A message that reaches a request already over goes back to the stream after this. */
 const STRAY_NAK_MS = 1;
 
@@ -77,18 +77,27 @@ export class Puller {
     });
   }
 
-  /** Takes up to `batch` messages now; an empty answer means nothing is waiting on this consumer. */
-  pull(stream: string, consumer: string, batch: number): Promise<WorkMessage[]> {
+  /**
+   * Takes up to `batch` messages now. Empty and `answered`: nothing is waiting on this consumer.
+   * Not `answered`: the server did not say (see REQUEST_TIMEOUT_MS); asking again is worth it.
+   */
+  pull(
+    stream: string,
+    consumer: string,
+    batch: number,
+  ): Promise<{ messages: WorkMessage[]; answered: boolean }> {
     const id = String(this.#next++);
     return new Promise((resolve) => {
       const taken: WorkMessage[] = [];
+      let answered = true;
       const done = () => {
         clearTimeout(timer);
         this.#requests.delete(id);
-        resolve(taken);
+        resolve({ messages: taken, answered });
       };
       const timer = setTimeout(() => {
         this.timeouts++;
+        answered = false;
         done();
       }, REQUEST_TIMEOUT_MS);
       this.#requests.set(id, { consumer, want: batch, taken, done });

@@ -16,7 +16,7 @@ import { rss } from "./scenarios/rss.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { throughput } from "./scenarios/throughput.js";
 
-const USAGE = `npm run bench -- [--store sqlite|postgres] [--only throughput,bulk,latency,rss] [--drivers a,b]
+const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss] [--drivers a,b]
   [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--out FILE]
 --jobs N sets the job count of throughput (default 50000), bulk (100000) and rss (1000000);
 --rss-jobs overrides rss alone. PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).

@@ -43,7 +43,7 @@ import type {
   WorkerInfo,
 } from "../store.js";
 import { GroupSlots } from "./group-slots.js";
-import { hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
+import { encodeJob, hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
 import { JobRepo, type Versioned } from "./job-repo.js";
 import { listKeys } from "./kv-keys.js";
 import { BANDS, bandOf, type NatsNames, natsNames, uniqueKeyId } from "./names.js";
@@ -89,7 +89,6 @@ interface WireEvent {
 }
 
 const encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
 
 export class NatsStore implements Store {
   readonly kind = "nats";
@@ -311,10 +310,14 @@ export class NatsStore implements Store {
   /** Puts the job on the work stream: its next dispatch, carrying the revision it was read at. */
   private async dispatch(current: Versioned): Promise<void> {
     const { job } = current;
-    await this.#r.publish(this.#names.workSubject(job.queue, bandOf(job.priority), job.handler), EMPTY, {
-      msgID: `${job.id}.${job.dispatches}`,
-      headers: { [JOB_HEADER]: job.id, [REVISION_HEADER]: String(current.revision) },
-    });
+    await this.#r.publish(
+      this.#names.workSubject(job.queue, bandOf(job.priority), job.handler),
+      encodeJob(job),
+      {
+        msgID: `${job.id}.${job.dispatches}`,
+        headers: { [JOB_HEADER]: job.id, [REVISION_HEADER]: String(current.revision) },
+      },
+    );
   }
 
   /** Back to waiting with a fresh dispatch (retry, snooze, release, rescue, retry()). */
@@ -559,8 +562,11 @@ export class NatsStore implements Store {
       for (const band of BANDS) {
         for (const handler of request.handlers) {
           if (jobs.length >= request.limit) break;
-          if (!held[this.#names.workSubject(queue, band, handler)]) continue;
-          jobs.push(...(await this.claimFrom(queue, band, handler, request, request.limit - jobs.length)));
+          const messages = held[this.#names.workSubject(queue, band, handler)] ?? 0;
+          if (messages === 0) continue;
+          // No more than the subject holds: a request for more waits out its expiry on the server.
+          const want = Math.min(request.limit - jobs.length, messages);
+          jobs.push(...(await this.claimFrom(queue, band, handler, request, want)));
         }
       }
     }
@@ -617,8 +623,12 @@ export class NatsStore implements Store {
    * it, wait (nak) until it is due or its holder's lease ends, or drop a stale dispatch.
    */
   private async take(message: WorkMessage, request: ClaimRequest): Promise<ClaimedJob | undefined> {
+    // The record as it was published with this dispatch: when nothing changed since, the claim's
+    // compare-and-set needs no read first (a stale snapshot just loses and reads).
+    let snapshot = message.snapshot();
     for (let race = 0; race < 20; race++) {
-      const current = await this.#repo.read(message.jobId);
+      const current = snapshot ?? (await this.#repo.read(message.jobId));
+      snapshot = undefined;
       if (current === undefined || isFinished(current.job.state)) {
         message.term();
         return undefined;

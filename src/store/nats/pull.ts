@@ -4,7 +4,10 @@
  * with `expires` waits that long when the consumer is empty). The request is JetStream's own pull
  * API with `no_wait`; acks use its reply-subject protocol, which is what the client's JsMsg does too.
  */
+
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { decodeJob } from "./job-codec.js";
+import type { Versioned } from "./job-repo.js";
 
 /** One delivered dispatch of a job, held until acked, nak'ed or terminated. */
 export interface WorkMessage {
@@ -14,6 +17,8 @@ export interface WorkMessage {
   /** 1 on the first delivery. */
   readonly deliveries: number;
   readonly streamSequence: number;
+  /** The job record it was published with, at `revision`; undefined if it carries none. */
+  snapshot(): Versioned | undefined;
   /** The durable consumer it was delivered through. */
   readonly consumer: string;
   /** Confirmed ack: resolves once the server has the ack (the double ack). */
@@ -165,6 +170,15 @@ function toWorkMessage(nc: NatsConnection, msg: Msg): WorkMessage | undefined {
     deliveries,
     streamSequence,
     consumer,
+    snapshot: () => {
+      const revision = Number(msg.headers?.get(REVISION_HEADER) ?? 0);
+      if (revision <= 0 || msg.data.byteLength === 0) return undefined;
+      try {
+        return { job: decodeJob(msg.data), revision };
+      } catch {
+        return undefined;
+      }
+    },
     ackAck: async (timeoutMs = 5_000) => {
       if (!once()) return;
       await nc.request(reply, encoder.encode("+ACK"), { timeout: timeoutMs });

@@ -551,14 +551,25 @@ export class NatsStore implements Store {
   // --- workers ---------------------------------------------------------------------------------
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    const applied = request.finished?.length ? await this.finish(request.finished) : [];
+    // No transaction ties them together here, so the outcomes and the claim go at the same time.
+    const [applied, jobs] = await Promise.all([
+      request.finished?.length ? this.finish(request.finished) : Promise.resolve([]),
+      this.claimJobs(request),
+    ]);
+    return { jobs, applied };
+  }
+
+  private async claimJobs(request: ClaimRequest): Promise<ClaimedJob[]> {
     const jobs: ClaimedJob[] = [];
     for (const queue of request.queues) {
       if (jobs.length >= request.limit) break;
-      if ((await this.queueInfo(queue)).paused) continue;
       // Which (band, handler) subjects hold messages at all (waiting or out with a worker): the
       // others are not pulled, since an empty pull waits for its request to expire.
-      const held = await this.#r.messagesBySubject(this.#names.queueSubjects(queue));
+      const [queueState, held] = await Promise.all([
+        this.queueInfo(queue),
+        this.#r.messagesBySubject(this.#names.queueSubjects(queue)),
+      ]);
+      if (queueState.paused) continue;
       for (const band of BANDS) {
         for (const handler of request.handlers) {
           if (jobs.length >= request.limit) break;
@@ -570,7 +581,7 @@ export class NatsStore implements Store {
         }
       }
     }
-    return { jobs, applied };
+    return jobs;
   }
 
   private async claimFrom(

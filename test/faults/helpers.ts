@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach } from "vitest";
 import { Ferry, type Handle, type JobStatus } from "../../src/index.js";
-import { freshPgSchema } from "../conformance/stores.js";
+import { freshNatsPrefix, freshPgSchema } from "../conformance/stores.js";
 import { collect, eventually, sleep, tempDir } from "../helpers/temp.js";
 import type { LedgerEntry } from "./fixtures/ledger.js";
 
@@ -73,9 +73,20 @@ const postgres: FaultStore = {
   },
 };
 
-/** FERRY_TEST_STORES=sqlite,postgres narrows the list (all by default). */
+/** The machine's nats-server, a prefix of its own per test (deleted afterwards). */
+const nats: FaultStore = {
+  name: "nats",
+  async fresh() {
+    // Still behind its flag (docs/stores.md): set here, so worker processes inherit it too.
+    process.env.FERRY_EXPERIMENTAL_NATS = "1";
+    const { url, drop } = freshNatsPrefix();
+    return { url, cleanup: drop };
+  },
+};
+
+/** FERRY_TEST_STORES=sqlite,postgres,nats narrows the list (all by default). */
 const wanted = process.env.FERRY_TEST_STORES?.split(",");
-export const FAULT_STORES: readonly FaultStore[] = [sqlite, postgres].filter(
+export const FAULT_STORES: readonly FaultStore[] = [sqlite, postgres, nats].filter(
   (store) => wanted === undefined || wanted.includes(store.name),
 );
 

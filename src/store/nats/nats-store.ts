@@ -16,7 +16,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { ErrorCode, invalidArgument } from "../../core/errors.js";
 import { isFinished, type JobState, type Progress } from "../../core/job.js";
 import { rescueOutcome, tallyParents } from "../rescue.js";
-import { type CounterDelta, toStoreStats } from "../stats.js";
+import { type CounterDelta, noCounts, toStoreStats } from "../stats.js";
 import type {
   CancelResult,
   ClaimedJob,
@@ -103,15 +103,7 @@ export class NatsStore implements Store {
   readonly #origin = randomUUID();
   readonly #held = new Map<string, Held>();
   readonly #consumers = new Map<string, Promise<void>>();
-  readonly #counts: Required<CounterDelta> = {
-    launched: 0,
-    completed: 0,
-    failed: 0,
-    cancelled: 0,
-    timed_out: 0,
-    run_ms_total: 0,
-    run_count: 0,
-  };
+  readonly #counts: Required<CounterDelta> = noCounts();
   #countsDirty: NodeJS.Timeout | undefined;
   #countsWrite: Promise<unknown> = Promise.resolve();
   #sub: Subscription | undefined;
@@ -571,50 +563,67 @@ export class NatsStore implements Store {
       ]);
       if (queueState.paused) continue;
       for (const band of BANDS) {
-        for (const handler of request.handlers) {
-          if (jobs.length >= request.limit) break;
-          const messages = held[this.#names.workSubject(queue, band, handler)] ?? 0;
-          if (messages === 0) continue;
-          // No more than the subject holds: a request for more waits out its expiry on the server.
-          const want = Math.min(request.limit - jobs.length, messages);
-          jobs.push(...(await this.claimFrom(queue, band, handler, request, want)));
-        }
+        if (jobs.length >= request.limit) break;
+        const waiting = request.handlers
+          .map((handler) => ({ handler, messages: held[this.#names.workSubject(queue, band, handler)] ?? 0 }))
+          .filter((h) => h.messages > 0);
+        if (waiting.length > 0)
+          jobs.push(...(await this.claimBand(queue, band, waiting, request, request.limit - jobs.length)));
       }
     }
     return jobs;
   }
 
-  private async claimFrom(
+  /**
+   * Claims up to `want` jobs of one band, oldest first across its handlers (the stream sequence
+   * orders them): each handler's consumer is pulled, the answers merged, and what is beyond `want`
+   * goes straight back.
+   */
+  private async claimBand(
     queue: string,
     band: (typeof BANDS)[number],
-    handler: string,
+    waiting: readonly { readonly handler: string; readonly messages: number }[],
     request: ClaimRequest,
     want: number,
   ): Promise<ClaimedJob[]> {
-    const consumer = this.#names.consumer(queue, band, handler);
-    await this.ensureConsumer(consumer, this.#names.workSubject(queue, band, handler));
+    const sources = await Promise.all(
+      waiting.map(async ({ handler, messages }) => {
+        const consumer = this.#names.consumer(queue, band, handler);
+        await this.ensureConsumer(consumer, this.#names.workSubject(queue, band, handler));
+        return { consumer, messages, open: true };
+      }),
+    );
     const jobs: ClaimedJob[] = [];
     // Stale dispatches (of jobs finished, cancelled or re-dispatched since) yield nothing and are
     // dropped: pull again, a few times, to fill the request with live ones.
     for (let pulls = 0; pulls < 4 && jobs.length < want; pulls++) {
+      const left = want - jobs.length;
+      const asking = sources.filter((source) => source.open);
+      if (asking.length === 0) break;
       // Asked every time (an empty answer is one quick round trip): a cache of "empty" would hide a
-      // job another process launched a moment ago.
-      const asked = want - jobs.length;
-      const { messages, answered } = await this.#puller.pull(this.#names.workStream, consumer, asked);
-      // Unanswered: a message may have gone to the request after we gave up on it (it comes back
-      // at once, see pull.ts), so look once more.
-      if (messages.length === 0 && !answered) continue;
-      if (messages.length === 0) break;
+      // job another process launched a moment ago. No more than a subject holds: a request for
+      // more waits out its expiry on the server.
+      const answers = await Promise.all(
+        asking.map(async (source) => {
+          const asked = Math.min(left, source.messages);
+          const answer = await this.#puller.pull(this.#names.workStream, source.consumer, asked);
+          // A short, answered reply means this consumer is drained for now. Unanswered: a message
+          // may have reached the request after we gave up on it (it comes back at once), so ask again.
+          if (answer.answered && answer.messages.length < asked) source.open = false;
+          return answer.messages;
+        }),
+      );
+      const messages = answers.flat().sort((a, b) => a.streamSequence - b.streamSequence);
+      if (messages.length === 0) continue;
       // The pause may have come between our first look and the pull (a launch after a pause must
       // stay queued): look again now that there is something to take.
       if ((await this.queueInfo(queue)).paused) {
         for (const message of messages) message.nak(PAUSED_RETRY_MS);
         break;
       }
+      for (const extra of messages.splice(left)) extra.nak(1);
       const taken = await Promise.all(messages.map((m) => this.take(m, request)));
       for (const job of taken) if (job !== undefined) jobs.push(job);
-      // A short answer with no stale dispatch in it means the consumer is drained for now.
-      if (messages.length < asked && taken.every((job) => job !== undefined)) break;
     }
     return jobs;
   }
@@ -690,7 +699,10 @@ export class NatsStore implements Store {
   }
 
   async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {
-    return Promise.all(outcomes.map((outcome) => this.finishOne(outcome)));
+    const applied = await Promise.all(outcomes.map((outcome) => this.finishOne(outcome)));
+    // Counted before answering, so stats() anywhere agrees with the states a caller then sees.
+    if (applied.some(Boolean)) await this.flushCounts();
+    return applied;
   }
 
   private async finishOne(outcome: Outcome): Promise<boolean> {

@@ -59,6 +59,9 @@ export interface NatsResources {
   readonly meta: KV;
   /** Makes sure the durable consumer of one (queue, band, handler) exists. */
   ensureConsumer(name: string, filterSubject: string): Promise<void>;
+  /** The job a work message names, by its stream sequence (undefined when it is gone). */
+  jobIdAt(sequence: number): Promise<string | undefined>;
+  deleteMessage(sequence: number): Promise<void>;
   /** Messages in the work stream per subject matching `filter` (waiting or delivered, not acked). */
   messagesBySubject(filter: string): Promise<Readonly<Record<string, number>>>;
   publish(
@@ -107,6 +110,7 @@ export class NatsStore implements Store {
   #countsDirty: NodeJS.Timeout | undefined;
   #countsWrite: Promise<unknown> = Promise.resolve();
   #sub: Subscription | undefined;
+  #advisories: Subscription | undefined;
   #closed = false;
 
   constructor(resources: NatsResources, prefix: string) {
@@ -129,8 +133,66 @@ export class NatsStore implements Store {
           if (err === null) this.onWire(msg.data);
         },
       });
+      this.#advisories = this.#r.nc.subscribe(
+        `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.#names.workStream}.*`,
+        {
+          callback: (err, msg) => {
+            if (err === null) void this.onMaxDeliveries(msg.data).catch(() => undefined);
+          },
+        },
+      );
     }
     return 1;
+  }
+
+  /**
+   * A dispatch reached MaxDeliver: the server will not deliver it again, and in a work-queue stream
+   * it would stay forever. Its job fails (as a crash loop does) and the message is deleted. The
+   * advisory is a plain NATS message, so one sent while no process listened is missed: the job then
+   * waits for `retry()` (docs/stores.md).
+   */
+  private async onMaxDeliveries(data: Uint8Array): Promise<void> {
+    const advisory = JSON.parse(new TextDecoder().decode(data)) as {
+      stream_seq?: number;
+      deliveries?: number;
+    };
+    if (typeof advisory.stream_seq !== "number") return;
+    const sequence = advisory.stream_seq;
+    try {
+      await this.failPoisoned(await this.#r.jobIdAt(sequence), advisory.deliveries);
+    } finally {
+      await this.#r.deleteMessage(sequence);
+    }
+  }
+
+  private async failPoisoned(jobId: string | undefined, deliveries: number | undefined): Promise<void> {
+    if (jobId !== undefined) {
+      const now = Date.now();
+      const error = {
+        code: ErrorCode.HandlerCrashed,
+        message: `delivered ${deliveries ?? "too many"} times without finishing (MaxDeliver)`,
+        retryable: false,
+        attempt: 0,
+      };
+      const changed = await this.#repo.change(jobId, (job) =>
+        isFinished(job.state)
+          ? undefined
+          : {
+              ...job,
+              state: "failed",
+              error: { ...error, attempt: job.attempts },
+              finishedAt: now,
+              workerId: null,
+              leaseExpiresAt: null,
+              expiresAt: retentionEnd(job, now),
+            },
+      );
+      if (changed !== undefined) {
+        this.count({ failed: 1 });
+        await this.afterFinish(changed.after.job, false);
+        this.changed([jobId]);
+      }
+    }
   }
 
   async now(): Promise<number> {
@@ -143,6 +205,7 @@ export class NatsStore implements Store {
     clearTimeout(this.#countsDirty);
     await this.flushCounts().catch(() => undefined);
     this.#sub?.unsubscribe();
+    this.#advisories?.unsubscribe();
     this.#puller.close();
     this.#events.removeAllListeners();
     await this.#r.close();

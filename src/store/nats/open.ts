@@ -8,6 +8,7 @@ import { connectNats } from "./connection.js";
 import { natsNames } from "./names.js";
 import { type NatsResources, NatsStore } from "./nats-store.js";
 import { ensureKv, ensureStream } from "./provision.js";
+import { JOB_HEADER } from "./pull.js";
 import { parseNatsStoreUrl } from "./store-url.js";
 
 /** How long a delivered dispatch stays with its worker without `working()` (the lease's default). */
@@ -18,7 +19,13 @@ const MAX_DELIVER = 10_000;
 /** Publish retries within this window are dropped by the server (message id = job id + dispatch). */
 const DUPLICATE_WINDOW_MS = 120_000;
 
-export async function openNatsStore(url: string): Promise<NatsStore> {
+/** Consumer settings; tests shorten them to cause redeliveries and MaxDeliver quickly. */
+export interface NatsConsumerSettings {
+  readonly ackWaitMs?: number;
+  readonly maxDeliver?: number;
+}
+
+export async function openNatsStore(url: string, settings: NatsConsumerSettings = {}): Promise<NatsStore> {
   const config = parseNatsStoreUrl(url);
   const { nc, js, jsm, kvm } = await connectNats(config);
   try {
@@ -48,11 +55,18 @@ export async function openNatsStore(url: string): Promise<NatsStore> {
           durable_name: name,
           filter_subject: filterSubject,
           ack_policy: AckPolicy.Explicit,
-          ack_wait: nanos(ACK_WAIT_MS),
-          max_deliver: MAX_DELIVER,
+          ack_wait: nanos(settings.ackWaitMs ?? ACK_WAIT_MS),
+          max_deliver: settings.maxDeliver ?? MAX_DELIVER,
           max_ack_pending: 100_000,
           deliver_policy: DeliverPolicy.All,
         });
+      },
+      jobIdAt: async (sequence) => {
+        const stored = await jsm.streams.getMessage(names.workStream, { seq: sequence }).catch(() => null);
+        return stored?.header.get(JOB_HEADER) || undefined;
+      },
+      deleteMessage: async (sequence) => {
+        await jsm.streams.deleteMessage(names.workStream, sequence).catch(() => false);
       },
       messagesBySubject: async (filter) => {
         const info = await jsm.streams.info(names.workStream, { subjects_filter: filter });

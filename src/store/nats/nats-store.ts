@@ -364,6 +364,17 @@ export class NatsStore implements Store {
 
   /** Puts the job on the work stream: its next dispatch, carrying the revision it was read at. */
   private async dispatch(current: Versioned): Promise<void> {
+    try {
+      await this.publishDispatch(current);
+    } catch (error) {
+      // The record is written: keep trying in the background (the message id makes a repeat a
+      // no-op), so a job whose launch answered FERRY_STORE_UNAVAILABLE still runs once NATS is back.
+      this.redispatchLater(current, 250);
+      throw error;
+    }
+  }
+
+  private async publishDispatch(current: Versioned): Promise<void> {
     const { job } = current;
     await this.#r.publish(
       this.#names.workSubject(job.queue, bandOf(job.priority), job.handler),
@@ -373,6 +384,18 @@ export class NatsStore implements Store {
         headers: { [JOB_HEADER]: job.id, [REVISION_HEADER]: String(current.revision) },
       },
     );
+  }
+
+  /** Publishes a dispatch that failed, with back-off, until it lands or the store closes. */
+  private redispatchLater(current: Versioned, delayMs: number): void {
+    if (this.#closed) return;
+    const timer = setTimeout(() => {
+      this.publishDispatch(current).then(
+        () => this.announce([{ type: "enqueued", queue: current.job.queue }]),
+        () => this.redispatchLater(current, Math.min(delayMs * 2, 5_000)),
+      );
+    }, delayMs);
+    timer.unref();
   }
 
   /** Back to waiting with a fresh dispatch (retry, snooze, release, rescue, retry()). */

@@ -10,6 +10,7 @@ import { type NatsResources, NatsStore } from "./nats-store.js";
 import { ensureKv, ensureStream } from "./provision.js";
 import { JOB_HEADER } from "./pull.js";
 import { parseNatsStoreUrl } from "./store-url.js";
+import { withStoreErrors } from "./unavailable.js";
 
 /** How long a delivered dispatch stays with its worker without `working()` (the lease's default). */
 const ACK_WAIT_MS = 30_000;
@@ -81,8 +82,7 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
         await nc.drain().catch(() => nc.close());
       },
     };
-    const store = new NatsStore(resources, config.prefix);
-    return store;
+    return withStoreErrors(new NatsStore(resources, config.prefix));
   } catch (error) {
     await nc.close().catch(() => undefined);
     throw error;

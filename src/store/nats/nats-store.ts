@@ -236,7 +236,11 @@ export class NatsStore implements Store {
         continue;
       }
       const record = this.newRecord(job, now, parents);
-      const revision = await this.#repo.create(record);
+      const revision = await this.#repo.create(record).catch((error: unknown) => {
+        // The answer was lost, not necessarily the write: if the record landed, dispatch it later.
+        this.recoverLaunch(job.id, 250);
+        throw error;
+      });
       if (revision === undefined) throw invalidArgument(`a job with id ${job.id} exists`);
       // Linked after the child exists: a parent that finishes meanwhile is re-checked below.
       for (const parentId of job.dependsOn) await this.linkChild(parentId, job.id);
@@ -384,6 +388,24 @@ export class NatsStore implements Store {
         headers: { [JOB_HEADER]: job.id, [REVISION_HEADER]: String(current.revision) },
       },
     );
+  }
+
+  /**
+   * After a launch whose record write went unanswered: once NATS answers again, a record that did
+   * land and waits undispatched gets its dispatch (the message id makes a repeat a no-op).
+   */
+  private recoverLaunch(id: string, delayMs: number): void {
+    if (this.#closed) return;
+    const timer = setTimeout(() => {
+      this.#repo.read(id).then(
+        (found) => {
+          if (found === undefined || !isWaiting(found.job) || found.job.pendingDeps > 0) return;
+          if (found.job.dispatches === 0) this.redispatchLater(found, 0);
+        },
+        () => this.recoverLaunch(id, Math.min(delayMs * 2, 5_000)),
+      );
+    }, delayMs);
+    timer.unref();
   }
 
   /** Publishes a dispatch that failed, with back-off, until it lands or the store closes. */

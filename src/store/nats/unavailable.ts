@@ -1,4 +1,5 @@
 import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
+import { jserrors } from "@nats-io/jetstream/internal";
 import { errors } from "@nats-io/transport-node";
 import { ErrorCode, FerryError } from "../../core/errors.js";
 import type { Store } from "../store.js";
@@ -15,6 +16,8 @@ const UNAVAILABLE: readonly (abstract new (...args: never[]) => Error)[] = [
   errors.PermissionViolationError,
   JetStreamError,
   JetStreamApiError,
+  // What the client says when no JetStream server answered (e.g. during a cluster's leader change).
+  jserrors.JetStreamNotEnabled,
 ];
 
 /** A NATS failure as Ferry's FERRY_STORE_UNAVAILABLE (the caller retries what is safe to retry). */

@@ -111,13 +111,23 @@ export class NatsStore implements Store {
   #countsWrite: Promise<unknown> = Promise.resolve();
   #sub: Subscription | undefined;
   #advisories: Subscription | undefined;
+  /** The queue of each consumer this store pulled from. */
+  readonly #consumerQueues = new Map<string, string>();
+  /** Queues this process's workers take from: woken after a reconnect. */
+  readonly #queuesClaimed = new Set<string>();
   #closed = false;
 
   constructor(resources: NatsResources, prefix: string) {
     this.#r = resources;
     this.#names = natsNames(prefix);
     this.#repo = new JobRepo(resources.jobs);
-    this.#puller = new Puller(resources.nc);
+    // A message handed back after its pull gave up is waiting again: tell this process's workers,
+    // or they would find it only at their next poll.
+    this.#puller = new Puller(resources.nc, (consumer) => {
+      const queue = this.#consumerQueues.get(consumer);
+      if (queue !== undefined)
+        setTimeout(() => this.#events.emit("event", { type: "enqueued", queue }), 5).unref();
+    });
     this.#slots = new GroupSlots(resources.meta, this.#repo);
     // One instance for the store's life: its identity lets it retry its own failed enqueues at once.
     this.#schedules = new NatsSchedules(resources.meta, enqueueOnce(this));
@@ -133,6 +143,7 @@ export class NatsStore implements Store {
           if (err === null) this.onWire(msg.data);
         },
       });
+      void this.wakeOnReconnect();
       this.#advisories = this.#r.nc.subscribe(
         `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.#names.workStream}.*`,
         {
@@ -143,6 +154,18 @@ export class NatsStore implements Store {
       );
     }
     return 1;
+  }
+
+  /**
+   * Events sent while the link was down are lost (core NATS keeps nothing): once reconnected, the
+   * workers of this process look for work at once instead of at their next poll.
+   */
+  private async wakeOnReconnect(): Promise<void> {
+    for await (const status of this.#r.nc.status()) {
+      if (this.#closed) return;
+      if (status.type !== "reconnect") continue;
+      for (const queue of this.#queuesClaimed) this.#events.emit("event", { type: "enqueued", queue });
+    }
   }
 
   /**
@@ -660,6 +683,7 @@ export class NatsStore implements Store {
   }
 
   private async claimJobs(request: ClaimRequest): Promise<ClaimedJob[]> {
+    for (const queue of request.queues) this.#queuesClaimed.add(queue);
     const jobs: ClaimedJob[] = [];
     for (const queue of request.queues) {
       if (jobs.length >= request.limit) break;
@@ -698,6 +722,7 @@ export class NatsStore implements Store {
       waiting.map(async ({ handler, messages }) => {
         const consumer = this.#names.consumer(queue, band, handler);
         await this.ensureConsumer(consumer, this.#names.workSubject(queue, band, handler));
+        this.#consumerQueues.set(consumer, queue);
         return { consumer, messages, open: true };
       }),
     );

@@ -74,7 +74,11 @@ export class Puller {
   timeouts = 0;
   strays = 0;
 
-  constructor(private readonly nc: NatsConnection) {
+  /** `onStray`: a message went back to the stream after its request ended (its consumer named). */
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly onStray: (consumer: string) => void = () => {},
+  ) {
     this.#sub = nc.subscribe(`${this.#inbox}.*`, {
       callback: (err, msg) => {
         if (err === null) this.onMessage(msg);
@@ -137,6 +141,7 @@ export class Puller {
     if (request === undefined) {
       this.strays++;
       work.nak(STRAY_NAK_MS);
+      this.onStray(work.consumer);
       return;
     }
     request.taken.push(work);

@@ -50,6 +50,7 @@ import { BANDS, bandOf, type NatsNames, natsNames, uniqueKeyId } from "./names.j
 import { JOB_HEADER, Puller, REVISION_HEADER, type WorkMessage } from "./pull.js";
 import { enqueueOnce, NatsSchedules } from "./schedules.js";
 import { applyOutcome, claimed, isWaiting, parentFinished, retentionEnd } from "./transitions.js";
+import { WakeTimers } from "./wake-timers.js";
 
 /** What the store needs from a connection (see connection.ts). */
 export interface NatsResources {
@@ -76,6 +77,8 @@ export interface NatsResources {
 const GROUP_FULL_RETRY_MS = 250;
 /** A dispatch pulled from a queue paused meanwhile is looked at again after this. */
 const PAUSED_RETRY_MS = 1_000;
+/** A dispatch whose claim failed midway (NATS did not answer) is looked at again after this. */
+const FAILED_TAKE_RETRY_MS = 1_000;
 /** Longest single nak delay: a job due later is looked at again after this. */
 const MAX_NAK_MS = 3_600_000;
 
@@ -116,6 +119,7 @@ export class NatsStore implements Store {
   /** Queues this process's workers take from: woken after a reconnect. */
   readonly #queuesClaimed = new Set<string>();
   #closed = false;
+  readonly #wakeTimers = new WakeTimers((queue) => this.#events.emit("event", { type: "enqueued", queue }));
 
   constructor(resources: NatsResources, prefix: string) {
     this.#r = resources;
@@ -226,6 +230,7 @@ export class NatsStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#countsDirty);
+    this.#wakeTimers.close();
     await this.flushCounts().catch(() => undefined);
     this.#sub?.unsubscribe();
     this.#advisories?.unsubscribe();
@@ -727,6 +732,7 @@ export class NatsStore implements Store {
       }),
     );
     const jobs: ClaimedJob[] = [];
+    let failure: unknown;
     // Stale dispatches (of jobs finished, cancelled or re-dispatched since) yield nothing and are
     // dropped: pull again, a few times, to fill the request with live ones.
     for (let pulls = 0; pulls < 4 && jobs.length < want; pulls++) {
@@ -751,14 +757,30 @@ export class NatsStore implements Store {
       // The pause may have come between our first look and the pull (a launch after a pause must
       // stay queued): look again now that there is something to take.
       if ((await this.queueInfo(queue)).paused) {
-        for (const message of messages) message.nak(PAUSED_RETRY_MS);
+        for (const message of messages) this.putBack(message, queue, PAUSED_RETRY_MS);
         break;
       }
       for (const extra of messages.splice(left)) extra.nak(1);
-      const taken = await Promise.all(messages.map((m) => this.take(m, request)));
-      for (const job of taken) if (job !== undefined) jobs.push(job);
+      // Settled one by one: a failure on one message must not lose the jobs already claimed beside
+      // it (their records say running; only this answer knows it).
+      const taken = await Promise.allSettled(messages.map((m) => this.take(m, request)));
+      for (const [i, outcome] of taken.entries()) {
+        if (outcome.status === "fulfilled") {
+          if (outcome.value !== undefined) jobs.push(outcome.value);
+        } else {
+          messages[i]!.nak(FAILED_TAKE_RETRY_MS);
+          failure ??= outcome.reason;
+        }
+      }
     }
+    if (jobs.length === 0 && failure !== undefined) throw failure;
     return jobs;
+  }
+
+  /** A dispatch goes back on the stream for `delayMs`; this process's workers look again then. */
+  private putBack(message: WorkMessage, queue: string, delayMs: number): void {
+    message.nak(delayMs);
+    this.#wakeTimers.after(queue, delayMs);
   }
 
   private ensureConsumer(name: string, subject: string): Promise<void> {
@@ -791,7 +813,7 @@ export class NatsStore implements Store {
       if (job.state === "running") {
         if ((job.leaseExpiresAt ?? 0) > now) {
           // Its holder is alive (this is a redelivery it did not keep): look again when the lease ends.
-          message.nak(Math.min((job.leaseExpiresAt ?? now) - now + 100, MAX_NAK_MS));
+          this.putBack(message, job.queue, Math.min((job.leaseExpiresAt ?? now) - now + 100, MAX_NAK_MS));
           return undefined;
         }
         await this.rescueOne(current);
@@ -803,7 +825,7 @@ export class NatsStore implements Store {
         return undefined;
       }
       if (job.runAt > now) {
-        message.nak(Math.min(job.runAt - now, MAX_NAK_MS));
+        this.putBack(message, job.queue, Math.min(job.runAt - now, MAX_NAK_MS));
         return undefined;
       }
       const limit = job.group === null ? null : (await this.queueInfo(job.queue)).groupConcurrency;
@@ -813,7 +835,7 @@ export class NatsStore implements Store {
         !(await this.#slots.take(job.queue, job.group, limit, job.id))
       ) {
         // Its group is full: back on the stream for a moment (a finishing job announces its queue).
-        message.nak(GROUP_FULL_RETRY_MS);
+        this.putBack(message, job.queue, GROUP_FULL_RETRY_MS);
         return undefined;
       }
       const next = claimed(job, request.workerId, request.leaseMs, now);

@@ -36,6 +36,29 @@ export interface BenchDriver {
   stopConsumer(): Promise<void>;
   /** Bytes held outside this process for the queued jobs (e.g. Redis used_memory); absent if none. */
   externalMemoryBytes?(): Promise<number>;
+  /**
+   * Optional, with attach(), for the scenarios that run workers in child processes: after setup,
+   * what a fresh instance in another process needs to reach this setup's store (a URL, a name).
+   */
+  share?(): string;
+  /**
+   * Optional, in a child process and instead of setup(): connect to the store a parent's share()
+   * described, creating and removing nothing (the parent's teardown removes it).
+   */
+  attach?(shared: string): Promise<AttachedWorker>;
+}
+
+/** Workers on a store another process set up (see BenchDriver.attach). */
+export interface AttachedWorker {
+  /**
+   * Starts workers at `concurrency`: onDone once per job finished (acked / committed), onError if
+   * the workers fail while running (a child process reports it instead of stalling to its timeout).
+   */
+  start(concurrency: number, onDone: () => void, onError: (err: unknown) => void): Promise<void>;
+  /** Stops taking jobs and waits for the ones in flight. start() may be called again after. */
+  stop(): Promise<void>;
+  /** Disconnects; the store stays. */
+  close(): Promise<void>;
 }
 
 /** What each driver module exports. May reject (missing library, server down): the driver is skipped. */

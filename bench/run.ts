@@ -15,19 +15,23 @@ import { latency } from "./scenarios/latency.js";
 import { rss } from "./scenarios/rss.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { throughput } from "./scenarios/throughput.js";
+import { throughputProcs } from "./scenarios/throughput-procs.js";
 
-const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss] [--drivers a,b]
+const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss,throughput-procs] [--drivers a,b]
   [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--out FILE]
---jobs N sets the job count of throughput (default 50000), bulk (100000) and rss (1000000);
---rss-jobs overrides rss alone. PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
+--only defaults to throughput,bulk,latency,rss; throughput-procs runs only when named.
+--jobs N sets the job count of throughput and throughput-procs (default 50000), bulk (100000) and rss
+(1000000); --rss-jobs overrides rss alone. PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
 Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
-const SCENARIOS = ["throughput", "bulk", "latency", "rss"] as const;
+const SCENARIOS = ["throughput", "bulk", "latency", "rss", "throughput-procs"] as const;
+/** Without --only. Not throughput-procs: two fresh setups of --jobs each cost about twice throughput's time. */
+const DEFAULT_SCENARIOS: readonly string[] = ["throughput", "bulk", "latency", "rss"];
 const DEFAULT_OUT = fileURLToPath(new URL("./results/latest.json", import.meta.url));
 
 const { values: flags } = parseArgs({
   options: {
     store: { type: "string", default: "sqlite" },
-    only: { type: "string", default: SCENARIOS.join(",") },
+    only: { type: "string", default: DEFAULT_SCENARIOS.join(",") },
     drivers: { type: "string" },
     jobs: { type: "string" },
     "rss-jobs": { type: "string" },
@@ -84,6 +88,8 @@ const latencyOptions = {
 // Timeouts assume at least ~200 jobs/s drained, ~500/s bulk-enqueued, ~1000/s for the rss fill.
 const scenarios: Record<(typeof SCENARIOS)[number], () => Scenario> = {
   throughput: () => throughput(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
+  // Per setup (it makes two): the same budget as throughput's.
+  "throughput-procs": () => throughputProcs(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
   bulk: () => bulk(bulkJobs, 60_000 + bulkJobs * 2),
   latency: () => latency(latencyOptions),
   rss: () => rss(rssJobs, 120_000 + rssJobs),
@@ -120,8 +126,11 @@ for (const id of SCENARIOS) {
     console.error(`[bench] ${id} / ${name} …`);
     try {
       outcomes[name] = await scenario.run(name);
+      const outcome = outcomes[name];
       console.error(
-        `[bench] ${id} / ${name}: ${scenario.headline.metric} = ${outcomes[name]?.[scenario.headline.metric]}`,
+        outcome && "skipped" in outcome
+          ? `[bench] ${id} / ${name}: skipped: ${outcome.skipped}`
+          : `[bench] ${id} / ${name}: ${scenario.headline.metric} = ${outcome?.[scenario.headline.metric]}`,
       );
     } catch (err) {
       outcomes[name] = { error: errorText(err) };

@@ -6,7 +6,7 @@
  * drivers run while src/index.ts is still being written; if the import fails the harness skips the
  * driver and reports why.
  */
-import { type BenchDriver, batches, type OnStart } from "../driver.js";
+import { type AttachedWorker, type BenchDriver, batches, type OnStart } from "../driver.js";
 
 /** FERRY_BENCH_ENTRY (a file URL) benchmarks another build, e.g. file:///…/dist/src/index.js. */
 const FERRY_ENTRY = process.env.FERRY_BENCH_ENTRY ?? new URL("../../src/index.js", import.meta.url).href;
@@ -60,6 +60,8 @@ class FerryDriver implements BenchDriver {
   private readonly prefetchPerSlot: number;
   private ferry: FerryClient | null = null;
   private worker: FerryWorker | null = null;
+  /** The store URL setup() opened, for share(). */
+  private url = "";
 
   constructor(
     private readonly Ferry: FerryStatic,
@@ -78,7 +80,8 @@ class FerryDriver implements BenchDriver {
 
   async setup(): Promise<void> {
     try {
-      this.ferry = await this.Ferry.open({ store: await this.store.create() });
+      this.url = await this.store.create();
+      this.ferry = await this.Ferry.open({ store: this.url });
     } catch (err) {
       // The harness only tears down after a successful setup: undo a half-made one here.
       await this.store.remove().catch(() => {});
@@ -92,6 +95,7 @@ class FerryDriver implements BenchDriver {
       await this.ferry?.close();
     } finally {
       this.ferry = null;
+      this.url = "";
       await this.store.remove(); // even if closing failed: no store left behind
     }
   }
@@ -146,6 +150,39 @@ class FerryDriver implements BenchDriver {
   async stopConsumer(): Promise<void> {
     await this.worker?.stop();
     this.worker = null;
+  }
+
+  /** The store URL: Ferry in another process opens the same store on it. */
+  share(): string {
+    if (!this.url) throw new Error(`${this.name}: setup() not called`);
+    return this.url;
+  }
+
+  /**
+   * Ferry opened on the parent's store URL (it finds the schema / streams already made). onDone is
+   * called as the handler returns: Ferry records the completion right after, and stop() waits for
+   * those records, as drain() does.
+   */
+  async attach(url: string): Promise<AttachedWorker> {
+    const ferry = await this.Ferry.open({ store: url });
+    this.ferry = ferry;
+    return {
+      start: async (concurrency, onDone) => {
+        this.worker = ferry.worker({
+          queues: [QUEUE],
+          concurrency,
+          prefetch: concurrency * this.prefetchPerSlot,
+          handlers: { [HANDLER]: async () => onDone() },
+        });
+        await this.worker.start();
+      },
+      stop: () => this.stopConsumer(),
+      close: async () => {
+        await this.stopConsumer();
+        await ferry.close();
+        this.ferry = null;
+      },
+    };
   }
 
   private need(): FerryClient {

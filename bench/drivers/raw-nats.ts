@@ -18,7 +18,13 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
-import { type BenchDriver, batches, type CreateDriver, type OnStart } from "../driver.js";
+import {
+  type AttachedWorker,
+  type BenchDriver,
+  batches,
+  type CreateDriver,
+  type OnStart,
+} from "../driver.js";
 import { natsConnect, natsLabel, probeNats, uniqueToken } from "../lib/nats.js";
 
 const CONSUMER = "workers";
@@ -47,7 +53,8 @@ class RawNatsDriver implements BenchDriver {
   private consumer: Consumer | null = null;
   private stream = "";
   private subject = "";
-  private latency: Loop | null = null;
+  /** The latency consumer, or an attached worker's loop. */
+  private loop: Loop | null = null;
 
   constructor(serverVersion: string) {
     this.notes = {
@@ -139,12 +146,12 @@ class RawNatsDriver implements BenchDriver {
   }
 
   async startLatencyConsumer(concurrency: number, onStart: OnStart): Promise<void> {
-    this.latency = await this.startLoop(concurrency, async (msg) => {
+    this.loop = await this.startLoop(concurrency, async (msg) => {
       const { sentAt } = msg.json<{ sentAt: number }>();
       onStart(sentAt);
       await msg.ackAck();
     });
-    this.latency.done.catch(() => {}); // surfaced by stopConsumer; this only keeps it from being "unhandled"
+    this.loop.done.catch(() => {}); // surfaced by stopConsumer; this only keeps it from being "unhandled"
   }
 
   async enqueueOne(sentAt: number): Promise<void> {
@@ -152,11 +159,41 @@ class RawNatsDriver implements BenchDriver {
   }
 
   async stopConsumer(): Promise<void> {
-    const loop = this.latency;
-    this.latency = null;
+    const loop = this.loop;
+    this.loop = null;
     if (!loop) return;
     loop.stop();
     await loop.done;
+  }
+
+  /** The stream's name: the consumer is always CONSUMER on it. */
+  share(): string {
+    if (!this.stream) throw new Error("raw-nats: setup() not called");
+    return this.stream;
+  }
+
+  /** Binds to the parent's durable consumer and runs the drain's loop (no limit: until stop). */
+  async attach(stream: string): Promise<AttachedWorker> {
+    try {
+      this.nc = await natsConnect();
+      this.js = jetstream(this.nc);
+      this.consumer = await this.js.consumers.get(stream, CONSUMER);
+    } catch (err) {
+      await this.teardown().catch(() => {}); // this.stream is unset: closes, deletes nothing
+      throw err;
+    }
+    return {
+      start: async (concurrency, onDone, onError) => {
+        this.loop = await this.startLoop(concurrency, async (msg) => {
+          JSON.parse(msg.string());
+          await msg.ackAck();
+          onDone();
+        });
+        this.loop.done.catch(onError);
+      },
+      stop: () => this.stopConsumer(),
+      close: () => this.teardown(),
+    };
   }
 
   /**

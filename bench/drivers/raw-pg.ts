@@ -4,12 +4,34 @@
  * measured against this.
  */
 import pg from "pg";
-import { type BenchDriver, batches, type CreateDriver, type OnStart } from "../driver.js";
+import {
+  type AttachedWorker,
+  type BenchDriver,
+  batches,
+  type CreateDriver,
+  type OnStart,
+} from "../driver.js";
 import { dropSchema, PG_URL, pgClient, pgLabel, probePostgres, uniqueSchema } from "../lib/pg.js";
+import { sleep } from "../lib/time.js";
 
 interface Row {
   readonly id: string; // bigint arrives as a string
   readonly payload: string;
+}
+
+/** An attached worker's wait when a claim finds nothing: only at a drain's end, when another process holds the last jobs. */
+const IDLE_POLL_MS = 1;
+
+/** The statements on one schema's jobs table (`table` already quoted). */
+function statements(table: string) {
+  return {
+    table,
+    claim: `UPDATE ${table} SET state = 'running' WHERE id IN (SELECT id FROM ${table} WHERE state = 'queued'
+          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id, payload`,
+    complete: `UPDATE ${table} SET state = 'done' WHERE id = ANY($1::bigint[])`,
+    insertMany: `INSERT INTO ${table} (payload) SELECT unnest($1::text[])`,
+    insertOne: `INSERT INTO ${table} (payload) VALUES ($1)`,
+  };
 }
 
 class RawPgDriver implements BenchDriver {
@@ -56,14 +78,7 @@ class RawPgDriver implements BenchDriver {
         `CREATE TABLE ${jobs} (id bigserial PRIMARY KEY, state text NOT NULL DEFAULT 'queued', payload text NOT NULL)`,
       );
       await this.consumer.query(`CREATE INDEX jobs_queued ON ${jobs} (id) WHERE state = 'queued'`);
-      this.sql = {
-        table: jobs,
-        claim: `UPDATE ${jobs} SET state = 'running' WHERE id IN (SELECT id FROM ${jobs} WHERE state = 'queued'
-          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id, payload`,
-        complete: `UPDATE ${jobs} SET state = 'done' WHERE id = ANY($1::bigint[])`,
-        insertMany: `INSERT INTO ${jobs} (payload) SELECT unnest($1::text[])`,
-        insertOne: `INSERT INTO ${jobs} (payload) VALUES ($1)`,
-      };
+      this.sql = statements(jobs);
     } catch (err) {
       // The harness only tears down after a successful setup: undo a half-made one here.
       await this.teardown().catch(() => {});
@@ -138,6 +153,38 @@ class RawPgDriver implements BenchDriver {
     const loop = this.loop;
     this.loop = Promise.resolve();
     await loop;
+  }
+
+  /** The schema's name: another process's claims go to the same table. */
+  share(): string {
+    if (!this.schema) throw new Error("raw-pg: setup() not called");
+    return this.schema;
+  }
+
+  /**
+   * The latency loop's claim/run/complete on the parent's table, with no wake-up from a producer:
+   * a claim that finds nothing polls again after IDLE_POLL_MS until stop.
+   */
+  async attach(schema: string): Promise<AttachedWorker> {
+    const consumer = await connect();
+    this.consumer = consumer; // this.schema stays unset: teardown closes and drops nothing
+    this.sql = statements(`${consumer.escapeIdentifier(schema)}.jobs`);
+    return {
+      start: async (concurrency, onDone, onError) => {
+        this.running = true;
+        this.loop = (async () => {
+          while (this.running) {
+            const rows = await this.claim(concurrency);
+            if (rows.length === 0) await sleep(IDLE_POLL_MS);
+            else await this.runBatch(rows, noop);
+            for (let i = 0; i < rows.length; i++) onDone();
+          }
+        })();
+        this.loop.catch(onError);
+      },
+      stop: () => this.stopConsumer(),
+      close: () => this.teardown(),
+    };
   }
 
   private async claim(limit: number): Promise<Row[]> {

@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { type BenchDriver, batches, type CreateDriver, type OnStart } from "../driver.js";
+import {
+  type AttachedWorker,
+  type BenchDriver,
+  batches,
+  type CreateDriver,
+  type OnStart,
+} from "../driver.js";
+import { sleep } from "../lib/time.js";
 
 interface Row {
   readonly id: number;
@@ -17,6 +24,8 @@ const SCHEMA = `
   CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL DEFAULT 'queued', payload TEXT NOT NULL);
   CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued';
 `;
+/** An attached worker's wait when a claim finds nothing: only at a drain's end, when another process holds the last jobs. */
+const IDLE_POLL_MS = 1;
 const CLAIM = `UPDATE jobs SET state = 'running'
   WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?) RETURNING id, payload`;
 
@@ -29,6 +38,7 @@ class RawSqliteDriver implements BenchDriver {
     wakeup: "in-process: the producer wakes the consumer after its insert (no polling)",
   };
   private dir = "";
+  private file = "";
   private db: Database.Database | null = null;
   private insertBatch: (count: number, payload: string) => void = () => {};
   private claim: (limit: number) => Row[] = () => [];
@@ -39,10 +49,19 @@ class RawSqliteDriver implements BenchDriver {
 
   async setup(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), "ferry-bench-raw-"));
-    const db = new Database(join(this.dir, "raw.db"));
+    this.file = join(this.dir, "raw.db");
+    this.open(this.file, true);
+  }
+
+  /**
+   * Opens the file (making the table if `create`) and prepares the statements. Several processes
+   * share it in WAL mode; better-sqlite3 waits up to 5 s on another one's write lock.
+   */
+  private open(file: string, create: boolean): void {
+    const db = new Database(file);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
-    db.exec(SCHEMA);
+    if (create) db.exec(SCHEMA);
     const insert = db.prepare<[string]>("INSERT INTO jobs (payload) VALUES (?)");
     const claim = db.prepare<[number], Row>(CLAIM);
     const done = db.prepare<[number]>("UPDATE jobs SET state = 'done' WHERE id = ?");
@@ -61,6 +80,38 @@ class RawSqliteDriver implements BenchDriver {
     this.db?.close();
     this.db = null;
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = "";
+    this.file = "";
+  }
+
+  /** The database file: another process opens it beside this one. */
+  share(): string {
+    if (!this.file) throw new Error("raw-sqlite: setup() not called");
+    return this.file;
+  }
+
+  /**
+   * The latency loop's claim/run/complete on the parent's file, with no wake-up from a producer: a
+   * claim that finds nothing polls again after IDLE_POLL_MS until stop.
+   */
+  async attach(file: string): Promise<AttachedWorker> {
+    this.open(file, false); // this.dir stays unset: teardown closes and removes nothing
+    return {
+      start: async (concurrency, onDone, onError) => {
+        this.running = true;
+        this.loop = (async () => {
+          while (this.running) {
+            const rows = this.claim(concurrency);
+            if (rows.length === 0) await sleep(IDLE_POLL_MS);
+            else await this.runBatch(rows, noop);
+            for (let i = 0; i < rows.length; i++) onDone();
+          }
+        })();
+        this.loop.catch(onError);
+      },
+      stop: () => this.stopConsumer(),
+      close: () => this.teardown(),
+    };
   }
 
   async enqueueBulk(n: number): Promise<void> {

@@ -20,7 +20,14 @@ export const isRevisionConflict = (error: unknown): boolean =>
 const MAX_RACES = 50;
 
 export class JobRepo {
-  constructor(private readonly kv: KV) {}
+  /** The last write sent per record, while one is out (see `serial`). */
+  readonly #writing = new Map<string, Promise<unknown>>();
+
+  /** `written`: told of every record this repo created or wrote (the store notes expiries). */
+  constructor(
+    private readonly kv: KV,
+    private readonly written: (job: StoredJob) => void = () => {},
+  ) {}
 
   async read(id: string): Promise<Versioned | undefined> {
     const entry = await this.kv.get(id);
@@ -36,7 +43,9 @@ export class JobRepo {
   /** Creates the record; false when one with this id exists. */
   async create(job: StoredJob): Promise<number | undefined> {
     try {
-      return await this.kv.create(job.id, encodeJob(job));
+      const revision = await this.serial(job.id, () => this.kv.create(job.id, encodeJob(job)));
+      this.written(job);
+      return revision;
     } catch (error) {
       if (isRevisionConflict(error)) return undefined;
       throw error;
@@ -46,7 +55,9 @@ export class JobRepo {
   /** Writes at `revision`; undefined when another writer got there first. */
   async write(job: StoredJob, revision: number): Promise<number | undefined> {
     try {
-      return await this.kv.update(job.id, encodeJob(job), revision);
+      const next = await this.serial(job.id, () => this.kv.update(job.id, encodeJob(job), revision));
+      this.written(job);
+      return next;
     } catch (error) {
       if (isRevisionConflict(error)) return undefined;
       throw error;
@@ -84,12 +95,32 @@ export class JobRepo {
 
   async remove(id: string, revision: number): Promise<boolean> {
     try {
-      await this.kv.purge(id, { previousSeq: revision });
+      await this.serial(id, () => this.kv.purge(id, { previousSeq: revision }));
       return true;
     } catch (error) {
       if (isRevisionConflict(error)) return false;
       throw error;
     }
+  }
+
+  /**
+   * One write per record at a time from this process. A replicated KV on nats-server before 2.11
+   * can accept two compare-and-sets sent at the same revision when both are in flight at once
+   * (nats-server #6194): a heartbeat overwrote a completion in the three-node test. Sent one after
+   * the other, the second is checked against the first's result. Writers in other processes are
+   * not covered: run a cluster on 2.11+ (docs/stores.md).
+   */
+  private serial<T>(id: string, write: () => Promise<T>): Promise<T> {
+    const mine = (this.#writing.get(id) ?? Promise.resolve()).then(write, write);
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#writing.set(id, settled);
+    void settled.then(() => {
+      if (this.#writing.get(id) === settled) this.#writing.delete(id);
+    });
+    return mine;
   }
 
   /** Every record. A scan: only for what has no index yet (see docs/stores.md). */

@@ -42,9 +42,12 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store.js";
+import { CoalescedWrite } from "./coalesced-write.js";
+import { ExpiryLog } from "./expiry-log.js";
 import { GroupSlots } from "./group-slots.js";
+import { HeldRegistry } from "./held-registry.js";
 import { encodeJob, hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
-import { JobRepo, type Versioned } from "./job-repo.js";
+import { isRevisionConflict, JobRepo, type Versioned } from "./job-repo.js";
 import { listKeys } from "./kv-keys.js";
 import { BANDS, bandOf, type NatsNames, natsNames, uniqueKeyId } from "./names.js";
 import { JOB_HEADER, Puller, REVISION_HEADER, type WorkMessage } from "./pull.js";
@@ -79,6 +82,8 @@ const GROUP_FULL_RETRY_MS = 250;
 const PAUSED_RETRY_MS = 1_000;
 /** A dispatch whose claim failed midway (NATS did not answer) is looked at again after this. */
 const FAILED_TAKE_RETRY_MS = 1_000;
+/** How often one process (any) scans every record to rescue and prune what the indexes missed. */
+const SWEEP_MS = 3_600_000;
 /** Longest single nak delay: a job due later is looked at again after this. */
 const MAX_NAK_MS = 3_600_000;
 
@@ -111,7 +116,9 @@ export class NatsStore implements Store {
   readonly #consumers = new Map<string, Promise<void>>();
   readonly #counts: Required<CounterDelta> = noCounts();
   #countsDirty: NodeJS.Timeout | undefined;
-  #countsWrite: Promise<unknown> = Promise.resolve();
+  readonly #countsWrite: CoalescedWrite;
+  readonly #expiry: ExpiryLog;
+  readonly #holders: HeldRegistry;
   #sub: Subscription | undefined;
   #advisories: Subscription | undefined;
   /** The queue of each consumer this store pulled from. */
@@ -124,7 +131,14 @@ export class NatsStore implements Store {
   constructor(resources: NatsResources, prefix: string) {
     this.#r = resources;
     this.#names = natsNames(prefix);
-    this.#repo = new JobRepo(resources.jobs);
+    this.#expiry = new ExpiryLog(resources.meta, this.#origin);
+    this.#repo = new JobRepo(resources.jobs, (job) => {
+      if (isFinished(job.state) && job.expiresAt !== null) this.#expiry.note(job.id, job.expiresAt);
+    });
+    this.#holders = new HeldRegistry(resources.meta, this.#origin, () => [...this.#held.keys()]);
+    this.#countsWrite = new CoalescedWrite(() =>
+      this.#r.meta.put(`count.${this.#origin}`, JSON.stringify(this.#counts)),
+    );
     // A message handed back after its pull gave up is waiting again: tell this process's workers,
     // or they would find it only at their next poll.
     this.#puller = new Puller(resources.nc, (consumer) => {
@@ -231,7 +245,9 @@ export class NatsStore implements Store {
     this.#closed = true;
     clearTimeout(this.#countsDirty);
     this.#wakeTimers.close();
-    await this.flushCounts().catch(() => undefined);
+    await Promise.all([this.flushCounts(), this.#expiry.flush()]).catch(() => undefined);
+    this.#expiry.close();
+    await this.#holders.close().catch(() => undefined);
     this.#sub?.unsubscribe();
     this.#advisories?.unsubscribe();
     this.#puller.close();
@@ -708,6 +724,7 @@ export class NatsStore implements Store {
           jobs.push(...(await this.claimBand(queue, band, waiting, request, request.limit - jobs.length)));
       }
     }
+    await this.announceHeld(jobs);
     return jobs;
   }
 
@@ -775,6 +792,12 @@ export class NatsStore implements Store {
     }
     if (jobs.length === 0 && failure !== undefined) throw failure;
     return jobs;
+  }
+
+  /** Publishes what this process holds before its claims answer, so any rescuer can find them. */
+  private async announceHeld(jobs: readonly ClaimedJob[]): Promise<void> {
+    // Unwritten, the jobs are still found: their dispatches come back after AckWait (see held-registry.ts).
+    if (jobs.length > 0) await this.#holders.publish().catch(() => undefined);
   }
 
   /** A dispatch goes back on the stream for `delayMs`; this process's workers look again then. */
@@ -855,8 +878,9 @@ export class NatsStore implements Store {
 
   async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {
     const applied = await Promise.all(outcomes.map((outcome) => this.finishOne(outcome)));
-    // Counted before answering, so stats() anywhere agrees with the states a caller then sees.
-    if (applied.some(Boolean)) await this.flushCounts();
+    // Counted before answering, so stats() anywhere agrees with the states a caller then sees; the
+    // expiries too, so no finished job escapes pruning once its worker moved on.
+    if (applied.some(Boolean)) await Promise.all([this.flushCounts(), this.#expiry.flush()]);
     return applied;
   }
 
@@ -895,7 +919,8 @@ export class NatsStore implements Store {
       await held?.message?.ackAck();
       await this.afterFinish(job, applied.finished?.succeeded === true);
     }
-    this.changed([job.id]);
+    // Other processes hear of it only when one of them waits on it (markWatched).
+    this.changed([job.id], !job.watched);
     return true;
   }
 
@@ -925,7 +950,11 @@ export class NatsStore implements Store {
     leaseMs: number,
   ): Promise<HeartbeatResult> {
     const now = Date.now();
-    await this.#r.meta.put(`worker.${worker.id}`, JSON.stringify({ ...worker, lastHeartbeatAt: now }));
+    await Promise.all([
+      this.#r.meta.put(`worker.${worker.id}`, JSON.stringify({ ...worker, lastHeartbeatAt: now })),
+      // Keeps this process's held list fresh, so rescuers do not take it for a dead one's.
+      this.#holders.publish().catch(() => undefined),
+    ]);
     const lost: string[] = [];
     const cancelRequested: { id: string; graceLeftMs: number }[] = [];
     await Promise.all(
@@ -963,7 +992,7 @@ export class NatsStore implements Store {
     );
     if (changed === undefined) return false;
     if (held !== undefined) held.known = changed.after;
-    this.changed([lease.id]);
+    this.changed([lease.id], !changed.after.job.watched);
     return true;
   }
 
@@ -972,12 +1001,23 @@ export class NatsStore implements Store {
   ): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }> {
     const tally = { requeued: 0, failed: 0, cancelled: 0 };
     const now = Date.now();
-    for await (const current of this.#repo.scan()) {
-      const { job } = current;
-      if (job.state !== "running") continue;
+    const rescueIfExpired = async (current: Versioned | undefined): Promise<void> => {
+      const job = current?.job;
+      if (current === undefined || job?.state !== "running") return;
       const forced = job.cancelRequested && (job.cancelDeadline ?? now) < now - 2_000;
-      if ((job.leaseExpiresAt ?? 0) >= now && !forced) continue;
+      if ((job.leaseExpiresAt ?? 0) >= now && !forced) return;
       await this.rescueOne(current, tally);
+    };
+    if (await this.claimSweep("rescue", now)) {
+      for await (const current of this.#repo.scan()) await rescueIfExpired(current);
+    } else {
+      // Only the jobs some process says it holds (held-registry.ts), not every record.
+      const holders = await this.#holders.list();
+      const ids = new Set([...this.#held.keys(), ...holders.flatMap((h) => h.ids)]);
+      for (const id of ids) await rescueIfExpired(await this.#repo.read(id));
+      for (const entry of holders) {
+        if (entry.origin !== this.#origin && entry.at < now - workerTtlMs) await this.#holders.forget(entry);
+      }
     }
     for (const key of await listKeys(this.#r.meta, "worker.*")) {
       const entry = await this.#r.meta.get(key);
@@ -1012,13 +1052,59 @@ export class NatsStore implements Store {
   async pruneExpired(limit: number): Promise<number> {
     const now = Date.now();
     let n = 0;
-    for await (const { job, revision } of this.#repo.scan()) {
-      if (n >= limit) break;
-      if (!isFinished(job.state) || job.expiresAt === null) continue;
-      const done = job.consumed || job.detached || job.expiresAt <= now;
-      if (done && job.expiresAt <= now && (await this.#repo.remove(job.id, revision))) n += 1;
+    const pruneIfDue = async (current: Versioned | undefined): Promise<boolean> => {
+      const job = current?.job;
+      if (current === undefined || job === undefined || !isFinished(job.state) || job.expiresAt === null)
+        return false;
+      if (job.expiresAt > now) {
+        // Retention moved on since the note (a later write noted it too): keep it in view.
+        this.#expiry.note(job.id, job.expiresAt, true);
+        return false;
+      }
+      return this.#repo.remove(job.id, current.revision);
+    };
+    if (await this.claimSweep("prune", now)) {
+      for await (const current of this.#repo.scan()) {
+        if (n >= limit) break;
+        if (await pruneIfDue(current)) n += 1;
+      }
     }
+    // Only what the expiry notes say is due (expiry-log.ts); this process's own notes first.
+    await this.#expiry.flush();
+    for (const note of await this.#expiry.due(now)) {
+      if (n >= limit) break;
+      const ids = [...note.ids];
+      while (ids.length > 0 && n < limit) if (await pruneIfDue(await this.#repo.read(ids.shift()!))) n += 1;
+      // Cut short by the limit: the rest goes back in a new note.
+      for (const id of ids) this.#expiry.note(id, now, true);
+      await this.#expiry.drop(note);
+    }
+    await this.#expiry.flush();
     return n;
+  }
+
+  /**
+   * The backstop for what the held list and the expiry notes missed (a process that died between
+   * two writes): one full scan of the records per `SWEEP_MS` across all processes, by whichever
+   * process wins the compare-and-set on `sweep.<what>`, the first one `SWEEP_MS` after the first look.
+   */
+  private async claimSweep(what: "rescue" | "prune", now: number): Promise<boolean> {
+    const key = `sweep.${what}`;
+    const entry = await this.#r.meta.get(key);
+    const value = JSON.stringify({ at: now });
+    try {
+      // The first look starts the clock: a new installation has nothing to sweep yet.
+      if (entry === null) {
+        await this.#r.meta.create(key, value);
+        return false;
+      }
+      if (entry.operation === "PUT" && entry.json<{ at: number }>().at > now - SWEEP_MS) return false;
+      await this.#r.meta.update(key, value, entry.revision);
+      return true;
+    } catch (error) {
+      if (isRevisionConflict(error)) return false;
+      throw error;
+    }
   }
 
   async removeWorker(workerId: string): Promise<void> {
@@ -1138,10 +1224,8 @@ export class NatsStore implements Store {
   }
 
   /** This process's lifetime counters, under a key only it writes. */
-  private flushCounts(): Promise<unknown> {
-    const snapshot = JSON.stringify(this.#counts);
-    this.#countsWrite = this.#countsWrite.then(() => this.#r.meta.put(`count.${this.#origin}`, snapshot));
-    return this.#countsWrite;
+  private flushCounts(): Promise<void> {
+    return this.#countsWrite.run();
   }
 }
 

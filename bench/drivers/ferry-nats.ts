@@ -13,15 +13,20 @@ function storeUrl(prefix: string): string {
   return url.href;
 }
 
-export const createDriver: CreateDriver = async () => {
+/** Ferry on a fresh prefix; `prefetchPerSlot` > 0 turns on the worker's local queue. */
+export async function createNatsFerryDriver(name: string, prefetchPerSlot = 0) {
   const version = await probeNats();
   process.env.FERRY_EXPERIMENTAL_NATS = "1";
   return createFerryDriver({
-    name: "ferry-nats",
+    name,
     notes: {
       store: `${natsLabel()}?prefix=<fresh prefix per setup> (nats-server ${version}); every stream whose name holds the prefix (KV buckets included) is deleted at teardown`,
-      worker: "Ferry's defaults (no prefetch)",
+      worker:
+        prefetchPerSlot === 0
+          ? "Ferry's defaults (no prefetch)"
+          : `prefetch = ${prefetchPerSlot} x concurrency (claims ahead, as raw-nats's consume() buffers)`,
     },
+    prefetchPerSlot,
     store: () => {
       let prefix = "";
       return {
@@ -36,4 +41,6 @@ export const createDriver: CreateDriver = async () => {
       };
     },
   });
-};
+}
+
+export const createDriver: CreateDriver = () => createNatsFerryDriver("ferry-nats");

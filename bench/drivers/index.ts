@@ -17,6 +17,7 @@ export const DRIVERS: Readonly<Record<string, () => Promise<DriverModule>>> = {
   "pg-boss": () => import("./pg-boss.js"),
   "raw-nats": () => import("./raw-nats.js"),
   "ferry-nats": () => import("./ferry-nats.js"),
+  "ferry-nats-prefetch": () => import("./ferry-nats-prefetch.js"),
 };
 
 /** Per store: Ferry on it (subject), the engine's raw limit (raw), and the peers it is compared with. */
@@ -54,7 +55,7 @@ export const STORE_SETS: Readonly<Record<string, StoreSet>> = {
   nats: {
     subject: "ferry-nats",
     raw: "raw-nats",
-    peers: [],
+    peers: ["ferry-nats-prefetch"],
     // The NATS issue: drain at least 0.4x the raw JetStream loop's, p99 at most 2x its, no bulk target.
     targets: {
       throughput: { kind: "min_ratio_vs_raw", value: 0.4 },

@@ -113,6 +113,8 @@ export class NatsStore implements Store {
   readonly #events = new EventEmitter();
   readonly #origin = randomUUID();
   readonly #held = new Map<string, Held>();
+  /** Jobs whose claim is being written: listed as held already (a rescuer checks the record). */
+  readonly #claiming = new Set<string>();
   readonly #consumers = new Map<string, Promise<void>>();
   readonly #counts: Required<CounterDelta> = noCounts();
   #countsDirty: NodeJS.Timeout | undefined;
@@ -135,7 +137,10 @@ export class NatsStore implements Store {
     this.#repo = new JobRepo(resources.jobs, (job) => {
       if (isFinished(job.state) && job.expiresAt !== null) this.#expiry.note(job.id, job.expiresAt);
     });
-    this.#holders = new HeldRegistry(resources.meta, this.#origin, () => [...this.#held.keys()]);
+    this.#holders = new HeldRegistry(resources.meta, this.#origin, () => [
+      ...this.#held.keys(),
+      ...this.#claiming,
+    ]);
     this.#countsWrite = new CoalescedWrite(() =>
       this.#r.meta.put(`count.${this.#origin}`, JSON.stringify(this.#counts)),
     );
@@ -724,7 +729,6 @@ export class NatsStore implements Store {
           jobs.push(...(await this.claimBand(queue, band, waiting, request, request.limit - jobs.length)));
       }
     }
-    await this.announceHeld(jobs);
     return jobs;
   }
 
@@ -779,8 +783,14 @@ export class NatsStore implements Store {
       }
       for (const extra of messages.splice(left)) extra.nak(1);
       // Settled one by one: a failure on one message must not lose the jobs already claimed beside
-      // it (their records say running; only this answer knows it).
-      const taken = await Promise.allSettled(messages.map((m) => this.take(m, request)));
+      // it (their records say running; only this answer knows it). The held list is written at the
+      // same time, naming every job this round may claim, so it costs no round trip of its own.
+      for (const message of messages) this.#claiming.add(message.jobId);
+      const [taken] = await Promise.all([
+        Promise.allSettled(messages.map((m) => this.take(m, request))),
+        this.announceHeld(),
+      ]);
+      for (const message of messages) this.#claiming.delete(message.jobId);
       for (const [i, outcome] of taken.entries()) {
         if (outcome.status === "fulfilled") {
           if (outcome.value !== undefined) jobs.push(outcome.value);
@@ -795,9 +805,9 @@ export class NatsStore implements Store {
   }
 
   /** Publishes what this process holds before its claims answer, so any rescuer can find them. */
-  private async announceHeld(jobs: readonly ClaimedJob[]): Promise<void> {
+  private async announceHeld(): Promise<void> {
     // Unwritten, the jobs are still found: their dispatches come back after AckWait (see held-registry.ts).
-    if (jobs.length > 0) await this.#holders.publish().catch(() => undefined);
+    await this.#holders.publish().catch(() => undefined);
   }
 
   /** A dispatch goes back on the stream for `delayMs`; this process's workers look again then. */

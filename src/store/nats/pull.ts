@@ -48,6 +48,12 @@ const EXPIRES_NS = 1_000_000;
  * then leaves a request unanswered past its expiry; what reaches it later is a stray (below).
  */
 const REQUEST_TIMEOUT_MS = 50;
+/**
+ * A request that has had messages ends once none came for this long. 2.9 sends no status for a
+ * request that expired part-filled (measured: 19 of 219 pulls in a 10k-job drain, ~15 messages
+ * each, each then waiting the whole REQUEST_TIMEOUT_MS); the messages of one batch come together.
+ */
+const QUIET_MS = 5;
 /** A message that reaches a request already over goes back to the stream after this. */
 const STRAY_NAK_MS = 1;
 
@@ -56,6 +62,8 @@ interface Request {
   readonly want: number;
   readonly taken: WorkMessage[];
   readonly done: () => void;
+  /** A message came: the request now ends after QUIET_MS without another. */
+  readonly arrived: () => void;
 }
 
 /**
@@ -104,12 +112,16 @@ export class Puller {
         this.#requests.delete(id);
         resolve({ messages: taken, answered });
       };
-      const timer = setTimeout(() => {
+      let timer = setTimeout(() => {
         this.timeouts++;
         answered = false;
         done();
       }, REQUEST_TIMEOUT_MS);
-      this.#requests.set(id, { consumer, want: batch, taken, done });
+      const arrived = () => {
+        clearTimeout(timer);
+        timer = setTimeout(done, QUIET_MS);
+      };
+      this.#requests.set(id, { consumer, want: batch, taken, done, arrived });
       this.nc.publish(
         `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
         JSON.stringify({ batch, expires: EXPIRES_NS }),
@@ -146,6 +158,7 @@ export class Puller {
     }
     request.taken.push(work);
     if (request.taken.length >= request.want) request.done();
+    else request.arrived();
   }
 }
 

@@ -1,22 +1,32 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * Tests that disrupt a server (restart the shared PostgreSQL, terminate its backends, freeze
- * connections; restart, cut or kill nats-servers the tests start themselves). They run one file at
- * a time, after the main suite, never alongside other tests:
+ * Tests that disrupt a server, or that need the machine quiet to keep their timings, run one file
+ * at a time after the main suite, never alongside other tests:
  * `vitest run --config vitest.disruptive.config.ts`.
  *
- * The NATS files are left out of the default run until they hold there (issue 4, next slice): the
- * restart and connection tests pass alone but their wake-up probe waited out a 5 s poll once each
- * in a loaded full run, and the three-node cluster test is being finished. Run them with
- * `FERRY_TEST_NATS_DISRUPTIVE=1 npx vitest run --config vitest.disruptive.config.ts test/disruptive/nats-*`.
+ * - test/disruptive: restart the shared PostgreSQL, terminate its backends, freeze connections;
+ *   restart, cut or kill nats-servers the tests start themselves.
+ * - test/faults on NATS (FERRY_FAULT_STORES=nats): its SIGKILL and poison tests wait on leases and
+ *   AckWait, and missed their bounds once in the loaded main run, so they run here instead.
+ *   The stalled-loop file has nothing for NATS yet (no lease-keeping thread: issue 4).
+ *
+ * - test/disruptive/nats-restart.test.ts only with FERRY_TEST_NATS_RESTART=1: in one loaded full
+ *   run (session 4) three jobs first claimed after the restart ran twice, which its audit forbids;
+ *   it passed alone and 3 of 3 under CPU load. Its assertion now prints each such job's runs,
+ *   claims and ends, to find out whether a lease really ran out (allowed) or something else.
+ *
+ * FERRY_TEST_STORES without `nats` leaves the NATS files out.
  */
-const NOT_IN_DEFAULT_RUN =
-  process.env.FERRY_TEST_NATS_DISRUPTIVE === "1" ? [] : ["test/disruptive/nats-*.test.ts"];
+const withNats = (process.env.FERRY_TEST_STORES?.split(",") ?? ["nats"]).includes("nats");
+const natsOptIn = process.env.FERRY_TEST_NATS_RESTART === "1" ? [] : ["test/disruptive/nats-restart.test.ts"];
 export default defineConfig({
   test: {
-    include: ["test/disruptive/**/*.test.ts"],
-    exclude: NOT_IN_DEFAULT_RUN,
+    include: ["test/disruptive/**/*.test.ts", ...(withNats ? ["test/faults/**/*.test.ts"] : [])],
+    exclude: withNats
+      ? ["test/faults/stalled-loop.test.ts", ...natsOptIn]
+      : ["test/disruptive/nats-*.test.ts"],
+    env: { FERRY_FAULT_STORES: "nats" },
     fileParallelism: false,
     maxWorkers: 1,
     pool: "forks",

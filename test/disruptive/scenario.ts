@@ -96,6 +96,14 @@ export async function expectNoLateDuplicates(
   const lateDuplicates = [...audited.report.jobs.values()].filter(
     (job) => job.starts.length > 1 && job.starts[0]!.t > after,
   );
-  expect(lateDuplicates.map((j) => j.id)).toEqual([]);
+  // Each with its runs (process, attempt, fence, ms after `after`) and what ended them, to diagnose.
+  expect(
+    lateDuplicates.map(
+      (j) =>
+        `${j.id}: starts ${j.starts.map((e) => `${e.pid}/a${e.attempt}/f${e.fence}@${e.t - after}`).join(" ")}; ` +
+        `ends ${j.ends.map((e) => `${e.pid}@${e.t - after}`).join(" ")}; ` +
+        `claims ${j.claims.map((e) => `${e.pid}@${e.t - after}`).join(" ")}`,
+    ),
+  ).toEqual([]);
   return audited;
 }

@@ -7,6 +7,7 @@
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { DEFAULT_POLICY } from "../../src/core/options.js";
 import { Ferry } from "../../src/index.js";
 import { JobRepo } from "../../src/store/nats/job-repo.js";
 import { listKeys } from "../../src/store/nats/kv-keys.js";
@@ -14,6 +15,7 @@ import { natsNames } from "../../src/store/nats/names.js";
 import { openNatsStore } from "../../src/store/nats/open.js";
 import type { Store } from "../../src/store/store.js";
 import { freshNatsPrefix, NATS_URL } from "../conformance/stores.js";
+import { plainNewJob } from "../helpers/new-job.js";
 import { sleep } from "../helpers/temp.js";
 
 const UNRELATED = 300;
@@ -142,5 +144,24 @@ describe("NATS maintenance without scanning", () => {
     expect(await a.pruneExpired(1_000)).toBe(1);
     await expect(ferry.status(h)).rejects.toMatchObject({ code: "FERRY_NOT_FOUND" });
     expect(await a.pruneExpired(1_000)).toBe(0);
+  });
+
+  it("finds a job launched already claimed (direct dispatch, no message) through the held list, and runs it again", async () => {
+    const { a, b } = await twoProcesses();
+    const job = plainNewJob("demo.job", "default", {
+      maxAttempts: 3,
+      policy: { ...DEFAULT_POLICY, backoff: { type: "fixed", baseMs: 0, maxMs: 0, jitter: 0 } },
+    });
+    const [launched] = await a.enqueue([job], { dispatch: { workerId: "w-a", leaseMs: 200 } });
+    expect(launched?.claimed?.id).toBe(job.id);
+    expect((await b.getJob(job.id))?.state).toBe("running");
+    // a's worker goes silent; the job has no dispatch message, so only a's held list names it.
+    await sleep(300);
+    const reads = countReads();
+    expect((await b.rescueExpired(60_000)).requeued).toBe(1);
+    expect(reads.calls).toBeLessThan(10);
+    // The rescue re-dispatched it: a claimer on b takes it, as attempt 2.
+    const again = await claimOne(b, "w-b", 30_000);
+    expect(again.jobs.map((j) => [j.id, j.attempt])).toEqual([[job.id, 2]]);
   });
 });

@@ -15,6 +15,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { ErrorCode, invalidArgument } from "../../core/errors.js";
 import { isFinished, type JobState, type Progress } from "../../core/job.js";
+import { canDispatch } from "../dispatch.js";
 import { rescueOutcome, tallyParents } from "../rescue.js";
 import { type CounterDelta, noCounts, toStoreStats } from "../stats.js";
 import type {
@@ -22,6 +23,7 @@ import type {
   ClaimedJob,
   ClaimRequest,
   ClaimResult,
+  DispatchOffer,
   EnqueueContext,
   EnqueueResult,
   HeartbeatResult,
@@ -115,6 +117,10 @@ export class NatsStore implements Store {
   readonly #held = new Map<string, Held>();
   /** Jobs whose claim is being written: listed as held already (a rescuer checks the record). */
   readonly #claiming = new Set<string>();
+  /** Jobs being launched already claimed (direct dispatch): listed as held the same way. */
+  readonly #launching = new Set<string>();
+  /** Direct-dispatch launches whose answer was lost: listed as held until a rescue ends them. */
+  readonly #unheard = new Set<string>();
   readonly #consumers = new Map<string, Promise<void>>();
   readonly #counts: Required<CounterDelta> = noCounts();
   #countsDirty: NodeJS.Timeout | undefined;
@@ -140,6 +146,8 @@ export class NatsStore implements Store {
     this.#holders = new HeldRegistry(resources.meta, this.#origin, () => [
       ...this.#held.keys(),
       ...this.#claiming,
+      ...this.#launching,
+      ...this.#unheard,
     ]);
     this.#countsWrite = new CoalescedWrite(() =>
       this.#r.meta.put(`count.${this.#origin}`, JSON.stringify(this.#counts)),
@@ -267,6 +275,11 @@ export class NatsStore implements Store {
       throw invalidArgument("tx (a caller's transaction) is for the PostgreSQL store only");
     }
     const now = Date.now();
+    const only = jobs.length === 1 ? jobs[0] : undefined;
+    if (context.dispatch !== undefined && only !== undefined && canDispatch(only)) {
+      const dispatched = await this.launchClaimed(only, context.dispatch, now);
+      if (dispatched !== undefined) return [dispatched];
+    }
     // Parents are checked before anything is written: a missing one fails the whole call.
     const parentIds = [...new Set(jobs.flatMap((j) => j.dependsOn))];
     const parents = new Map((await this.#repo.readMany(parentIds)).map((v) => [v.job.id, v.job]));
@@ -307,6 +320,38 @@ export class NatsStore implements Store {
     this.count({ launched, failed: failedAtLaunch });
     this.announce([...queues].map((queue) => ({ type: "enqueued", queue })));
     return results;
+  }
+
+  /**
+   * Direct dispatch (EnqueueContext.dispatch): the record is created already claimed by the
+   * offering worker, and no dispatch message is published (the worker holds no message to ack).
+   * Launch to start is one write, beside this process's held list, which names the job so that a
+   * rescuer finds it if this process dies: the rescue re-dispatches it like any other. Undefined
+   * when the queue is paused (launched as usual then).
+   */
+  private async launchClaimed(
+    job: NewJob,
+    offer: DispatchOffer,
+    now: number,
+  ): Promise<EnqueueResult | undefined> {
+    if ((await this.queueInfo(job.queue)).paused) return undefined;
+    const record = claimed(this.newRecord(job, now, new Map()), offer.workerId, offer.leaseMs, now);
+    this.#launching.add(job.id);
+    try {
+      const [revision] = await Promise.all([this.#repo.create(record), this.announceHeld()]);
+      if (revision === undefined) throw invalidArgument(`a job with id ${job.id} exists`);
+      this.#held.set(job.id, { message: undefined, known: { job: record, revision } });
+      this.#launching.delete(job.id);
+    } catch (error) {
+      // The record may have landed, claimed by a worker that will never hear of it: it stays on
+      // this process's held list until a rescue (after its lease) takes it over.
+      this.#unheard.add(job.id);
+      this.#launching.delete(job.id);
+      throw error;
+    }
+    this.count({ launched: 1 });
+    this.changed([job.id], true);
+    return { id: job.id, deduplicated: false, claimed: toClaimedJob(record) };
   }
 
   private newRecord(job: NewJob, now: number, parents: ReadonlyMap<string, StoredJob>): StoredJob {
@@ -1023,7 +1068,12 @@ export class NatsStore implements Store {
     } else {
       // Only the jobs some process says it holds (held-registry.ts), not every record.
       const holders = await this.#holders.list();
-      const ids = new Set([...this.#held.keys(), ...holders.flatMap((h) => h.ids)]);
+      const ids = new Set([...this.#held.keys(), ...this.#unheard, ...holders.flatMap((h) => h.ids)]);
+      // An unheard launch that never landed, or already ended, needs no more listing.
+      for (const id of this.#unheard) {
+        const found = await this.#repo.read(id);
+        if (found === undefined || found.job.state !== "running") this.#unheard.delete(id);
+      }
       for (const id of ids) await rescueIfExpired(await this.#repo.read(id));
       for (const entry of holders) {
         if (entry.origin !== this.#origin && entry.at < now - workerTtlMs) await this.#holders.forget(entry);

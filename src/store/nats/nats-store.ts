@@ -117,6 +117,10 @@ export class NatsStore implements Store {
   readonly #held = new Map<string, Held>();
   /** Jobs whose claim is being written: listed as held already (a rescuer checks the record). */
   readonly #claiming = new Set<string>();
+  /** Per queue: the subjects' message counts from the last claim round, less what it pulled. */
+  readonly #backlog = new Map<string, Record<string, number>>();
+  /** Per queue: how many launch announcements this process has seen (a new one voids #backlog). */
+  readonly #launchesSeen = new Map<string, number>();
   /** Jobs being launched already claimed (direct dispatch): listed as held the same way. */
   readonly #launching = new Set<string>();
   /** Direct-dispatch launches whose answer was lost: listed as held until a rescue ends them. */
@@ -163,6 +167,11 @@ export class NatsStore implements Store {
     // One instance for the store's life: its identity lets it retry its own failed enqueues at once.
     this.#schedules = new NatsSchedules(resources.meta, enqueueOnce(this));
     this.#events.setMaxListeners(0);
+    this.#events.on("event", (event: StoreEvent) => {
+      if (event.type !== "enqueued") return;
+      this.#launchesSeen.set(event.queue, (this.#launchesSeen.get(event.queue) ?? 0) + 1);
+      this.#backlog.delete(event.queue);
+    });
   }
 
   // --- lifecycle -------------------------------------------------------------------------------
@@ -759,20 +768,37 @@ export class NatsStore implements Store {
     for (const queue of request.queues) {
       if (jobs.length >= request.limit) break;
       // Which (band, handler) subjects hold messages at all (waiting or out with a worker): the
-      // others are not pulled, since an empty pull waits for its request to expire.
-      const [queueState, held] = await Promise.all([
-        this.queueInfo(queue),
-        this.#r.messagesBySubject(this.#names.queueSubjects(queue)),
-      ]);
-      if (queueState.paused) continue;
+      // others are not pulled, since an empty pull waits for its request to expire. The last
+      // round's view, less what it pulled, stands in while nothing was launched on the queue since
+      // (a backlog being drained); the pause is checked after the pull either way.
+      const generation = this.#launchesSeen.get(queue) ?? 0;
+      let backlog = this.#backlog.get(queue);
+      this.#backlog.delete(queue);
+      if (backlog === undefined) {
+        const [queueState, held] = await Promise.all([
+          this.queueInfo(queue),
+          this.#r.messagesBySubject(this.#names.queueSubjects(queue)),
+        ]);
+        if (queueState.paused) continue;
+        backlog = { ...held };
+      }
+      const view = { backlog, paused: false };
       for (const band of BANDS) {
         if (jobs.length >= request.limit) break;
         const waiting = request.handlers
-          .map((handler) => ({ handler, messages: held[this.#names.workSubject(queue, band, handler)] ?? 0 }))
+          .map((handler) => ({
+            handler,
+            messages: backlog[this.#names.workSubject(queue, band, handler)] ?? 0,
+          }))
           .filter((h) => h.messages > 0);
         if (waiting.length > 0)
-          jobs.push(...(await this.claimBand(queue, band, waiting, request, request.limit - jobs.length)));
+          jobs.push(
+            ...(await this.claimBand(queue, band, waiting, request, request.limit - jobs.length, view)),
+          );
       }
+      const more = Object.values(backlog).some((n) => n > 0);
+      if (more && !view.paused && (this.#launchesSeen.get(queue) ?? 0) === generation)
+        this.#backlog.set(queue, backlog);
     }
     return jobs;
   }
@@ -788,13 +814,15 @@ export class NatsStore implements Store {
     waiting: readonly { readonly handler: string; readonly messages: number }[],
     request: ClaimRequest,
     want: number,
+    view: { readonly backlog: Record<string, number>; paused: boolean },
   ): Promise<ClaimedJob[]> {
     const sources = await Promise.all(
       waiting.map(async ({ handler, messages }) => {
         const consumer = this.#names.consumer(queue, band, handler);
-        await this.ensureConsumer(consumer, this.#names.workSubject(queue, band, handler));
+        const subject = this.#names.workSubject(queue, band, handler);
+        await this.ensureConsumer(consumer, subject);
         this.#consumerQueues.set(consumer, queue);
-        return { consumer, messages, open: true };
+        return { consumer, subject, messages, open: true };
       }),
     );
     const jobs: ClaimedJob[] = [];
@@ -815,6 +843,8 @@ export class NatsStore implements Store {
           // A short, answered reply means this consumer is drained for now. Unanswered: a message
           // may have reached the request after we gave up on it (it comes back at once), so ask again.
           if (answer.answered && answer.messages.length < asked) source.open = false;
+          const remaining = source.open ? (view.backlog[source.subject] ?? 0) - answer.messages.length : 0;
+          view.backlog[source.subject] = Math.max(0, remaining);
           return answer.messages;
         }),
       );
@@ -824,6 +854,7 @@ export class NatsStore implements Store {
       // stay queued): look again now that there is something to take.
       if ((await this.queueInfo(queue)).paused) {
         for (const message of messages) this.putBack(message, queue, PAUSED_RETRY_MS);
+        view.paused = true;
         break;
       }
       for (const extra of messages.splice(left)) extra.nak(1);
@@ -932,14 +963,30 @@ export class NatsStore implements Store {
   }
 
   async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {
-    const applied = await Promise.all(outcomes.map((outcome) => this.finishOne(outcome)));
+    const recorded = await Promise.all(outcomes.map((outcome) => this.recordOutcome(outcome)));
+    const applied = recorded.map((r) => r !== undefined);
     // Counted before answering, so stats() anywhere agrees with the states a caller then sees; the
-    // expiries too, so no finished job escapes pruning once its worker moved on.
-    if (applied.some(Boolean)) await Promise.all([this.flushCounts(), this.#expiry.flush()]);
+    // expiries too, so no finished job escapes pruning once its worker moved on. Written beside the
+    // acks, once every record is: two round trips in all, not three.
+    await Promise.all([
+      ...recorded.map((r) => r?.()),
+      applied.some(Boolean) ? Promise.all([this.flushCounts(), this.#expiry.flush()]) : undefined,
+    ]);
     return applied;
   }
 
   private async finishOne(outcome: Outcome): Promise<boolean> {
+    const then = await this.recordOutcome(outcome);
+    await then?.();
+    return then !== undefined;
+  }
+
+  /**
+   * Writes an outcome into the job's record (fenced); answers what is left to do once it landed
+   * (ack the dispatch, re-dispatch, release a group slot, tell dependants), or undefined when the
+   * outcome was refused.
+   */
+  private async recordOutcome(outcome: Outcome): Promise<(() => Promise<void>) | undefined> {
     const held = this.#held.get(outcome.id);
     let applied: ReturnType<typeof applyOutcome>;
     const changed = await this.#repo.change(
@@ -953,11 +1000,21 @@ export class NatsStore implements Store {
     if (changed === undefined || applied === undefined) {
       // Fenced off: this claim is over (another holder's entry, if any, stays).
       if (held?.known.job.fence === outcome.fence) this.#held.delete(outcome.id);
-      return false;
+      return undefined;
     }
     this.#held.delete(outcome.id);
     this.count(applied.counts);
     const job = changed.after.job;
+    const succeeded = applied.finished?.succeeded === true;
+    return () => this.afterOutcome(job, changed.after, held, succeeded);
+  }
+
+  private async afterOutcome(
+    job: StoredJob,
+    after: Versioned,
+    held: Held | undefined,
+    succeeded: boolean,
+  ): Promise<void> {
     if (job.group !== null) {
       const { groupConcurrency } = await this.queueInfo(job.queue);
       if (groupConcurrency !== null) {
@@ -968,15 +1025,14 @@ export class NatsStore implements Store {
     if (isWaiting(job)) {
       // A new dispatch first, then the old one acked: a crash in between leaves two tickets for
       // one job, and the record lets only one of them claim it.
-      await this.redispatch(job.id, changed.after);
+      await this.redispatch(job.id, after);
       await held?.message?.ackAck();
     } else {
       await held?.message?.ackAck();
-      await this.afterFinish(job, applied.finished?.succeeded === true);
+      await this.afterFinish(job, succeeded);
     }
     // Other processes hear of it only when one of them waits on it (markWatched).
     this.changed([job.id], !job.watched);
-    return true;
   }
 
   /** A job finished for good: free its uniqueKey and tell the jobs that wait on it. */

@@ -54,7 +54,15 @@ const REQUEST_TIMEOUT_MS = 15;
  * each, each then waiting the whole REQUEST_TIMEOUT_MS); the messages of one batch come together.
  */
 const QUIET_MS = 5;
-/** A message that reaches a request already over goes back to the stream after this. */
+/**
+ * A message that reaches a request already over (a stray) waits here for the next pull of its
+ * consumer, and goes back to the stream (nak) only if none comes within this. Not nak'ed at once:
+ * on 2.9 a nak'ed message is redelivered only to a pull that is waiting when its delay ends, else
+ * it sits out the whole AckWait (seen: a drain stuck 30 s on one message, ack-pending, after the
+ * stray nak).
+ */
+const STRAY_HOLD_MS = 200;
+/** How a stray held too long goes back: redelivered at once. */
 const STRAY_NAK_MS = 1;
 
 interface Request {
@@ -76,13 +84,15 @@ interface Request {
 export class Puller {
   readonly #inbox = createInbox();
   readonly #requests = new Map<string, Request>();
+  /** Strays per consumer, oldest first, waiting for that consumer's next pull. */
+  readonly #strays = new Map<string, WorkMessage[]>();
   readonly #sub: Subscription;
   #next = 0;
   /** Requests ended by our timer, and messages that arrived after their request: for diagnosis. */
   timeouts = 0;
   strays = 0;
 
-  /** `onStray`: a message went back to the stream after its request ended (its consumer named). */
+  /** `onStray`: a message came after its request ended and waits for its consumer's next pull. */
   constructor(
     private readonly nc: NatsConnection,
     private readonly onStray: (consumer: string) => void = () => {},
@@ -104,8 +114,10 @@ export class Puller {
     batch: number,
   ): Promise<{ messages: WorkMessage[]; answered: boolean }> {
     const id = String(this.#next++);
+    const held = this.takeStrays(consumer, batch);
+    if (held.length >= batch) return Promise.resolve({ messages: held, answered: true });
     return new Promise((resolve) => {
-      const taken: WorkMessage[] = [];
+      const taken: WorkMessage[] = held;
       let answered = true;
       const done = () => {
         clearTimeout(timer);
@@ -124,7 +136,7 @@ export class Puller {
       this.#requests.set(id, { consumer, want: batch, taken, done, arrived });
       this.nc.publish(
         `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
-        JSON.stringify({ batch, expires: EXPIRES_NS }),
+        JSON.stringify({ batch: batch - held.length, expires: EXPIRES_NS }),
         { reply: `${this.#inbox}.${id}` },
       );
     });
@@ -133,6 +145,31 @@ export class Puller {
   close(): void {
     this.#sub.unsubscribe();
     for (const request of [...this.#requests.values()]) request.done();
+    for (const consumer of [...this.#strays.keys()])
+      for (const work of this.takeStrays(consumer)) work.nak(STRAY_NAK_MS);
+  }
+
+  private takeStrays(consumer: string, most = Number.POSITIVE_INFINITY): WorkMessage[] {
+    const waiting = this.#strays.get(consumer);
+    if (waiting === undefined) return [];
+    const taken = waiting.splice(0, most);
+    if (waiting.length === 0) this.#strays.delete(consumer);
+    return taken;
+  }
+
+  /** Keeps a stray for the next pull of its consumer; hands it back to the stream if none comes. */
+  private holdStray(work: WorkMessage): void {
+    const waiting = this.#strays.get(work.consumer);
+    if (waiting === undefined) this.#strays.set(work.consumer, [work]);
+    else waiting.push(work);
+    setTimeout(() => {
+      const still = this.#strays.get(work.consumer);
+      const at = still?.indexOf(work) ?? -1;
+      if (at < 0) return;
+      still!.splice(at, 1);
+      if (still!.length === 0) this.#strays.delete(work.consumer);
+      work.nak(STRAY_NAK_MS);
+    }, STRAY_HOLD_MS).unref();
   }
 
   private onMessage(msg: Msg): void {
@@ -152,7 +189,7 @@ export class Puller {
     }
     if (request === undefined) {
       this.strays++;
-      work.nak(STRAY_NAK_MS);
+      this.holdStray(work);
       this.onStray(work.consumer);
       return;
     }

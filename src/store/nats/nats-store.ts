@@ -138,9 +138,10 @@ export class NatsStore implements Store {
   /** Queues this process's workers take from: woken after a reconnect. */
   readonly #queuesClaimed = new Set<string>();
   #closed = false;
+  readonly #keepAlive: NodeJS.Timeout;
   readonly #wakeTimers = new WakeTimers((queue) => this.#events.emit("event", { type: "enqueued", queue }));
 
-  constructor(resources: NatsResources, prefix: string) {
+  constructor(resources: NatsResources, prefix: string, ackWaitMs: number) {
     this.#r = resources;
     this.#names = natsNames(prefix);
     this.#expiry = new ExpiryLog(resources.meta, this.#origin);
@@ -167,6 +168,17 @@ export class NatsStore implements Store {
     // One instance for the store's life: its identity lets it retry its own failed enqueues at once.
     this.#schedules = new NatsSchedules(resources.meta, enqueueOnce(this));
     this.#events.setMaxListeners(0);
+    // The dispatches of jobs this process runs stay with it (AckWait is short, see open.ts), as long
+    // as their lease is live: a job whose lease ran out is left to redelivery and rescue.
+    this.#keepAlive = setInterval(
+      () => {
+        const now = Date.now();
+        for (const held of this.#held.values())
+          if ((held.known.job.leaseExpiresAt ?? 0) > now) held.message?.working();
+      },
+      Math.max(50, Math.floor(ackWaitMs / 3)),
+    );
+    this.#keepAlive.unref();
     this.#events.on("event", (event: StoreEvent) => {
       if (event.type !== "enqueued") return;
       this.#launchesSeen.set(event.queue, (this.#launchesSeen.get(event.queue) ?? 0) + 1);
@@ -266,6 +278,7 @@ export class NatsStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#countsDirty);
+    clearInterval(this.#keepAlive);
     this.#wakeTimers.close();
     await Promise.all([this.flushCounts(), this.#expiry.flush()]).catch(() => undefined);
     this.#expiry.close();
@@ -286,8 +299,7 @@ export class NatsStore implements Store {
     const now = Date.now();
     const only = jobs.length === 1 ? jobs[0] : undefined;
     if (context.dispatch !== undefined && only !== undefined && canDispatch(only)) {
-      const dispatched = await this.launchClaimed(only, context.dispatch, now);
-      if (dispatched !== undefined) return [dispatched];
+      return [await this.launchClaimed(only, context.dispatch, now)];
     }
     // Parents are checked before anything is written: a missing one fails the whole call.
     const parentIds = [...new Set(jobs.flatMap((j) => j.dependsOn))];
@@ -335,19 +347,22 @@ export class NatsStore implements Store {
    * Direct dispatch (EnqueueContext.dispatch): the record is created already claimed by the
    * offering worker, and no dispatch message is published (the worker holds no message to ack).
    * Launch to start is one write, beside this process's held list, which names the job so that a
-   * rescuer finds it if this process dies: the rescue re-dispatches it like any other. Undefined
-   * when the queue is paused (launched as usual then).
+   * rescuer finds it if this process dies: the rescue re-dispatches it like any other. A queue
+   * found paused gets the job back as an ordinary waiting launch.
    */
-  private async launchClaimed(
-    job: NewJob,
-    offer: DispatchOffer,
-    now: number,
-  ): Promise<EnqueueResult | undefined> {
-    if ((await this.queueInfo(job.queue)).paused) return undefined;
-    const record = claimed(this.newRecord(job, now, new Map()), offer.workerId, offer.leaseMs, now);
+  private async launchClaimed(job: NewJob, offer: DispatchOffer, now: number): Promise<EnqueueResult> {
+    const waiting = this.newRecord(job, now, new Map());
+    const record = claimed(waiting, offer.workerId, offer.leaseMs, now);
     this.#launching.add(job.id);
+    let revision: number | undefined;
+    let paused: boolean;
     try {
-      const [revision] = await Promise.all([this.#repo.create(record), this.announceHeld()]);
+      // The pause is looked at beside the write, not before it: one round trip from launch to start.
+      [revision, , paused] = await Promise.all([
+        this.#repo.create(record),
+        this.announceHeld(),
+        this.queueInfo(job.queue).then((q) => q.paused),
+      ]);
       if (revision === undefined) throw invalidArgument(`a job with id ${job.id} exists`);
       this.#held.set(job.id, { message: undefined, known: { job: record, revision } });
       this.#launching.delete(job.id);
@@ -359,6 +374,17 @@ export class NatsStore implements Store {
       throw error;
     }
     this.count({ launched: 1 });
+    if (paused) {
+      // The queue is paused: the job waits like any other launch (a cancel meanwhile stands).
+      this.#held.delete(job.id);
+      const back = await this.#repo.write(waiting, revision);
+      if (back === undefined) this.#unheard.add(job.id);
+      else {
+        await this.dispatch({ job: waiting, revision: back });
+        this.announce([{ type: "enqueued", queue: job.queue }]);
+      }
+      return { id: job.id, deduplicated: false };
+    }
     this.changed([job.id], true);
     return { id: job.id, deduplicated: false, claimed: toClaimedJob(record) };
   }

@@ -12,8 +12,13 @@ import { JOB_HEADER } from "./pull.js";
 import { parseNatsStoreUrl } from "./store-url.js";
 import { withStoreErrors } from "./unavailable.js";
 
-/** How long a delivered dispatch stays with its worker without `working()` (the lease's default). */
-const ACK_WAIT_MS = 30_000;
+/**
+ * How long a delivered dispatch stays with its worker without `working()`. Short, because 2.9 now
+ * and then counts a message as delivered that no client received (a job stuck `queued` with its
+ * message ack-pending, about one drain in five under load): it comes back after this. The store
+ * keeps the dispatches of jobs it runs alive with `working()` (NatsStore's keep-alive).
+ */
+const ACK_WAIT_MS = 5_000;
 /** A backstop only: attempts are counted in the job record, and every nak (a job not due yet, a
  * full group) counts as a delivery (see docs/stores.md, "poison"). */
 const MAX_DELIVER = 10_000;
@@ -82,7 +87,7 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
         await nc.drain().catch(() => nc.close());
       },
     };
-    return withStoreErrors(new NatsStore(resources, config.prefix));
+    return withStoreErrors(new NatsStore(resources, config.prefix, settings.ackWaitMs ?? ACK_WAIT_MS));
   } catch (error) {
     await nc.close().catch(() => undefined);
     throw error;

@@ -86,6 +86,9 @@ const PAUSED_RETRY_MS = 1_000;
 const FAILED_TAKE_RETRY_MS = 1_000;
 /** How often one process (any) scans every record to rescue and prune what the indexes missed. */
 const SWEEP_MS = 3_600_000;
+/** A dispatch whose record is not found is looked at again after this, up to this many times. */
+const MISSING_RECORD_RETRY_MS = 1_000;
+const MISSING_RECORD_DELIVERIES = 5;
 /** Longest single nak delay: a job due later is looked at again after this. */
 const MAX_NAK_MS = 3_600_000;
 
@@ -939,6 +942,12 @@ export class NatsStore implements Store {
     for (let race = 0; race < 20; race++) {
       const current = snapshot ?? (await this.#repo.read(message.jobId));
       snapshot = undefined;
+      if (current === undefined && message.deliveries < MISSING_RECORD_DELIVERIES) {
+        // A replicated KV may answer a read from a replica that has not caught up yet: a missing
+        // record is believed only after a few deliveries (a dispatch dropped here is a job lost).
+        this.putBack(message, this.#consumerQueues.get(message.consumer) ?? "", MISSING_RECORD_RETRY_MS);
+        return undefined;
+      }
       if (current === undefined || isFinished(current.job.state)) {
         message.term();
         return undefined;

@@ -12,15 +12,12 @@ import {
   type OnStart,
 } from "../driver.js";
 import { dropSchema, PG_URL, pgClient, pgLabel, probePostgres, uniqueSchema } from "../lib/pg.js";
-import { sleep } from "../lib/time.js";
+import { pollLoop } from "../lib/time.js";
 
 interface Row {
   readonly id: string; // bigint arrives as a string
   readonly payload: string;
 }
-
-/** An attached worker's wait when a claim finds nothing: only at a drain's end, when another process holds the last jobs. */
-const IDLE_POLL_MS = 1;
 
 /** The statements on one schema's jobs table (`table` already quoted). */
 function statements(table: string) {
@@ -163,7 +160,7 @@ class RawPgDriver implements BenchDriver {
 
   /**
    * The latency loop's claim/run/complete on the parent's table, with no wake-up from a producer:
-   * a claim that finds nothing polls again after IDLE_POLL_MS until stop.
+   * a claim that finds nothing polls again after `pollLoop`'s idle wait until stop.
    */
   async attach(schema: string): Promise<AttachedWorker> {
     const consumer = await connect();
@@ -172,14 +169,15 @@ class RawPgDriver implements BenchDriver {
     return {
       start: async (concurrency, onDone, onError) => {
         this.running = true;
-        this.loop = (async () => {
-          while (this.running) {
+        this.loop = pollLoop(
+          async () => {
             const rows = await this.claim(concurrency);
-            if (rows.length === 0) await sleep(IDLE_POLL_MS);
-            else await this.runBatch(rows, noop);
-            for (let i = 0; i < rows.length; i++) onDone();
-          }
-        })();
+            if (rows.length > 0) await this.runBatch(rows, noop);
+            return rows.length;
+          },
+          () => this.running,
+          onDone,
+        );
         this.loop.catch(onError);
       },
       stop: () => this.stopConsumer(),

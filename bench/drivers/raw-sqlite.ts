@@ -13,7 +13,7 @@ import {
   type CreateDriver,
   type OnStart,
 } from "../driver.js";
-import { sleep } from "../lib/time.js";
+import { pollLoop } from "../lib/time.js";
 
 interface Row {
   readonly id: number;
@@ -24,8 +24,6 @@ const SCHEMA = `
   CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL DEFAULT 'queued', payload TEXT NOT NULL);
   CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued';
 `;
-/** An attached worker's wait when a claim finds nothing: only at a drain's end, when another process holds the last jobs. */
-const IDLE_POLL_MS = 1;
 const CLAIM = `UPDATE jobs SET state = 'running'
   WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?) RETURNING id, payload`;
 
@@ -92,21 +90,22 @@ class RawSqliteDriver implements BenchDriver {
 
   /**
    * The latency loop's claim/run/complete on the parent's file, with no wake-up from a producer: a
-   * claim that finds nothing polls again after IDLE_POLL_MS until stop.
+   * claim that finds nothing polls again after `pollLoop`'s idle wait until stop.
    */
   async attach(file: string): Promise<AttachedWorker> {
     this.open(file, false); // this.dir stays unset: teardown closes and removes nothing
     return {
       start: async (concurrency, onDone, onError) => {
         this.running = true;
-        this.loop = (async () => {
-          while (this.running) {
+        this.loop = pollLoop(
+          async () => {
             const rows = this.claim(concurrency);
-            if (rows.length === 0) await sleep(IDLE_POLL_MS);
-            else await this.runBatch(rows, noop);
-            for (let i = 0; i < rows.length; i++) onDone();
-          }
-        })();
+            if (rows.length > 0) await this.runBatch(rows, noop);
+            return rows.length;
+          },
+          () => this.running,
+          onDone,
+        );
         this.loop.catch(onError);
       },
       stop: () => this.stopConsumer(),

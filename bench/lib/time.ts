@@ -19,3 +19,21 @@ export const round = (value: number, digits = 3): number => {
 };
 
 export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * An attached worker's claim loop with no wake-up from a producer: `round` claims, runs and
+ * completes one batch and answers how many jobs it finished; a round that found nothing waits
+ * `idleMs` (only at a drain's end, when another process holds the last jobs). Runs while `running()`.
+ */
+export async function pollLoop(
+  round: () => Promise<number>,
+  running: () => boolean,
+  onDone: () => void,
+  idleMs = 1,
+): Promise<void> {
+  while (running()) {
+    const finished = await round();
+    if (finished === 0) await sleep(idleMs);
+    for (let i = 0; i < finished; i++) onDone();
+  }
+}

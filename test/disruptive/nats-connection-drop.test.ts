@@ -13,14 +13,14 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, type Handle } from "../../src/index.js";
 import { collect, eventually, type FaultEnv, sleep, TIMING, useFaultEnv } from "../faults/helpers.js";
-import { drainThrough, launchStream } from "./helpers.js";
+import { drainThrough } from "./helpers.js";
 import {
   duplicatesOutsideDisruption,
   expectEveryNatsJobCompleted,
   inFlight,
-  launchBurst,
   type OwnNatsServer,
   ownNatsServer,
+  startBusyRun,
 } from "./nats-helpers.js";
 import { expectNoLateDuplicates, probeNotifications, WORKER_TIMING } from "./scenario.js";
 
@@ -70,14 +70,7 @@ async function runThrough(
   t: FaultEnv,
   disrupt: (probe: Handle) => Promise<{ wentAt: number; backAt: number; attempts: Attempt[] }>,
 ) {
-  const [a, b] = await Promise.all([t.spawn("a", WORKER_TIMING), t.spawn("b", WORKER_TIMING)]);
-  const burst = await launchBurst(t.ferry, 48);
-  const stream = launchStream(t.ferry, { ms: 250 }, 100);
-  await eventually(
-    () => inFlight(t.ledger()).length >= 4 && t.ledger().some((e) => e.ev === "end"),
-    "jobs in flight",
-    TIMING.waitMs,
-  );
+  const { a, b, burst, stream } = await startBusyRun(t);
   const running = inFlight(t.ledger());
 
   const { wentAt, backAt, attempts } = await disrupt(burst[0]!);

@@ -13,7 +13,14 @@ import { connect } from "@nats-io/transport-node";
 import { expect } from "vitest";
 import type { Ferry, LaunchedHandle } from "../../src/index.js";
 import type { JobRecord } from "../../src/store/store.js";
-import { eventually, type FaultStore, FIXED_RETRY, type LedgerEntry, TIMING } from "../faults/helpers.js";
+import {
+  eventually,
+  type FaultEnv,
+  type FaultStore,
+  FIXED_RETRY,
+  type LedgerEntry,
+  TIMING,
+} from "../faults/helpers.js";
 import {
   freePort,
   NATS_SERVER_BIN,
@@ -21,6 +28,8 @@ import {
   startNatsServer,
 } from "../helpers/nats-server.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
+import { launchStream } from "./helpers.js";
+import { WORKER_TIMING } from "./scenario.js";
 
 /** Throws (the test fails, it is not skipped) when there is no nats-server to start. */
 export function requireNatsServer(): void {
@@ -477,4 +486,21 @@ export function duplicatesOutsideDisruption(ledger: readonly LedgerEntry[], disr
     }
   }
   return broken;
+}
+
+/**
+ * The busy run a disruption lands in: worker processes a and b, a burst of 48 jobs (slow ones
+ * still running, quick ones queued behind them) and a stream of launches every 100 ms, returned
+ * once jobs are in flight and some have ended.
+ */
+export async function startBusyRun(t: FaultEnv) {
+  const [a, b] = await Promise.all([t.spawn("a", WORKER_TIMING), t.spawn("b", WORKER_TIMING)]);
+  const burst = await launchBurst(t.ferry, 48);
+  const stream = launchStream(t.ferry, { ms: 250 }, 100);
+  await eventually(
+    () => inFlight(t.ledger()).length >= 4 && t.ledger().some((e) => e.ev === "end"),
+    "jobs in flight",
+    TIMING.waitMs,
+  );
+  return { a, b, burst, stream };
 }

@@ -9,14 +9,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { eventually, TIMING, useFaultEnv } from "../faults/helpers.js";
-import { drainThrough, launchStream } from "./helpers.js";
+import { drainThrough } from "./helpers.js";
 import {
   duplicatesOutsideDisruption,
   expectEveryNatsJobCompleted,
   inFlight,
-  launchBurst,
   ownNatsServer,
   prefixOf,
+  startBusyRun,
   workConsumers,
 } from "./nats-helpers.js";
 import { expectNoLateDuplicates, probeNotifications, WORKER_TIMING } from "./scenario.js";
@@ -30,17 +30,8 @@ describe("a NATS server restart (SIGTERM, same port and folder) under a burst of
 
   it("loses nothing acknowledged, keeps every worker process, and gets events back", async () => {
     const prefix = prefixOf(t.url);
-    const [a, b] = await Promise.all([t.spawn("a", WORKER_TIMING), t.spawn("b", WORKER_TIMING)]);
-    // Slow jobs (4 s) are in flight at the restart; quick ones queue behind them.
-    const burst = await launchBurst(t.ferry, 48);
-    const stream = launchStream(t.ferry, { ms: 250 }, 100);
-
-    // Mid-run: slow jobs running, some quick ones done, most still waiting.
-    await eventually(
-      () => inFlight(t.ledger()).length >= 4 && t.ledger().some((e) => e.ev === "end"),
-      "jobs in flight",
-      TIMING.waitMs,
-    );
+    // Mid-run: slow jobs (4 s) running, some quick ones done, most still waiting.
+    const { a, b, burst, stream } = await startBusyRun(t);
     const held = await workConsumers([nats.server.url], prefix);
     expect(held.ackPending, "dispatches out with workers, not acked").toBeGreaterThan(0);
     const running = inFlight(t.ledger());

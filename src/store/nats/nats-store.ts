@@ -445,7 +445,7 @@ export class NatsStore implements Store {
         await this.#r.unique.create(key, id);
         return undefined;
       } catch (error) {
-        if ((error as { code?: unknown }).code !== 10071) throw error;
+        if (!isRevisionConflict(error)) throw error;
       }
       const entry = await this.#r.unique.get(key);
       if (entry === null || entry.operation !== "PUT") continue;
@@ -457,7 +457,7 @@ export class NatsStore implements Store {
         await this.#r.unique.update(key, id, entry.revision);
         return undefined;
       } catch (error) {
-        if ((error as { code?: unknown }).code !== 10071) throw error;
+        if (!isRevisionConflict(error)) throw error;
       }
     }
   }
@@ -775,7 +775,7 @@ export class NatsStore implements Store {
         else await this.#r.meta.update(`queue.${name}`, value, entry.revision);
         return;
       } catch (error) {
-        if ((error as { code?: unknown }).code !== 10071) throw error;
+        if (!isRevisionConflict(error)) throw error;
       }
     }
   }

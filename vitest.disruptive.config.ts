@@ -9,7 +9,6 @@ import { defineConfig } from "vitest/config";
  *   restart, cut or kill nats-servers the tests start themselves.
  * - test/faults on NATS (FERRY_FAULT_STORES=nats): its SIGKILL and poison tests wait on leases and
  *   AckWait, and missed their bounds once in the loaded main run, so they run here instead.
- *   The stalled-loop file has nothing for NATS yet (no lease-keeping thread: issue 4).
  *
  * - test/disruptive/nats-restart.test.ts only with FERRY_TEST_NATS_RESTART=1: in one loaded full
  *   run (session 4) three jobs first claimed after the restart ran twice, which its audit forbids;
@@ -31,7 +30,7 @@ export default defineConfig({
   test: {
     include: ["test/disruptive/**/*.test.ts", ...(withNats ? ["test/faults/**/*.test.ts"] : [])],
     exclude: withNats
-      ? ["test/faults/stalled-loop.test.ts", ...natsOptIn]
+      ? natsOptIn
       : ["test/disruptive/nats-*.test.ts"],
     env: { FERRY_FAULT_STORES: "nats" },
     fileParallelism: false,

@@ -1,5 +1,6 @@
 /**
- * Every connection to the NATS server (the test process's Ferry and two worker processes) goes
+ * Every connection to the NATS server (the test process's Ferry, two worker processes and their
+ * lease-keeping threads) goes
  * through a proxy, and the proxy drops them mid-run while a burst of jobs runs:
  *
  * - half-open (test/helpers/tcp-proxy.ts frozen): nothing is forwarded, nothing is closed, until
@@ -32,6 +33,20 @@ const CUT_MS = 3_000;
  * that times out reads the key before giving up. Plus slack.
  */
 const CALL_BOUND_MS = 2 * 5_000 + TIMING.slackMs;
+/**
+ * The test process's Ferry, and two worker processes with two connections each: the store's and
+ * its lease-keeping thread's (opened at the worker's first heartbeat).
+ */
+const CONNECTIONS = 5;
+
+/** Every connection is up through the proxy (the keepers connect a moment after their workers). */
+async function allConnected(open: () => number): Promise<void> {
+  await eventually(
+    () => open() === CONNECTIONS,
+    `${CONNECTIONS} connections through the proxy`,
+    TIMING.waitMs,
+  );
+}
 
 interface Attempt {
   readonly ms: number;
@@ -125,7 +140,7 @@ describe("NATS connections half-open (frozen tcp-proxy) under a burst of jobs", 
   it("calls fail instead of hanging, every client reconnects after the thaw, nothing is lost", async () => {
     const { summary } = await runThrough(t, async (probe) => {
       const proxy = nats.proxy!;
-      expect(proxy.open, "three processes connected through the proxy").toBe(3);
+      await allConnected(() => proxy.open);
       const acceptedBefore = proxy.accepted;
       proxy.freeze();
       const wentAt = Date.now();
@@ -136,7 +151,7 @@ describe("NATS connections half-open (frozen tcp-proxy) under a burst of jobs", 
       // Each process notices its dead link by its pings and dials again (the proxy takes the
       // new connection and, frozen, forwards nothing).
       await eventually(
-        () => proxy.accepted >= acceptedBefore + 3,
+        () => proxy.accepted >= acceptedBefore + CONNECTIONS,
         "the clients to give up on the frozen connections and dial again",
         STALE_NOTICED_MS + 20_000,
       );
@@ -155,7 +170,7 @@ describe("NATS connections cut (reset, then refused) under a burst of jobs", () 
   it("calls fail while cut, every client reconnects when the network is back, nothing is lost", async () => {
     const { summary } = await runThrough(t, async (probe) => {
       const cutter = nats.cutter!;
-      expect(cutter.open, "three processes connected through the proxy").toBe(3);
+      await allConnected(() => cutter.open);
       const acceptedBefore = cutter.accepted;
       await cutter.cut();
       const wentAt = Date.now();
@@ -169,7 +184,7 @@ describe("NATS connections cut (reset, then refused) under a burst of jobs", () 
       const backAt = Date.now();
       const attempts = (await calls).filter((x) => x.code !== "succeeded");
       await eventually(
-        () => cutter.open >= 3 && cutter.accepted >= acceptedBefore + 3,
+        () => cutter.open >= CONNECTIONS && cutter.accepted >= acceptedBefore + CONNECTIONS,
         "every process to reconnect",
         TIMING.waitMs,
       );

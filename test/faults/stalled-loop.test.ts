@@ -7,11 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { audit, FAULT_STORES, FIXED_RETRY, ofJob, TIMING, useFaultEnv } from "./helpers.js";
 
-// Not on NATS yet: its store has no lease-keeping thread (SQLite and PostgreSQL renew a stalled
-// worker's leases from one), so a stall past the lease is rescued there. Issue 4, next slice.
-const WITH_LEASE_THREAD = FAULT_STORES.filter((store) => store.name !== "nats");
-
-describe.each(WITH_LEASE_THREAD)("a worker whose event loop stalls on $name", (store) => {
+describe.each(FAULT_STORES)("a worker whose event loop stalls on $name", (store) => {
   const t = useFaultEnv(store);
   const timing = { leaseMs: TIMING.shortLeaseMs, rescueMs: TIMING.rescueMs };
 

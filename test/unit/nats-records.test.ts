@@ -53,6 +53,18 @@ describe("NATS job records", () => {
     expect(() => decodeJob(new TextEncoder().encode('{"id":"x"}'))).toThrow(/not a Ferry job record/);
   });
 
+  it("writes the header as an array and still reads records written with an object header (F1)", () => {
+    const full = job({ result: new Uint8Array([9, 8]), children: ["a"] });
+    const written = encodeJob(full);
+    expect(Buffer.from(written.subarray(0, 2)).toString()).toBe("F2");
+    const { payload, result, ...header } = full;
+    const head = Buffer.from(JSON.stringify({ ...header, payloadBytes: 5, resultBytes: 2 }));
+    const f1 = Buffer.concat([Buffer.from("F1"), Buffer.alloc(4), head, payload!, result!]);
+    f1.writeUInt32BE(head.byteLength, 2);
+    expect(decodeJob(new Uint8Array(f1))).toEqual(full);
+    expect(written.byteLength).toBeLessThan(f1.byteLength * 0.7);
+  });
+
   it("claims bump attempt and fence; outcomes need the current fence", () => {
     const running = claimed(job(), "w1", 30_000, 5_000);
     expect(running).toMatchObject({

@@ -1,7 +1,10 @@
 /**
  * A job as the NATS store keeps it: one KV value per job, read and written whole by
- * compare-and-set. The bytes are `F1` + header length (u32) + JSON header + payload + result, so
- * payloads and results stay raw bytes (no base64) and the header stays readable in `nats kv get`.
+ * compare-and-set. The bytes are `F2` + header length (u32) + header + payload + result, so
+ * payloads and results stay raw bytes (no base64). The header is a JSON array of the JobHeader
+ * fields in HEADER_FIELDS order, then the two blob lengths: still readable in `nats kv get`, and
+ * less than half the bytes of an object with its keys (every claim and finish sends the whole
+ * record, and on loopback the socket write costs by the byte). `F1` (an object) is still read.
  */
 import type { ErrorInfo, JobPolicy, JobState, Progress } from "../../core/job.js";
 import type { ClaimedJob, JobRecord } from "../store.js";
@@ -53,26 +56,54 @@ export interface StoredJob extends JobHeader {
   result: Uint8Array | null;
 }
 
-const MAGIC = [0x46, 0x31]; // "F1"
-const encoder = new TextEncoder();
+const MAGIC_OBJECT = [0x46, 0x31]; // "F1": the header as an object (written before the array)
+const MAGIC = [0x46, 0x32]; // "F2": the header as an array
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-interface WireHeader extends JobHeader {
-  payloadBytes: number; // -1: null
-  resultBytes: number;
-}
+/** The header's fields in their place in the array. Append only: records in a bucket outlive a release. */
+export const HEADER_FIELDS = [
+  "id",
+  "handler",
+  "queue",
+  "state",
+  "priority",
+  "owner",
+  "label",
+  "group",
+  "uniqueKey",
+  "serializer",
+  "cookieHash",
+  "attempts",
+  "maxAttempts",
+  "policy",
+  "progress",
+  "launchedAt",
+  "runAt",
+  "startedAt",
+  "finishedAt",
+  "error",
+  "consumed",
+  "detached",
+  "cancelRequested",
+  "cancelDeadline",
+  "fence",
+  "workerId",
+  "leaseExpiresAt",
+  "pendingDeps",
+  "children",
+  "watched",
+  "expiresAt",
+  "dispatches",
+] as const satisfies readonly (keyof JobHeader)[];
 
 export function encodeJob(job: StoredJob): Uint8Array {
-  const { payload, result, ...header } = job;
-  const wire: WireHeader = {
-    ...header,
-    payloadBytes: payload === null ? -1 : payload.byteLength,
-    resultBytes: result === null ? -1 : result.byteLength,
-  };
-  const head = encoder.encode(JSON.stringify(wire));
-  const out = new Uint8Array(
-    6 + head.byteLength + Math.max(0, wire.payloadBytes) + Math.max(0, wire.resultBytes),
-  );
+  const { payload, result } = job;
+  const values: unknown[] = HEADER_FIELDS.map((field) => job[field]);
+  const payloadBytes = payload === null ? -1 : payload.byteLength;
+  const resultBytes = result === null ? -1 : result.byteLength;
+  values.push(payloadBytes, resultBytes);
+  const head = Buffer.from(JSON.stringify(values));
+  const out = new Uint8Array(6 + head.byteLength + Math.max(0, payloadBytes) + Math.max(0, resultBytes));
   out.set(MAGIC, 0);
   new DataView(out.buffer).setUint32(2, head.byteLength);
   out.set(head, 6);
@@ -86,25 +117,30 @@ export function encodeJob(job: StoredJob): Uint8Array {
 }
 
 export function decodeJob(bytes: Uint8Array): StoredJob {
-  if (bytes.byteLength < 6 || bytes[0] !== MAGIC[0] || bytes[1] !== MAGIC[1]) {
-    throw new Error("not a Ferry job record");
-  }
+  const isArray = bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1];
+  const isObject = bytes[0] === MAGIC_OBJECT[0] && bytes[1] === MAGIC_OBJECT[1];
+  if (bytes.byteLength < 6 || !(isArray || isObject)) throw new Error("not a Ferry job record");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headLength = view.getUint32(2);
-  const { payloadBytes, resultBytes, ...header } = JSON.parse(
-    decoder.decode(bytes.subarray(6, 6 + headLength)),
-  ) as WireHeader;
+  const parsed = JSON.parse(decoder.decode(bytes.subarray(6, 6 + headLength))) as unknown;
+  const values = isArray
+    ? (parsed as unknown[])
+    : [...HEADER_FIELDS, "payloadBytes", "resultBytes"].map(
+        (field) => (parsed as Record<string, unknown>)[field],
+      );
+  const job: Record<string, unknown> = {};
+  for (const [i, field] of HEADER_FIELDS.entries()) job[field] = values[i];
   let at = 6 + headLength;
-  const take = (n: number): Uint8Array | null => {
-    if (n < 0) return null;
+  const take = (n: unknown): Uint8Array | null => {
+    if (typeof n !== "number" || n < 0) return null;
     // A copy: the message buffer behind `bytes` is reused by the client.
     const part = bytes.slice(at, at + n);
     at += n;
     return part;
   };
-  const payload = take(payloadBytes);
-  const result = take(resultBytes);
-  return { ...header, payload, result };
+  job.payload = take(values[HEADER_FIELDS.length]);
+  job.result = take(values[HEADER_FIELDS.length + 1]);
+  return job as unknown as StoredJob;
 }
 
 const hashBytes = (hash: string | null): Uint8Array | null =>

@@ -23,9 +23,13 @@ export class JobRepo {
   /** The last write sent per record, while one is out (see `serial`). */
   readonly #writing = new Map<string, Promise<unknown>>();
 
-  /** `written`: told of every record this repo created or wrote (the store notes expiries). */
+  /**
+   * `writeRecord`: the compare-and-set itself (0: create), through the store's light requests.
+   * `written`: told of every record this repo created or wrote (the store notes expiries).
+   */
   constructor(
     private readonly kv: KV,
+    private readonly writeRecord: (id: string, record: Uint8Array, revision: number) => Promise<number>,
     private readonly written: (job: StoredJob) => void = () => {},
   ) {}
 
@@ -43,7 +47,16 @@ export class JobRepo {
   /** Creates the record; false when one with this id exists. */
   async create(job: StoredJob): Promise<number | undefined> {
     try {
-      const revision = await this.serial(job.id, () => this.kv.create(job.id, encodeJob(job)));
+      const record = encodeJob(job);
+      const revision = await this.serial(job.id, async () => {
+        try {
+          return await this.writeRecord(job.id, record, 0);
+        } catch (error) {
+          // The key holds something: a record, or the marker of a deleted one (create takes that over).
+          if (isRevisionConflict(error)) return await this.kv.create(job.id, record);
+          throw error;
+        }
+      });
       this.written(job);
       return revision;
     } catch (error) {
@@ -55,7 +68,8 @@ export class JobRepo {
   /** Writes at `revision`; undefined when another writer got there first. */
   async write(job: StoredJob, revision: number): Promise<number | undefined> {
     try {
-      const next = await this.serial(job.id, () => this.kv.update(job.id, encodeJob(job), revision));
+      const record = encodeJob(job);
+      const next = await this.serial(job.id, () => this.writeRecord(job.id, record, revision));
       this.written(job);
       return next;
     } catch (error) {

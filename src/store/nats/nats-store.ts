@@ -16,6 +16,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { ErrorCode, invalidArgument } from "../../core/errors.js";
 import { isFinished, type JobState, type Progress } from "../../core/job.js";
 import { canDispatch } from "../dispatch.js";
+import type { LeaseThread } from "../lease-thread.js";
 import { rescueOutcome, tallyParents } from "../rescue.js";
 import { type CounterDelta, noCounts, toStoreStats } from "../stats.js";
 import type {
@@ -50,6 +51,7 @@ import { GroupSlots } from "./group-slots.js";
 import { HeldRegistry } from "./held-registry.js";
 import { encodeJob, hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
 import { isRevisionConflict, JobRepo, type Versioned } from "./job-repo.js";
+import type { JsRequests } from "./js-requests.js";
 import { listKeys } from "./kv-keys.js";
 import { BANDS, bandOf, type NatsNames, natsNames, uniqueKeyId } from "./names.js";
 import { JOB_HEADER, Puller, REVISION_HEADER, type WorkMessage } from "./pull.js";
@@ -60,7 +62,13 @@ import { WakeTimers } from "./wake-timers.js";
 /** What the store needs from a connection (see connection.ts). */
 export interface NatsResources {
   readonly nc: NatsConnection;
+  /** The hot requests (writes, confirmed acks) without the client's per-request cost. */
+  readonly requests: JsRequests;
   readonly jobs: KV;
+  /** A thread that renews this process's leases while its event loop stalls (lease-keeper.ts). */
+  startLeaseKeeper(): LeaseThread;
+  /** Compare-and-set of one job record at `revision` (0: must not exist); answers the new revision. */
+  writeJob(id: string, record: Uint8Array, revision: number): Promise<number>;
   readonly unique: KV;
   readonly meta: KV;
   /** Makes sure the durable consumer of one (queue, band, handler) exists. */
@@ -142,13 +150,18 @@ export class NatsStore implements Store {
   readonly #queuesClaimed = new Set<string>();
   #closed = false;
   readonly #keepAlive: NodeJS.Timeout;
+  /** Renews leases while the event loop stalls; started by the first heartbeat (workers only). */
+  #keeper: LeaseThread | undefined;
+  /** How long the keeper renews after the last heartbeat: a process stuck longer loses its jobs. */
+  readonly #stallMs: number;
   readonly #wakeTimers = new WakeTimers((queue) => this.#events.emit("event", { type: "enqueued", queue }));
 
-  constructor(resources: NatsResources, prefix: string, ackWaitMs: number) {
+  constructor(resources: NatsResources, prefix: string, ackWaitMs: number, leaseKeeperMs = 120_000) {
     this.#r = resources;
+    this.#stallMs = leaseKeeperMs;
     this.#names = natsNames(prefix);
     this.#expiry = new ExpiryLog(resources.meta, this.#origin);
-    this.#repo = new JobRepo(resources.jobs, (job) => {
+    this.#repo = new JobRepo(resources.jobs, resources.writeJob, (job) => {
       if (isFinished(job.state) && job.expiresAt !== null) this.#expiry.note(job.id, job.expiresAt);
     });
     this.#holders = new HeldRegistry(resources.meta, this.#origin, () => [
@@ -162,7 +175,7 @@ export class NatsStore implements Store {
     );
     // A message handed back after its pull gave up is waiting again: tell this process's workers,
     // or they would find it only at their next poll.
-    this.#puller = new Puller(resources.nc, (consumer) => {
+    this.#puller = new Puller(resources.nc, resources.requests, (consumer) => {
       const queue = this.#consumerQueues.get(consumer);
       if (queue !== undefined)
         setTimeout(() => this.#events.emit("event", { type: "enqueued", queue }), 5).unref();
@@ -286,6 +299,7 @@ export class NatsStore implements Store {
     await Promise.all([this.flushCounts(), this.#expiry.flush()]).catch(() => undefined);
     this.#expiry.close();
     await this.#holders.close().catch(() => undefined);
+    await this.#keeper?.stop();
     this.#sub?.unsubscribe();
     this.#advisories?.unsubscribe();
     this.#puller.close();
@@ -389,7 +403,9 @@ export class NatsStore implements Store {
       return { id: job.id, deduplicated: false };
     }
     this.changed([job.id], true);
-    return { id: job.id, deduplicated: false, claimed: toClaimedJob(record) };
+    const taken = toClaimedJob(record);
+    this.#keeper?.keepLeases(offer.workerId, [taken], offer.leaseMs, Date.now() + this.#stallMs, true);
+    return { id: job.id, deduplicated: false, claimed: taken };
   }
 
   private newRecord(job: NewJob, now: number, parents: ReadonlyMap<string, StoredJob>): StoredJob {
@@ -788,6 +804,8 @@ export class NatsStore implements Store {
       request.finished?.length ? this.finish(request.finished) : Promise.resolve([]),
       this.claimJobs(request),
     ]);
+    if (jobs.length > 0)
+      this.#keeper?.keepLeases(request.workerId, jobs, request.leaseMs, Date.now() + this.#stallMs, true);
     return { jobs, applied };
   }
 
@@ -1103,6 +1121,27 @@ export class NatsStore implements Store {
     ]);
     const lost: string[] = [];
     const cancelRequested: { id: string; graceLeftMs: number }[] = [];
+    try {
+      await this.renewLeases(leases, leaseMs, now, lost, cancelRequested);
+    } finally {
+      // Workers heartbeat; bare Store users don't, and get no thread.
+      if (this.#stallMs > 0 && !this.#closed) {
+        this.#keeper ??= this.#r.startLeaseKeeper();
+        const gone = new Set(lost);
+        const kept = leases.filter((l) => !gone.has(l.id));
+        this.#keeper.keepLeases(worker.id, kept, leaseMs, Date.now() + this.#stallMs);
+      }
+    }
+    return { lost, cancelRequested };
+  }
+
+  private async renewLeases(
+    leases: readonly LeaseRef[],
+    leaseMs: number,
+    now: number,
+    lost: string[],
+    cancelRequested: { id: string; graceLeftMs: number }[],
+  ): Promise<void> {
     await Promise.all(
       leases.map(async (lease) => {
         const held = this.#held.get(lease.id);
@@ -1126,7 +1165,6 @@ export class NatsStore implements Store {
         }
       }),
     );
-    return { lost, cancelRequested };
   }
 
   async setProgress(lease: LeaseRef, progress: Progress): Promise<boolean> {
@@ -1259,6 +1297,7 @@ export class NatsStore implements Store {
   }
 
   async removeWorker(workerId: string): Promise<void> {
+    this.#keeper?.forget(workerId);
     await this.#r.meta.purge(`worker.${workerId}`).catch(() => undefined);
   }
 

@@ -3,8 +3,10 @@
  * (idempotent, safe when several processes start at once), and hand the store what it uses.
  */
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { headers, nanos } from "@nats-io/transport-node";
+import { nanos } from "@nats-io/transport-node";
 import { connectNats } from "./connection.js";
+import { JsRequests } from "./js-requests.js";
+import { NatsLeaseKeeper } from "./lease-keeper.js";
 import { natsNames } from "./names.js";
 import { type NatsResources, NatsStore } from "./nats-store.js";
 import { ensureKv, ensureStream } from "./provision.js";
@@ -33,7 +35,7 @@ export interface NatsConsumerSettings {
 
 export async function openNatsStore(url: string, settings: NatsConsumerSettings = {}): Promise<NatsStore> {
   const config = parseNatsStoreUrl(url);
-  const { nc, js, jsm, kvm } = await connectNats(config);
+  const { nc, jsm, kvm } = await connectNats(config);
   try {
     const names = natsNames(config.prefix);
     await ensureStream(jsm, {
@@ -51,8 +53,10 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
       bucket(names.uniqueBucket),
       bucket(names.metaBucket),
     ]);
+    const requests = new JsRequests(nc);
     const resources: NatsResources = {
       nc,
+      requests,
       jobs,
       unique,
       meta,
@@ -78,13 +82,15 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
         const info = await jsm.streams.info(names.workStream, { subjects_filter: filter });
         return info.state.subjects ?? {};
       },
+      startLeaseKeeper: () => new NatsLeaseKeeper(config, names.jobsBucket),
+      writeJob: (id, record, revision) =>
+        requests.publish(`$KV.${names.jobsBucket}.${id}`, record, { expectLastSubjectSequence: revision }),
       publish: async (subject, data, options) => {
-        const h = headers();
-        for (const [key, value] of Object.entries(options.headers)) h.set(key, value);
-        await js.publish(subject, data, { msgID: options.msgID, headers: h });
+        await requests.publish(subject, data, { msgID: options.msgID, headers: options.headers });
       },
       close: async () => {
         await nc.drain().catch(() => nc.close());
+        requests.close();
       },
     };
     return withStoreErrors(new NatsStore(resources, config.prefix, settings.ackWaitMs ?? ACK_WAIT_MS));

@@ -8,6 +8,7 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { decodeJob } from "./job-codec.js";
 import type { Versioned } from "./job-repo.js";
+import type { JsRequests } from "./js-requests.js";
 
 /** One delivered dispatch of a job, held until acked, nak'ed or terminated. */
 export interface WorkMessage {
@@ -22,7 +23,7 @@ export interface WorkMessage {
   /** The durable consumer it was delivered through. */
   readonly consumer: string;
   /** Confirmed ack: resolves once the server has the ack (the double ack). */
-  ackAck(timeoutMs?: number): Promise<void>;
+  ackAck(): Promise<void>;
   /** Keep the message: restarts its AckWait. */
   working(): void;
   /** Deliver again after delayMs (never 0: an instant redelivery loops). */
@@ -33,8 +34,6 @@ export interface WorkMessage {
 
 export const JOB_HEADER = "Ferry-Job";
 export const REVISION_HEADER = "Ferry-Rev";
-
-const encoder = new TextEncoder();
 
 /**
  * How long the server holds a request that finds nothing. Not `no_wait`: on 2.9 a `no_wait`
@@ -95,6 +94,7 @@ export class Puller {
   /** `onStray`: a message came after its request ended and waits for its consumer's next pull. */
   constructor(
     private readonly nc: NatsConnection,
+    private readonly requests: JsRequests,
     private readonly onStray: (consumer: string) => void = () => {},
   ) {
     this.#sub = nc.subscribe(`${this.#inbox}.*`, {
@@ -177,7 +177,7 @@ export class Puller {
       this.#requests.get(msg.subject.slice(this.#inbox.length + 1))?.done();
       return;
     }
-    const work = toWorkMessage(this.nc, msg);
+    const work = toWorkMessage(this.nc, this.requests, msg);
     if (work === undefined) return;
     let request: Request | undefined;
     // Maps keep insertion order: the first match is the oldest open request of this consumer.
@@ -204,7 +204,7 @@ export class Puller {
  * v1 `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`, v2 adds a domain and
  * an account hash after `$JS.ACK` (and may append a token).
  */
-function toWorkMessage(nc: NatsConnection, msg: Msg): WorkMessage | undefined {
+function toWorkMessage(nc: NatsConnection, requests: JsRequests, msg: Msg): WorkMessage | undefined {
   const reply = msg.reply;
   const jobId = msg.headers?.get(JOB_HEADER);
   if (!reply || !jobId) return undefined;
@@ -234,9 +234,8 @@ function toWorkMessage(nc: NatsConnection, msg: Msg): WorkMessage | undefined {
         return undefined;
       }
     },
-    ackAck: async (timeoutMs = 5_000) => {
-      if (!once()) return;
-      await nc.request(reply, encoder.encode("+ACK"), { timeout: timeoutMs });
+    ackAck: async () => {
+      if (once()) await requests.ackAck(reply);
     },
     working: () => {
       if (!done) nc.publish(reply, "+WPI");

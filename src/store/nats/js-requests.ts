@@ -1,0 +1,144 @@
+/**
+ * The store's hot JetStream requests (a publish or KV write waiting for its PubAck, a confirmed
+ * ack) through one reply subscription. The client's `request()` builds an `Error` with a stack for
+ * every request it completes (its `cancel()` runs after the answer) and a timer per request: 7 % and
+ * 3 % of the client's CPU in a drain. Here a request is an entry in a map, and one sweep ends those
+ * the server left unanswered.
+ */
+import {
+  createInbox,
+  headers,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
+import { ErrorCode, FerryError } from "../../core/errors.js";
+
+/** JetStream's "wrong last sequence": the compare-and-set lost. Shaped as `isRevisionConflict` reads it. */
+export class RevisionConflict extends Error {
+  readonly code = 10071;
+}
+
+const DEFAULT_TIMEOUT_MS = 5_000;
+/** How often unanswered requests are looked at: a timeout ends within this of its deadline. */
+const SWEEP_MS = 250;
+const decoder = new TextDecoder();
+const ACK = new TextEncoder().encode("+ACK");
+
+interface Pending {
+  readonly resolve: (msg: Msg) => void;
+  readonly reject: (error: Error) => void;
+  readonly deadline: number;
+  readonly what: string;
+}
+
+export class JsRequests {
+  readonly #inbox = createInbox();
+  readonly #pending = new Map<string, Pending>();
+  readonly #sub: Subscription;
+  readonly #sweeper: ReturnType<typeof setInterval>;
+  #next = 0;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.#sub = nc.subscribe(`${this.#inbox}.*`, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const token = msg.subject.slice(this.#inbox.length + 1);
+        const pending = this.#pending.get(token);
+        if (pending === undefined) return;
+        this.#pending.delete(token);
+        pending.resolve(msg);
+      },
+    });
+    this.#sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.#sweeper.unref();
+  }
+
+  /**
+   * Publishes into a stream and answers the stored sequence (a KV write's revision).
+   * `expectLastSubjectSequence` makes it a compare-and-set: 0 = the subject must hold nothing.
+   */
+  async publish(
+    subject: string,
+    data: Uint8Array,
+    options: {
+      readonly expectLastSubjectSequence?: number;
+      readonly msgID?: string;
+      readonly headers?: Readonly<Record<string, string>>;
+    } = {},
+  ): Promise<number> {
+    const h = headers();
+    for (const [key, value] of Object.entries(options.headers ?? {})) h.set(key, value);
+    if (options.msgID !== undefined) h.set("Nats-Msg-Id", options.msgID);
+    if (options.expectLastSubjectSequence !== undefined)
+      h.set("Nats-Expected-Last-Subject-Sequence", String(options.expectLastSubjectSequence));
+    const answer = await this.request(subject, data, h, `publish to ${subject}`);
+    const ack = parseApiAnswer(answer) as { seq?: unknown };
+    if (typeof ack.seq !== "number") throw unavailable(`publish to ${subject}: no sequence in the answer`);
+    return ack.seq;
+  }
+
+  /** A confirmed ack of a delivered message (its reply subject): resolves once the server has it. */
+  async ackAck(ackSubject: string): Promise<void> {
+    const answer = await this.request(ackSubject, ACK, undefined, "ack");
+    if (answer.headers?.hasError) throw unavailable(`ack: ${answer.headers.description}`);
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+    this.#sub.unsubscribe();
+    for (const pending of this.#pending.values())
+      pending.reject(unavailable(`${pending.what}: connection closed`));
+    this.#pending.clear();
+  }
+
+  private request(
+    subject: string,
+    data: Uint8Array,
+    h: ReturnType<typeof headers> | undefined,
+    what: string,
+  ): Promise<Msg> {
+    if (this.nc.isClosed()) return Promise.reject(unavailable(`${what}: connection closed`));
+    const token = String(this.#next++);
+    return new Promise<Msg>((resolve, reject) => {
+      this.#pending.set(token, { resolve, reject, deadline: Date.now() + DEFAULT_TIMEOUT_MS, what });
+      try {
+        const reply = `${this.#inbox}.${token}`;
+        this.nc.publish(subject, data, h === undefined ? { reply } : { reply, headers: h });
+      } catch (error) {
+        this.#pending.delete(token);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [token, pending] of this.#pending) {
+      if (pending.deadline > now) continue;
+      this.#pending.delete(token);
+      pending.reject(unavailable(`${pending.what}: no answer within ${DEFAULT_TIMEOUT_MS} ms`));
+    }
+  }
+}
+
+/** A JetStream API answer as JSON; a status (no responders) or an API error thrown. */
+function parseApiAnswer(msg: Msg): Record<string, unknown> {
+  if (msg.headers?.hasError || msg.data.byteLength === 0) {
+    throw unavailable(
+      `JetStream answered ${msg.headers?.code ?? "nothing"} ${msg.headers?.description ?? ""}`.trim(),
+    );
+  }
+  const body = JSON.parse(decoder.decode(msg.data)) as {
+    error?: { code?: number; err_code?: number; description?: string };
+  };
+  if (body.error !== undefined) {
+    const description = body.error.description ?? "JetStream error";
+    if (body.error.err_code === 10071) throw new RevisionConflict(description);
+    throw unavailable(`JetStream: ${description} (${body.error.err_code ?? body.error.code})`);
+  }
+  return body;
+}
+
+const unavailable = (reason: string): FerryError =>
+  new FerryError(ErrorCode.StoreUnavailable, `NATS did not complete the call (${reason})`);

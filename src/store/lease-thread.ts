@@ -8,9 +8,29 @@ import type { LeaseRef } from "./store.js";
  */
 export class LeaseThread {
   readonly #thread: Worker;
+  readonly #beat: ReturnType<typeof setInterval> | undefined;
 
-  constructor(source: string, workerData: Record<string, unknown>) {
-    this.#thread = new Worker(source, { eval: true, workerData });
+  /**
+   * `loopBeatMs`: the main thread writes the time into shared memory this often, and the thread
+   * gets it as `workerData.loopBeat` (a Float64Array's buffer): it can then tell a stalled event
+   * loop from a merely late heartbeat.
+   */
+  constructor(
+    source: string,
+    workerData: Record<string, unknown>,
+    options: { readonly loopBeatMs?: number } = {},
+  ) {
+    let loopBeat: SharedArrayBuffer | undefined;
+    if (options.loopBeatMs !== undefined) {
+      loopBeat = new SharedArrayBuffer(8);
+      const beat = new Float64Array(loopBeat);
+      beat[0] = Date.now();
+      this.#beat = setInterval(() => {
+        beat[0] = Date.now();
+      }, options.loopBeatMs);
+      this.#beat.unref();
+    }
+    this.#thread = new Worker(source, { eval: true, workerData: { ...workerData, loopBeat } });
     // The thread must never keep a process alive on its own, nor crash it.
     this.#thread.unref();
     this.#thread.on("error", () => undefined);
@@ -38,6 +58,7 @@ export class LeaseThread {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#beat);
     const exited = new Promise<void>((resolve) => this.#thread.once("exit", () => resolve()));
     // Held while stopping, so close() resolves even when nothing else keeps the process alive.
     this.#thread.ref();

@@ -13,6 +13,11 @@ import type { NatsStoreConfig } from "./store-url.js";
  * under the same fence, write it back with a later `leaseExpiresAt` at the revision read. The thread
  * runs plain JavaScript (no TypeScript loader in a worker), so it patches the record's header in
  * place rather than importing the codec: the field positions come from HEADER_FIELDS.
+ *
+ * It writes only while the event loop is really stalled (the main thread's beat in shared memory is
+ * old), not when a heartbeat is merely late on a busy machine: on nats-server before 2.11 a
+ * replicated KV can accept two compare-and-sets at one revision (nats-server #6194), so a renewal
+ * racing the main thread's finish could re-open a completed job. A stalled loop sends nothing.
  */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -24,6 +29,7 @@ const STATE = workerData.fields.indexOf("state");
 const FENCE = workerData.fields.indexOf("fence");
 const LEASE = workerData.fields.indexOf("leaseExpiresAt");
 const held = new Map(); // worker id -> { leases, leaseMs, until, renewedAt }
+const loopBeat = new Float64Array(workerData.loopBeat);
 let nc;
 let kv;
 let connecting = false;
@@ -109,6 +115,8 @@ async function tick() {
       if (now > entry.until) { held.delete(worker); continue; }
       // Only when a heartbeat is clearly late (the healthy main thread renews every third of a lease).
       if (now - entry.renewedAt < entry.leaseMs / 2 || entry.leases.length === 0) continue;
+      // A loop that still turns will send the heartbeat itself.
+      if (now - loopBeat[0] < entry.leaseMs / 3) continue;
       const store = await bucket();
       if (store === undefined) break;
       const renewed = await Promise.allSettled(entry.leases.map(([id, fence]) => renew(store, id, fence, entry.leaseMs)));
@@ -142,14 +150,18 @@ parentPort.on("message", (message) => {
 export class NatsLeaseKeeper extends LeaseThread {
   constructor(config: NatsStoreConfig, jobsBucket: string) {
     const require = createRequire(import.meta.url);
-    super(THREAD_SOURCE, {
-      config,
-      bucket: jobsBucket,
-      fields: [...HEADER_FIELDS],
-      transport: require.resolve("@nats-io/transport-node"),
-      jetstream: require.resolve("@nats-io/jetstream"),
-      kv: require.resolve("@nats-io/kv"),
-      tickMs: 200,
-    });
+    super(
+      THREAD_SOURCE,
+      {
+        config,
+        bucket: jobsBucket,
+        fields: [...HEADER_FIELDS],
+        transport: require.resolve("@nats-io/transport-node"),
+        jetstream: require.resolve("@nats-io/jetstream"),
+        kv: require.resolve("@nats-io/kv"),
+        tickMs: 200,
+      },
+      { loopBeatMs: 50 },
+    );
   }
 }

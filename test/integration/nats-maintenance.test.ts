@@ -12,6 +12,7 @@ import { Ferry } from "../../src/index.js";
 import { JobRepo } from "../../src/store/nats/job-repo.js";
 import { listKeys } from "../../src/store/nats/kv-keys.js";
 import { natsNames } from "../../src/store/nats/names.js";
+import { NatsStore } from "../../src/store/nats/nats-store.js";
 import { openNatsStore } from "../../src/store/nats/open.js";
 import type { Store } from "../../src/store/store.js";
 import { freshNatsPrefix, NATS_URL } from "../conformance/stores.js";
@@ -49,11 +50,16 @@ describe("NATS maintenance without scanning", () => {
     return { ferry, a, b, prefix };
   }
 
-  /** The meta bucket, as another client sees it. */
-  async function metaOf(prefix: string) {
+  /** A client of its own, as another process has. */
+  async function connectTo() {
     const nc = await connect({ servers: new URL(NATS_URL).host });
     cleanups.push(() => nc.close());
-    return new Kvm(nc).open(natsNames(prefix).metaBucket);
+    return nc;
+  }
+
+  /** The meta bucket, as another client sees it. */
+  async function metaOf(prefix: string) {
+    return new Kvm(await connectTo()).open(natsNames(prefix).metaBucket);
   }
 
   function countReads(): { readonly calls: number } {
@@ -82,12 +88,17 @@ describe("NATS maintenance without scanning", () => {
     expect((await ferry.status(h)).state).toBe("queued");
     expect(reads.calls, "records read by one rescue").toBeLessThan(10);
 
-    // b wrote its list 300 ms ago, past the 100 ms worker TTL given: the list is dropped (a never
-    // held anything, so no list is left).
+    // b wrote its list 300 ms ago, past the 100 ms worker TTL given: the list is dropped. a's own
+    // list (written around its launch) names nothing now.
     const meta = await metaOf(prefix);
     const lists = await listKeys(meta, "held.*");
-    const live = await Promise.all(lists.map(async (key) => (await meta.get(key))?.operation === "PUT"));
-    expect(live.filter(Boolean)).toEqual([]);
+    const named = await Promise.all(
+      lists.map(async (key) => {
+        const entry = await meta.get(key);
+        return entry?.operation === "PUT" ? entry.json<{ ids: string[] }>().ids : [];
+      }),
+    );
+    expect(named.flat()).toEqual([]);
   });
 
   it("prunes finished jobs from the expiry notes another process wrote, and only those", async () => {
@@ -163,5 +174,51 @@ describe("NATS maintenance without scanning", () => {
     // The rescue re-dispatched it: a claimer on b takes it, as attempt 2.
     const again = await claimOne(b, "w-b", 30_000);
     expect(again.jobs.map((j) => [j.id, j.attempt])).toEqual([[job.id, 2]]);
+  });
+
+  it("dispatches a job whose process died between its record and its dispatch, named by that process's held list", async () => {
+    const { a, b } = await twoProcesses();
+    // a's dispatch never goes out (the process "dies" there); b's, later, does.
+    const publish = vi
+      .spyOn(NatsStore.prototype as unknown as { publishDispatch: () => Promise<void> }, "publishDispatch")
+      .mockImplementationOnce(() => new Promise<void>(() => {}));
+    const job = plainNewJob("demo.job", "default");
+    void a.enqueue([job]);
+    await vi.waitFor(async () => expect((await b.getJob(job.id))?.state).toBe("queued"));
+    expect((await claimOne(b, "w-b", 30_000)).jobs).toEqual([]);
+    await sleep(300);
+    await b.rescueExpired(100);
+    expect(publish).toHaveBeenCalledTimes(2);
+    const claimed = await claimOne(b, "w-b", 30_000);
+    expect(claimed.jobs.map((j) => [j.id, j.attempt])).toEqual([[job.id, 1]]);
+  });
+
+  it("lists a page, by queue or owner, reading about a page of records, not the history", async () => {
+    const { ferry, a, prefix } = await twoProcesses();
+    const mine = await ferry.launchMany(
+      Array.from({ length: 5 }, (_, i) => ({
+        handler: "demo.job",
+        payload: { i },
+        options: { owner: "ann" },
+      })),
+    );
+    const reads = countReads();
+    const page = await a.listJobs({ queue: "default", limit: 3 });
+    expect(page.map((j) => j.id)).toEqual(mine.slice(0, 3).map((h) => h.id));
+    const next = await a.listJobs({ owner: "ann", afterId: page[2]!.id, limit: 10 });
+    expect(next.map((j) => j.id)).toEqual(mine.slice(3).map((h) => h.id));
+    const all = await a.listJobs({ limit: 4 });
+    expect(all).toHaveLength(4);
+    // 3 + 2 + 4 records in the pages; the 300 jobs of the other queue are never read for the first two.
+    expect(reads.calls, "records read by three pages").toBeLessThanOrEqual(12);
+    // A purged job leaves the index with its record: listed no more, and no key left behind.
+    expect((await a.requestCancel(mine[0]!.id, 0)).state).toBe("cancelled");
+    await sleep(5);
+    expect(await a.purge({ olderThanMs: 0 })).toBe(1);
+    expect((await a.listJobs({ owner: "ann", limit: 10 })).map((j) => j.id)).toEqual(
+      mine.slice(1).map((h) => h.id),
+    );
+    const index = await new Kvm(await connectTo()).open(natsNames(prefix).indexBucket);
+    expect(await listKeys(index, "default.*.*")).toHaveLength(4);
   });
 });

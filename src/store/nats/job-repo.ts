@@ -4,7 +4,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import { decodeJob, encodeJob, type StoredJob } from "./job-codec.js";
-import { listKeys } from "./kv-keys.js";
+import { dropKey, listKeys } from "./kv-keys.js";
 
 export interface Versioned {
   readonly job: StoredJob;
@@ -107,14 +107,20 @@ export class JobRepo {
     throw new Error(`job ${id}: too many concurrent writers`);
   }
 
+  /**
+   * Removes the record if it is still at `revision`: a compare-and-set purge, whose marker is then
+   * dropped too (a marker per pruned job would stay for good). A writer that read the record
+   * before still fails: the key's last sequence is no longer its revision.
+   */
   async remove(id: string, revision: number): Promise<boolean> {
     try {
       await this.serial(id, () => this.kv.purge(id, { previousSeq: revision }));
-      return true;
     } catch (error) {
       if (isRevisionConflict(error)) return false;
       throw error;
     }
+    await dropKey(this.kv, id).catch(() => undefined);
+    return true;
   }
 
   /**

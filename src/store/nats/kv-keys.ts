@@ -14,3 +14,13 @@ export async function listKeys(kv: KV, filter: string): Promise<string[]> {
   const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: kv.fullKeyName(filter) });
   return Object.keys(info.state.subjects ?? {}).map((subject) => kv.decodeKey(subject.slice(kv.prefixLen)));
 }
+
+/**
+ * Removes every message of one key, leaving no delete marker (`kv.purge` leaves one per key for
+ * good, so a bucket of pruned jobs would keep a marker per job, and key listings would keep
+ * listing them). Not a compare-and-set: callers decide with one first where it matters.
+ */
+export async function dropKey(kv: KV, key: string): Promise<void> {
+  if (!(kv instanceof Bucket)) throw new TypeError("dropKey needs a KV bucket from Kvm");
+  await kv.jsm.streams.purge(kv.stream, { filter: kv.fullKeyName(key) });
+}

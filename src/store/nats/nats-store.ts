@@ -50,6 +50,7 @@ import { ExpiryLog } from "./expiry-log.js";
 import { GroupSlots } from "./group-slots.js";
 import { HeldRegistry } from "./held-registry.js";
 import { encodeJob, hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
+import { JobIndex } from "./job-index.js";
 import { isRevisionConflict, JobRepo, type Versioned } from "./job-repo.js";
 import type { JsRequests } from "./js-requests.js";
 import { listKeys } from "./kv-keys.js";
@@ -70,6 +71,8 @@ export interface NatsResources {
   /** Compare-and-set of one job record at `revision` (0: must not exist); answers the new revision. */
   writeJob(id: string, record: Uint8Array, revision: number): Promise<number>;
   readonly unique: KV;
+  /** The listing index (job-index.ts). */
+  readonly index: KV;
   readonly meta: KV;
   /** Makes sure the durable consumer of one (queue, band, handler) exists. */
   ensureConsumer(name: string, filterSubject: string): Promise<void>;
@@ -86,6 +89,8 @@ export interface NatsResources {
   close(): Promise<void>;
 }
 
+/** Records read at most per round trip by lists and bulk controls. */
+const LIST_CHUNK = 256;
 /** A dispatch of a job whose group is full is looked at again after this. */
 const GROUP_FULL_RETRY_MS = 250;
 /** A dispatch pulled from a queue paused meanwhile is looked at again after this. */
@@ -132,7 +137,10 @@ export class NatsStore implements Store {
   readonly #backlog = new Map<string, Record<string, number>>();
   /** Per queue: how many launch announcements this process has seen (a new one voids #backlog). */
   readonly #launchesSeen = new Map<string, number>();
-  /** Jobs being launched already claimed (direct dispatch): listed as held the same way. */
+  /**
+   * Jobs being launched (their record written, their dispatch not yet): listed as held the same
+   * way, so that if this process dies between the two writes a rescuer dispatches them.
+   */
   readonly #launching = new Set<string>();
   /** Direct-dispatch launches whose answer was lost: listed as held until a rescue ends them. */
   readonly #unheard = new Set<string>();
@@ -150,6 +158,7 @@ export class NatsStore implements Store {
   readonly #queuesClaimed = new Set<string>();
   #closed = false;
   readonly #keepAlive: NodeJS.Timeout;
+  readonly #index: JobIndex;
   /** Renews leases while the event loop stalls; started by the first heartbeat (workers only). */
   #keeper: LeaseThread | undefined;
   /** How long the keeper renews after the last heartbeat: a process stuck longer loses its jobs. */
@@ -161,6 +170,7 @@ export class NatsStore implements Store {
     this.#stallMs = leaseKeeperMs;
     this.#names = natsNames(prefix);
     this.#expiry = new ExpiryLog(resources.meta, this.#origin);
+    this.#index = new JobIndex(resources.index);
     this.#repo = new JobRepo(resources.jobs, resources.writeJob, (job) => {
       if (isFinished(job.state) && job.expiresAt !== null) this.#expiry.note(job.id, job.expiresAt);
     });
@@ -329,6 +339,35 @@ export class NatsStore implements Store {
     const queues = new Set<string>();
     let launched = 0;
     let failedAtLaunch = 0;
+    // The held list names the batch while its records and dispatches are written (beside the first
+    // write, not before it: no round trip of its own); see rescueExpired.
+    for (const job of jobs) this.#launching.add(job.id);
+    const listed = this.announceHeld();
+    try {
+      await this.launchEach(jobs, now, parents, results, queues, (failed) => {
+        launched += 1;
+        if (failed) failedAtLaunch += 1;
+      });
+      await listed;
+    } finally {
+      for (const job of jobs) this.#launching.delete(job.id);
+      // Off the list again (not waited for; bursts share the write): a process that only launches
+      // must not be read as holding jobs once it is quiet.
+      void this.announceHeld();
+    }
+    this.count({ launched, failed: failedAtLaunch });
+    this.announce([...queues].map((queue) => ({ type: "enqueued", queue })));
+    return results;
+  }
+
+  private async launchEach(
+    jobs: readonly NewJob[],
+    now: number,
+    parents: ReadonlyMap<string, StoredJob>,
+    results: EnqueueResult[],
+    queues: Set<string>,
+    launched: (failedAtLaunch: boolean) => void,
+  ): Promise<void> {
     for (const job of jobs) {
       const holder = job.uniqueKey === null ? undefined : await this.takeUniqueKey(job.uniqueKey, job.id);
       if (holder !== undefined) {
@@ -336,11 +375,14 @@ export class NatsStore implements Store {
         continue;
       }
       const record = this.newRecord(job, now, parents);
-      const revision = await this.#repo.create(record).catch((error: unknown) => {
-        // The answer was lost, not necessarily the write: if the record landed, dispatch it later.
-        this.recoverLaunch(job.id, 250);
-        throw error;
-      });
+      const [revision] = await Promise.all([
+        this.#repo.create(record).catch((error: unknown) => {
+          // The answer was lost, not necessarily the write: if the record landed, dispatch it later.
+          this.recoverLaunch(job.id, 250);
+          throw error;
+        }),
+        this.#index.add(record),
+      ]);
       if (revision === undefined) throw invalidArgument(`a job with id ${job.id} exists`);
       // Linked after the child exists: a parent that finishes meanwhile is re-checked below.
       for (const parentId of job.dependsOn) await this.linkChild(parentId, job.id);
@@ -350,14 +392,10 @@ export class NatsStore implements Store {
         await this.dispatch(current);
         queues.add(job.queue);
       }
-      launched += 1;
       // A parent had already failed: stored failed, and counted as a failure.
-      if (current.job.state === "failed") failedAtLaunch += 1;
+      launched(current.job.state === "failed");
       results.push({ id: job.id, deduplicated: false });
     }
-    this.count({ launched, failed: failedAtLaunch });
-    this.announce([...queues].map((queue) => ({ type: "enqueued", queue })));
-    return results;
   }
 
   /**
@@ -375,8 +413,9 @@ export class NatsStore implements Store {
     let paused: boolean;
     try {
       // The pause is looked at beside the write, not before it: one round trip from launch to start.
-      [revision, , paused] = await Promise.all([
+      [revision, , , paused] = await Promise.all([
         this.#repo.create(record),
+        this.#index.add(record),
         this.announceHeld(),
         this.queueInfo(job.queue).then((q) => q.paused),
       ]);
@@ -593,13 +632,30 @@ export class NatsStore implements Store {
   }
 
   async listJobs(request: ListRequest): Promise<JobRecord[]> {
-    const matching: StoredJob[] = [];
-    for await (const { job } of this.#repo.scan()) {
-      if (request.afterId !== undefined && job.id <= request.afterId) continue;
-      if (matches(job, request)) matching.push(job);
+    const page: JobRecord[] = [];
+    for await (const { job } of this.candidates(request, request.afterId, request.limit)) {
+      if (!matches(job, request)) continue;
+      page.push(toJobRecord(job, false));
+      if (page.length >= request.limit) break;
     }
-    matching.sort((a, b) => (a.id < b.id ? -1 : 1));
-    return matching.slice(0, request.limit).map((job) => toJobRecord(job, false));
+    return page;
+  }
+
+  /**
+   * The records that may match `filter`, in id (launch) order: the index narrows by queue and
+   * owner without reading records; records are read a chunk at a time, as the caller goes.
+   */
+  private async *candidates(
+    filter: JobFilter,
+    afterId?: string,
+    firstChunk = LIST_CHUNK,
+  ): AsyncGenerator<Versioned> {
+    const ids = await this.#index.ids(filter, afterId);
+    // A page of a few starts with a read of a few; a filter that skips many doubles it each time.
+    let chunk = Math.max(1, Math.min(firstChunk, LIST_CHUNK));
+    for (let i = 0; i < ids.length; i += chunk, chunk = Math.min(chunk * 2, LIST_CHUNK)) {
+      for (const found of await this.#repo.readMany(ids.slice(i, i + chunk))) yield found;
+    }
   }
 
   async stats(): Promise<StoreStats> {
@@ -680,7 +736,7 @@ export class NatsStore implements Store {
 
   async cancelMany(filter: JobFilter, graceMs: number): Promise<number> {
     let reached = 0;
-    for await (const { job } of this.#repo.scan()) {
+    for await (const { job } of this.candidates(filter)) {
       if (isFinished(job.state) || !matches(job, filter)) continue;
       const { state } = await this.requestCancel(job.id, graceMs);
       if (state !== undefined) reached += 1;
@@ -710,7 +766,7 @@ export class NatsStore implements Store {
 
   async detachMany(filter: JobFilter): Promise<number> {
     let n = 0;
-    for await (const { job } of this.#repo.scan()) {
+    for await (const { job } of this.candidates(filter)) {
       if (matches(job, filter) && (await this.detach(job.id))) n += 1;
     }
     return n;
@@ -746,7 +802,7 @@ export class NatsStore implements Store {
     for await (const { job, revision } of this.#repo.scan()) {
       if (!isFinished(job.state) || (request.state !== undefined && job.state !== request.state)) continue;
       if ((job.finishedAt ?? 0) > before) continue;
-      if (await this.#repo.remove(job.id, revision)) n += 1;
+      if (await this.removeJob(job, revision)) n += 1;
     }
     return n;
   }
@@ -1205,7 +1261,17 @@ export class NatsStore implements Store {
       }
       for (const id of ids) await rescueIfExpired(await this.#repo.read(id));
       for (const entry of holders) {
-        if (entry.origin !== this.#origin && entry.at < now - workerTtlMs) await this.#holders.forget(entry);
+        if (entry.origin === this.#origin || entry.at >= now - workerTtlMs) continue;
+        // A process that went silent may have died between a launch's record and its dispatch:
+        // dispatch what it listed and is still waiting. The message id (job id and dispatch count)
+        // makes this a no-op when its dispatch did land within the duplicate window; past it, a
+        // second ticket for one job, and the record lets only one of them claim it.
+        for (const id of entry.ids) {
+          const found = await this.#repo.read(id);
+          if (found !== undefined && isWaiting(found.job) && found.job.pendingDeps === 0)
+            await this.publishDispatch(found);
+        }
+        await this.#holders.forget(entry);
       }
     }
     for (const key of await listKeys(this.#r.meta, "worker.*")) {
@@ -1238,6 +1304,13 @@ export class NatsStore implements Store {
     await this.finishOne(outcome);
   }
 
+  /** A finished job leaves the record bucket and the listing index. */
+  private async removeJob(job: StoredJob, revision: number): Promise<boolean> {
+    if (!(await this.#repo.remove(job.id, revision))) return false;
+    await this.#index.remove(job);
+    return true;
+  }
+
   async pruneExpired(limit: number): Promise<number> {
     const now = Date.now();
     let n = 0;
@@ -1250,7 +1323,7 @@ export class NatsStore implements Store {
         this.#expiry.note(job.id, job.expiresAt, true);
         return false;
       }
-      return this.#repo.remove(job.id, current.revision);
+      return this.removeJob(job, current.revision);
     };
     if (await this.claimSweep("prune", now)) {
       for await (const current of this.#repo.scan()) {

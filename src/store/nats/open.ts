@@ -48,9 +48,10 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
     });
     const bucket = (name: string) =>
       ensureKv(kvm, name, { history: 1, storage: StorageType.File, replicas: config.replicas });
-    const [jobs, unique, meta] = await Promise.all([
+    const [jobs, unique, index, meta] = await Promise.all([
       bucket(names.jobsBucket),
       bucket(names.uniqueBucket),
+      bucket(names.indexBucket),
       bucket(names.metaBucket),
     ]);
     const requests = new JsRequests(nc);
@@ -59,6 +60,7 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
       requests,
       jobs,
       unique,
+      index,
       meta,
       ensureConsumer: async (name, filterSubject) => {
         await jsm.consumers.add(names.workStream, {

@@ -96,6 +96,11 @@ export const HEADER_FIELDS = [
   "dispatches",
 ] as const satisfies readonly (keyof JobHeader)[];
 
+/** Every field of a StoredJob, in HEADER_FIELDS order, then the blobs: the shape decoded records take. */
+const SHAPE: Readonly<Record<string, unknown>> = JSON.parse(
+  JSON.stringify(Object.fromEntries([...HEADER_FIELDS, "payload", "result"].map((field) => [field, null]))),
+);
+
 export function encodeJob(job: StoredJob): Uint8Array {
   const { payload, result } = job;
   const values: unknown[] = HEADER_FIELDS.map((field) => job[field]);
@@ -128,7 +133,9 @@ export function decodeJob(bytes: Uint8Array): StoredJob {
     : [...HEADER_FIELDS, "payloadBytes", "resultBytes"].map(
         (field) => (parsed as Record<string, unknown>)[field],
       );
-  const job: Record<string, unknown> = {};
+  // Copied from SHAPE (made by JSON.parse, which gives a fast in-object shape), then filled. Built up key by
+  // key it would not, and every `{ ...job }` in transitions.ts cost 6.5 µs instead of 0.05.
+  const job: Record<string, unknown> = { ...SHAPE };
   for (const [i, field] of HEADER_FIELDS.entries()) job[field] = values[i];
   let at = 6 + headLength;
   const take = (n: unknown): Uint8Array | null => {

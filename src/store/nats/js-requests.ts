@@ -5,6 +5,7 @@
  * 3 % of the client's CPU in a drain. Here a request is an entry in a map, and one sweep ends those
  * the server left unanswered.
  */
+import type { KV } from "@nats-io/kv";
 import {
   createInbox,
   headers,
@@ -23,6 +24,7 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 /** How often unanswered requests are looked at: a timeout ends within this of its deadline. */
 const SWEEP_MS = 250;
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 const ACK = new TextEncoder().encode("+ACK");
 
 interface Pending {
@@ -76,6 +78,28 @@ export class JsRequests {
     const ack = parseApiAnswer(answer) as { seq?: unknown };
     if (typeof ack.seq !== "number") throw unavailable(`publish to ${subject}: no sequence in the answer`);
     return ack.seq;
+  }
+
+  /**
+   * The bucket with its `put` (and so `update`, which calls it) sent through these requests: the
+   * store's frequent small writes (held lists, counters, expiry notes, index keys, group slots).
+   * Everything else is the client's own. Keys are the store's, already valid.
+   */
+  withLightPuts(kv: KV, bucket: string): KV {
+    // `update` calls `put` with `previousSeq`: kept, so it stays a compare-and-set.
+    const put = async (
+      key: string,
+      data: string | Uint8Array,
+      options: { readonly previousSeq?: number } = {},
+    ): Promise<number> =>
+      this.publish(
+        `$KV.${bucket}.${key}`,
+        typeof data === "string" ? encoder.encode(data) : data,
+        options.previousSeq === undefined ? {} : { expectLastSubjectSequence: options.previousSeq },
+      );
+    return new Proxy(kv, {
+      get: (target, key, receiver) => (key === "put" ? put : Reflect.get(target, key, receiver)),
+    });
   }
 
   /** A confirmed ack of a delivered message (its reply subject): resolves once the server has it. */

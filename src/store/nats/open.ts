@@ -60,8 +60,8 @@ export async function openNatsStore(url: string, settings: NatsConsumerSettings 
       requests,
       jobs,
       unique,
-      index,
-      meta,
+      index: requests.withLightPuts(index, names.indexBucket),
+      meta: requests.withLightPuts(meta, names.metaBucket),
       ensureConsumer: async (name, filterSubject) => {
         await jsm.consumers.add(names.workStream, {
           durable_name: name,

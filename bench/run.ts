@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { createDriver, DRIVERS, STORE_SETS } from "./drivers/index.js";
 import { machineInfo } from "./lib/machine.js";
 import { type DriverOutcome, report, type ScenarioReport } from "./lib/report.js";
+import { medianRound } from "./lib/rounds.js";
 import { errorText, round } from "./lib/time.js";
 import { bulk } from "./scenarios/bulk.js";
 import { latency } from "./scenarios/latency.js";
@@ -18,10 +19,11 @@ import { throughput } from "./scenarios/throughput.js";
 import { throughputProcs } from "./scenarios/throughput-procs.js";
 
 const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss,throughput-procs] [--drivers a,b]
-  [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--out FILE]
+  [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--rounds 1] [--out FILE]
 --only defaults to throughput,bulk,latency,rss; throughput-procs runs only when named.
 --jobs N sets the job count of throughput and throughput-procs (default 50000), bulk (100000) and rss
-(1000000); --rss-jobs overrides rss alone. PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
+(1000000); --rss-jobs overrides rss alone. --rounds N runs every scenario N times, the drivers
+taking turns in each round, and reports each driver's median round (and every round's figure). PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
 Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
 const SCENARIOS = ["throughput", "bulk", "latency", "rss", "throughput-procs"] as const;
 /** Without --only. Not throughput-procs: two fresh setups of --jobs each cost about twice throughput's time. */
@@ -39,6 +41,7 @@ const { values: flags } = parseArgs({
     rate: { type: "string", default: "200" },
     seconds: { type: "string", default: "10" },
     warmup: { type: "string", default: "1" },
+    rounds: { type: "string", default: "1" },
     out: { type: "string", default: DEFAULT_OUT },
     help: { type: "boolean", default: false },
   },
@@ -78,6 +81,7 @@ const rssJobs = Math.floor(positive("rss-jobs", flags["rss-jobs"], jobs ?? 1_000
 const concurrency = Math.floor(positive("concurrency", flags.concurrency, 50));
 const throughputJobs = jobs ?? 50_000;
 const bulkJobs = jobs ?? 100_000;
+const rounds = Math.floor(positive("rounds", flags.rounds, 1));
 const latencyOptions = {
   rate: positive("rate", flags.rate, 200),
   seconds: positive("seconds", flags.seconds, 10),
@@ -121,22 +125,29 @@ for (const id of SCENARIOS) {
     continue;
   }
   const scenario = scenarios[id]();
-  const outcomes: Record<string, DriverOutcome> = {};
-  for (const name of usable) {
-    console.error(`[bench] ${id} / ${name} …`);
-    try {
-      outcomes[name] = await scenario.run(name);
-      const outcome = outcomes[name];
-      console.error(
-        outcome && "skipped" in outcome
-          ? `[bench] ${id} / ${name}: skipped: ${outcome.skipped}`
-          : `[bench] ${id} / ${name}: ${scenario.headline.metric} = ${outcome?.[scenario.headline.metric]}`,
-      );
-    } catch (err) {
-      outcomes[name] = { error: errorText(err) };
-      console.error(`[bench] ${id} / ${name} failed: ${errorText(err)}`);
+  // Drivers take turns within a round, so a noisy minute on the shared machine hits all of them.
+  const runs: Record<string, DriverOutcome[]> = Object.fromEntries(usable.map((name) => [name, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of usable) {
+      const label = rounds > 1 ? `${id} / ${name} (round ${round}/${rounds})` : `${id} / ${name}`;
+      console.error(`[bench] ${label} …`);
+      try {
+        const outcome = await scenario.run(name);
+        runs[name]!.push(outcome);
+        console.error(
+          "skipped" in outcome
+            ? `[bench] ${label}: skipped: ${outcome.skipped}`
+            : `[bench] ${label}: ${scenario.headline.metric} = ${outcome[scenario.headline.metric]}`,
+        );
+      } catch (err) {
+        runs[name]!.push({ error: errorText(err) });
+        console.error(`[bench] ${label} failed: ${errorText(err)}`);
+      }
     }
   }
+  const outcomes = Object.fromEntries(
+    usable.map((name) => [name, medianRound(runs[name]!, scenario.headline.metric)]),
+  );
   results[id] = report(scenario, set, outcomes);
 }
 

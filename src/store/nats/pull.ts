@@ -208,43 +208,61 @@ function toWorkMessage(nc: NatsConnection, requests: JsRequests, msg: Msg): Work
   const reply = msg.reply;
   const jobId = msg.headers?.get(JOB_HEADER);
   if (!reply || !jobId) return undefined;
-  const tokens = reply.split(".").slice(2);
-  const at = tokens.length === 7 ? 2 : 4;
-  const consumer = tokens[at - 1] ?? "";
-  const deliveries = Number(tokens[at]);
-  const streamSequence = Number(tokens[at + 1]);
-  let done = false;
-  const once = (): boolean => {
-    if (done) return false;
-    done = true;
+  return new Delivery(nc, requests, msg, reply, jobId);
+}
+
+/** A class, not an object of closures: one per delivered message, made in the hottest loop. */
+class Delivery implements WorkMessage {
+  readonly revision: number;
+  readonly deliveries: number;
+  readonly streamSequence: number;
+  readonly consumer: string;
+  #done = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly requests: JsRequests,
+    private readonly msg: Msg,
+    private readonly reply: string,
+    readonly jobId: string,
+  ) {
+    const tokens = reply.split(".").slice(2);
+    const at = tokens.length === 7 ? 2 : 4;
+    this.consumer = tokens[at - 1] ?? "";
+    this.deliveries = Number(tokens[at]);
+    this.streamSequence = Number(tokens[at + 1]);
+    this.revision = Number(msg.headers?.get(REVISION_HEADER) ?? 0);
+  }
+
+  snapshot(): Versioned | undefined {
+    if (this.revision <= 0 || this.msg.data.byteLength === 0) return undefined;
+    try {
+      return { job: decodeJob(this.msg.data), revision: this.revision };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async ackAck(): Promise<void> {
+    if (this.once()) await this.requests.ackAck(this.reply);
+  }
+
+  working(): void {
+    if (!this.#done) this.nc.publish(this.reply, "+WPI");
+  }
+
+  nak(delayMs: number): void {
+    if (this.once()) this.nc.publish(this.reply, `-NAK {"delay":${Math.max(1, Math.round(delayMs)) * 1_000_000}}`);
+  }
+
+  term(): void {
+    if (this.once()) this.nc.publish(this.reply, "+TERM");
+  }
+
+  /** The first settling call wins; later ones do nothing. */
+  private once(): boolean {
+    if (this.#done) return false;
+    this.#done = true;
     return true;
-  };
-  return {
-    jobId,
-    revision: Number(msg.headers?.get(REVISION_HEADER) ?? 0),
-    deliveries,
-    streamSequence,
-    consumer,
-    snapshot: () => {
-      const revision = Number(msg.headers?.get(REVISION_HEADER) ?? 0);
-      if (revision <= 0 || msg.data.byteLength === 0) return undefined;
-      try {
-        return { job: decodeJob(msg.data), revision };
-      } catch {
-        return undefined;
-      }
-    },
-    ackAck: async () => {
-      if (once()) await requests.ackAck(reply);
-    },
-    working: () => {
-      if (!done) nc.publish(reply, "+WPI");
-    },
-    nak: (delayMs) => {
-      if (once()) nc.publish(reply, `-NAK ${JSON.stringify({ delay: Math.max(1, delayMs) * 1_000_000 })}`);
-    },
-    term: () => {
-      if (once()) nc.publish(reply, "+TERM");
-    },
-  };
+  }
 }

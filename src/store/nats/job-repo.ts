@@ -131,7 +131,9 @@ export class JobRepo {
    * not covered: run a cluster on 2.11+ (docs/stores.md).
    */
   private serial<T>(id: string, write: () => Promise<T>): Promise<T> {
-    const mine = (this.#writing.get(id) ?? Promise.resolve()).then(write, write);
+    const before = this.#writing.get(id);
+    // Nothing out for this record (the common case): sent now, not a microtask later.
+    const mine = before === undefined ? write() : before.then(write, write);
     const settled = mine.then(
       () => undefined,
       () => undefined,

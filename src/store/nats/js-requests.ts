@@ -8,8 +8,8 @@
 import type { KV } from "@nats-io/kv";
 import {
   createInbox,
-  headers,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   type Subscription,
 } from "@nats-io/transport-node";
@@ -31,7 +31,8 @@ interface Pending {
   readonly resolve: (msg: Msg) => void;
   readonly reject: (error: Error) => void;
   readonly deadline: number;
-  readonly what: string;
+  /** What it was sent to, for the error if it goes unanswered. */
+  readonly subject: string;
 }
 
 export class JsRequests {
@@ -69,15 +70,13 @@ export class JsRequests {
       readonly headers?: Readonly<Record<string, string>>;
     } = {},
   ): Promise<number> {
-    const h = headers();
-    for (const [key, value] of Object.entries(options.headers ?? {})) h.set(key, value);
-    if (options.msgID !== undefined) h.set("Nats-Msg-Id", options.msgID);
+    let text = "NATS/1.0\r\n";
+    for (const [key, value] of Object.entries(options.headers ?? {})) text += `${key}: ${value}\r\n`;
+    if (options.msgID !== undefined) text += `Nats-Msg-Id: ${options.msgID}\r\n`;
     if (options.expectLastSubjectSequence !== undefined)
-      h.set("Nats-Expected-Last-Subject-Sequence", String(options.expectLastSubjectSequence));
-    const answer = await this.request(subject, data, h, `publish to ${subject}`);
-    const ack = parseApiAnswer(answer) as { seq?: unknown };
-    if (typeof ack.seq !== "number") throw unavailable(`publish to ${subject}: no sequence in the answer`);
-    return ack.seq;
+      text += `Nats-Expected-Last-Subject-Sequence: ${options.expectLastSubjectSequence}\r\n`;
+    const answer = await this.request(subject, data, wireHeaders(`${text}\r\n`), subject);
+    return sequenceOf(answer, subject);
   }
 
   /**
@@ -104,7 +103,7 @@ export class JsRequests {
 
   /** A confirmed ack of a delivered message (its reply subject): resolves once the server has it. */
   async ackAck(ackSubject: string): Promise<void> {
-    const answer = await this.request(ackSubject, ACK, undefined, "ack");
+    const answer = await this.request(ackSubject, ACK, undefined, "an ack");
     if (answer.headers?.hasError) throw unavailable(`ack: ${answer.headers.description}`);
   }
 
@@ -112,20 +111,15 @@ export class JsRequests {
     clearInterval(this.#sweeper);
     this.#sub.unsubscribe();
     for (const pending of this.#pending.values())
-      pending.reject(unavailable(`${pending.what}: connection closed`));
+      pending.reject(unavailable(`${pending.subject}: connection closed`));
     this.#pending.clear();
   }
 
-  private request(
-    subject: string,
-    data: Uint8Array,
-    h: ReturnType<typeof headers> | undefined,
-    what: string,
-  ): Promise<Msg> {
+  private request(subject: string, data: Uint8Array, h: MsgHdrs | undefined, what: string): Promise<Msg> {
     if (this.nc.isClosed()) return Promise.reject(unavailable(`${what}: connection closed`));
     const token = String(this.#next++);
     return new Promise<Msg>((resolve, reject) => {
-      this.#pending.set(token, { resolve, reject, deadline: Date.now() + DEFAULT_TIMEOUT_MS, what });
+      this.#pending.set(token, { resolve, reject, deadline: Date.now() + DEFAULT_TIMEOUT_MS, subject: what });
       try {
         const reply = `${this.#inbox}.${token}`;
         this.nc.publish(subject, data, h === undefined ? { reply } : { reply, headers: h });
@@ -141,19 +135,30 @@ export class JsRequests {
     for (const [token, pending] of this.#pending) {
       if (pending.deadline > now) continue;
       this.#pending.delete(token);
-      pending.reject(unavailable(`${pending.what}: no answer within ${DEFAULT_TIMEOUT_MS} ms`));
+      pending.reject(unavailable(`no answer from ${pending.subject} within ${DEFAULT_TIMEOUT_MS} ms`));
     }
   }
 }
 
-/** A JetStream API answer as JSON; a status (no responders) or an API error thrown. */
-function parseApiAnswer(msg: Msg): Record<string, unknown> {
+/**
+ * Headers as the client's `publish` uses them, which is only `encode()`: the bytes made at once
+ * from text, not a header map built up and encoded (two per job in a drain). Values are the
+ * store's own (ids, numbers), never containing CR or LF.
+ */
+function wireHeaders(text: string): MsgHdrs {
+  const bytes = encoder.encode(text);
+  return { encode: () => bytes } as unknown as MsgHdrs;
+}
+
+/** A PubAck's sequence; a status (no responders) or an API error thrown. */
+function sequenceOf(msg: Msg, subject: string): number {
   if (msg.headers?.hasError || msg.data.byteLength === 0) {
     throw unavailable(
-      `JetStream answered ${msg.headers?.code ?? "nothing"} ${msg.headers?.description ?? ""}`.trim(),
+      `JetStream answered ${msg.headers?.code ?? "nothing"} ${msg.headers?.description ?? ""} to ${subject}`.trim(),
     );
   }
   const body = JSON.parse(decoder.decode(msg.data)) as {
+    seq?: unknown;
     error?: { code?: number; err_code?: number; description?: string };
   };
   if (body.error !== undefined) {
@@ -161,7 +166,8 @@ function parseApiAnswer(msg: Msg): Record<string, unknown> {
     if (body.error.err_code === 10071) throw new RevisionConflict(description);
     throw unavailable(`JetStream: ${description} (${body.error.err_code ?? body.error.code})`);
   }
-  return body;
+  if (typeof body.seq !== "number") throw unavailable(`publish to ${subject}: no sequence in the answer`);
+  return body.seq;
 }
 
 const unavailable = (reason: string): FerryError =>

@@ -1138,7 +1138,7 @@ export class NatsStore implements Store {
       await held?.message?.ackAck();
     } else {
       await held?.message?.ackAck();
-      await this.afterFinish(job, succeeded);
+      if (job.uniqueKey !== null || job.children.length > 0) await this.afterFinish(job, succeeded);
     }
     // Other processes hear of it only when one of them waits on it (markWatched).
     this.changed([job.id], !job.watched);

@@ -252,7 +252,8 @@ class Delivery implements WorkMessage {
   }
 
   nak(delayMs: number): void {
-    if (this.once()) this.nc.publish(this.reply, `-NAK {"delay":${Math.max(1, Math.round(delayMs)) * 1_000_000}}`);
+    if (this.once())
+      this.nc.publish(this.reply, `-NAK {"delay":${Math.max(1, Math.round(delayMs)) * 1_000_000}}`);
   }
 
   term(): void {

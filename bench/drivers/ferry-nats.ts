@@ -1,6 +1,6 @@
 /**
  * Ferry on its NATS JetStream store, under a fresh name prefix per setup (`?prefix=` in the store
- * URL). The store is still behind FERRY_EXPERIMENTAL_NATS (docs/stores.md): the driver sets it.
+ * URL).
  */
 import type { CreateDriver } from "../driver.js";
 import { deleteStreamsContaining, NATS_URL, natsLabel, probeNats, uniqueToken } from "../lib/nats.js";
@@ -16,7 +16,6 @@ function storeUrl(prefix: string): string {
 /** Ferry on a fresh prefix; `prefetchPerSlot` > 0 turns on the worker's local queue. */
 export async function createNatsFerryDriver(name: string, prefetchPerSlot = 0) {
   const version = await probeNats();
-  process.env.FERRY_EXPERIMENTAL_NATS = "1";
   return createFerryDriver({
     name,
     notes: {

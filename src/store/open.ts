@@ -25,10 +25,6 @@ export async function openStore(url: string, options: StoreOpenOptions = {}): Pr
     return new PostgresStore(url);
   }
   if (url.startsWith("nats://") || url.startsWith("tls://")) {
-    // Incomplete (docs/stores.md, "The NATS JetStream store"): only for those building it.
-    if (process.env.FERRY_EXPERIMENTAL_NATS !== "1") {
-      throw invalidArgument("the nats store is not available in this version yet");
-    }
     const { openNatsStore } = await import("./nats/open.js");
     return openNatsStore(url);
   }

@@ -103,7 +103,6 @@ const nats: StoreUnderTest = {
   name: "nats",
   async fresh(options = {}) {
     // The NATS store is still behind its flag (docs/stores.md); the suite is what lifts it.
-    process.env.FERRY_EXPERIMENTAL_NATS = "1";
     const { url, drop } = freshNatsPrefix();
     return openAll(url, options, drop);
   },

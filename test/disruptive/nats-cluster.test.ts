@@ -25,8 +25,8 @@ import {
 } from "./nats-helpers.js";
 import { expectNoLateDuplicates, probeNotifications, WORKER_TIMING } from "./scenario.js";
 
-/** The work stream and the jobs, unique and meta buckets. */
-const STREAMS = 4;
+/** The work stream and the jobs, unique, index and meta buckets. */
+const STREAMS = 5;
 
 describe("a three-node NATS cluster losing a node (SIGKILL) under a burst of jobs", () => {
   const own = ownNatsCluster();

@@ -41,7 +41,6 @@ export function requireNatsServer(): void {
     });
   }
   // Still behind its flag (docs/stores.md): set here, so worker processes inherit it too.
-  process.env.FERRY_EXPERIMENTAL_NATS = "1";
 }
 
 let prefixes = 0;

@@ -78,7 +78,6 @@ const nats: FaultStore = {
   name: "nats",
   async fresh() {
     // Still behind its flag (docs/stores.md): set here, so worker processes inherit it too.
-    process.env.FERRY_EXPERIMENTAL_NATS = "1";
     const { url, drop } = freshNatsPrefix();
     return { url, cleanup: drop };
   },

@@ -1,0 +1,74 @@
+/**
+ * The daemon's configuration: every key of ../shared/SPEC.md's TOML with its default, as one strict
+ * schema (an unknown key is an error, never ignored). docs/config.md describes each key.
+ */
+import { z } from "zod";
+import { parseDuration } from "../core/duration.js";
+
+/** "30s", "5m", "1h": kept as written (shown back by --print-config), checked here. */
+const duration = (max?: number) =>
+  z.string().superRefine((value, ctx) => {
+    try {
+      const ms = parseDuration(value, "duration");
+      if (max !== undefined && ms > max) ctx.addIssue({ code: "custom", message: `at most ${max / 1000} s` });
+    } catch {
+      ctx.addIssue({
+        code: "custom",
+        message: `a duration like "30s" or "5m", got ${JSON.stringify(value)}`,
+      });
+    }
+  });
+
+const ONE_HOUR_MS = 3_600_000;
+const port = z.number().int().min(0).max(65_535);
+const count = (min: number, max: number) => z.number().int().min(min).max(max);
+/** Queue names are one subject token on NATS: the same rule everywhere. */
+const queueName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a queue name: letters, digits, _ and -");
+
+export const configSchema = z.strictObject({
+  store: z.strictObject({ url: z.string().min(1).default("sqlite:./ferry.db") }).prefault({}),
+  server: z
+    .strictObject({
+      bind_address: z.string().min(1).default("127.0.0.1"),
+      port: port.default(50_051),
+      auth_enabled: z.boolean().default(true),
+      /** Exact origins allowed by CORS (`https://app.example.com`); none by default. */
+      allowed_origins: z.array(z.url()).default([]),
+      tls_cert: z.string().default(""),
+      tls_key: z.string().default(""),
+    })
+    .prefault({}),
+  workers: z
+    .strictObject({
+      queues: z.array(queueName).min(1).default(["default"]),
+      concurrency: count(1, 10_000).default(8),
+      max_running: count(1, 100_000).default(32),
+      default_timeout: duration().default("5m"),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      max_payload_bytes: count(1, 64 * 1024 * 1024).default(1_048_576),
+      error_max_bytes: count(64, 65_536).default(512),
+      cancel_grace_max: duration(ONE_HOUR_MS).default("1h"),
+      launches_per_minute: count(1, 1_000_000).default(600),
+      max_active_per_user: count(1, 10_000_000).default(1000),
+    })
+    .prefault({}),
+  plugins: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      dirs: z.array(z.string().min(1)).default(["./plugins"]),
+      isolation: z.enum(["process", "inline"]).default("process"),
+    })
+    .prefault({}),
+  sql: z
+    .strictObject({
+      url: z.string().default(""),
+      statement_timeout: duration().default("5m"),
+    })
+    .prefault({}),
+});
+
+export type DaemonConfig = z.output<typeof configSchema>;
+export type ConfigSection = keyof DaemonConfig;

@@ -2,6 +2,56 @@ import { Worker } from "node:worker_threads";
 import type { LeaseRef } from "./store.js";
 
 /**
+ * The thread's source for a store that keeps leases only (PostgreSQL, NATS): the held sets, the
+ * tick that renews a worker's leases once its heartbeat is clearly late (the healthy main thread
+ * renews every third of a lease) and, with a loop beat, only while the event loop is stalled, and
+ * the message protocol below. `store` is the store's part, plain JavaScript that defines
+ * `async renewLeases(entry)` (true when every lease of `entry.leases`, `[id, fence]` pairs, was
+ * renewed for `entry.leaseMs`; a failure is tried again at the next tick) and `async closeStore()`.
+ */
+export function leaseKeeperSource(store: string): string {
+  return `
+const { parentPort, workerData } = require("node:worker_threads");
+const held = new Map(); // worker id -> { leases, leaseMs, until, renewedAt }
+const loopBeat = workerData.loopBeat === undefined ? undefined : new Float64Array(workerData.loopBeat);
+${store}
+let busy = false;
+async function tick() {
+  if (busy) return;
+  busy = true;
+  try {
+    const now = Date.now();
+    for (const [worker, entry] of held) {
+      if (now > entry.until) { held.delete(worker); continue; }
+      if (now - entry.renewedAt < entry.leaseMs / 2 || entry.leases.length === 0) continue;
+      // A loop that still turns will send the heartbeat itself.
+      if (loopBeat !== undefined && now - loopBeat[0] < entry.leaseMs / 3) continue;
+      if (await renewLeases(entry).catch(() => false)) entry.renewedAt = now;
+    }
+  } finally {
+    busy = false;
+  }
+}
+const timer = setInterval(() => void tick(), workerData.tickMs);
+parentPort.on("message", (message) => {
+  if (message.type === "leases") {
+    const entry = held.get(message.worker);
+    if (message.forget) held.delete(message.worker);
+    else if (message.add) {
+      if (entry !== undefined) { entry.leases.push(...message.leases); entry.until = message.until; }
+    } else {
+      held.set(message.worker, { leases: message.leases, leaseMs: message.leaseMs, until: message.until, renewedAt: Date.now() });
+    }
+  } else if (message.type === "stop") {
+    clearInterval(timer);
+    const done = () => parentPort.close();
+    closeStore().then(done, done);
+  }
+});
+`;
+}
+
+/**
  * The main-thread side of a store's lease-keeping thread (SQLite: sqlite/background-thread.ts,
  * PostgreSQL: postgres/lease-keeper.ts). Both threads speak one protocol: `leases` messages
  * (replace a worker's set, add to it, or forget it) and `stop`.

@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { LeaseThread } from "../lease-thread.js";
+import { LeaseThread, leaseKeeperSource } from "../lease-thread.js";
 import { HEADER_FIELDS } from "./job-codec.js";
 import type { NatsStoreConfig } from "./store-url.js";
 
@@ -19,8 +19,7 @@ import type { NatsStoreConfig } from "./store-url.js";
  * replicated KV can accept two compare-and-sets at one revision (nats-server #6194), so a renewal
  * racing the main thread's finish could re-open a completed job. A stalled loop sends nothing.
  */
-const THREAD_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
+const STORE_PART = `
 const { readFileSync } = require("node:fs");
 const nats = require(workerData.transport);
 const { jetstream } = require(workerData.jetstream);
@@ -28,8 +27,6 @@ const { Kvm } = require(workerData.kv);
 const STATE = workerData.fields.indexOf("state");
 const FENCE = workerData.fields.indexOf("fence");
 const LEASE = workerData.fields.indexOf("leaseExpiresAt");
-const held = new Map(); // worker id -> { leases, leaseMs, until, renewedAt }
-const loopBeat = new Float64Array(workerData.loopBeat);
 let nc;
 let kv;
 let connecting = false;
@@ -105,53 +102,26 @@ async function renew(store, id, fence, leaseMs) {
   }
 }
 
-let busy = false;
-async function tick() {
-  if (busy) return;
-  busy = true;
-  try {
-    const now = Date.now();
-    for (const [worker, entry] of held) {
-      if (now > entry.until) { held.delete(worker); continue; }
-      // Only when a heartbeat is clearly late (the healthy main thread renews every third of a lease).
-      if (now - entry.renewedAt < entry.leaseMs / 2 || entry.leases.length === 0) continue;
-      // A loop that still turns will send the heartbeat itself.
-      if (now - loopBeat[0] < entry.leaseMs / 3) continue;
-      const store = await bucket();
-      if (store === undefined) break;
-      const renewed = await Promise.allSettled(entry.leases.map(([id, fence]) => renew(store, id, fence, entry.leaseMs)));
-      // A failure is tried again at the next tick, well within the lease.
-      if (renewed.every((r) => r.status === "fulfilled")) entry.renewedAt = now;
-    }
-  } finally {
-    busy = false;
-  }
+async function renewLeases(entry) {
+  const store = await bucket();
+  if (store === undefined) return false;
+  const renewed = await Promise.allSettled(entry.leases.map(([id, fence]) => renew(store, id, fence, entry.leaseMs)));
+  return renewed.every((r) => r.status === "fulfilled");
 }
+
+async function closeStore() {
+  if (nc !== undefined) await nc.close();
+}
+
 // Connected from the start: a stall is when the thread must act, not when it should begin connecting.
 void bucket();
-const timer = setInterval(() => void tick(), workerData.tickMs);
-parentPort.on("message", (message) => {
-  if (message.type === "leases") {
-    const entry = held.get(message.worker);
-    if (message.forget) held.delete(message.worker);
-    else if (message.add) {
-      if (entry !== undefined) { entry.leases.push(...message.leases); entry.until = message.until; }
-    } else {
-      held.set(message.worker, { leases: message.leases, leaseMs: message.leaseMs, until: message.until, renewedAt: Date.now() });
-    }
-  } else if (message.type === "stop") {
-    clearInterval(timer);
-    const done = () => parentPort.close();
-    if (nc !== undefined) nc.close().then(done, done); else done();
-  }
-});
 `;
 
 export class NatsLeaseKeeper extends LeaseThread {
   constructor(config: NatsStoreConfig, jobsBucket: string) {
     const require = createRequire(import.meta.url);
     super(
-      THREAD_SOURCE,
+      leaseKeeperSource(STORE_PART),
       {
         config,
         bucket: jobsBucket,

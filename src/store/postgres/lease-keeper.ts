@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { LeaseThread } from "../lease-thread.js";
+import { LeaseThread, leaseKeeperSource } from "../lease-thread.js";
 
 /**
  * A thread with its own connection that keeps a heartbeating worker's leases alive while the
@@ -11,10 +11,8 @@ import { LeaseThread } from "../lease-thread.js";
  *
  * Same protocol as the SQLite store's background thread (sqlite/background-thread.ts).
  */
-const THREAD_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
+const STORE_PART = `
 const pg = require(workerData.driver);
-const held = new Map(); // worker id -> { leases, leaseMs, until, renewedAt }
 let client;
 let connecting = false;
 async function connection() {
@@ -33,55 +31,30 @@ async function connection() {
   }
   return client;
 }
-let busy = false;
-async function tick() {
-  if (busy) return;
-  busy = true;
+async function renewLeases(entry) {
+  const db = await connection();
+  if (db === undefined) return false;
   try {
-    const now = Date.now();
-    for (const [worker, entry] of held) {
-      if (now > entry.until) { held.delete(worker); continue; }
-      // Only when a heartbeat is clearly late (the healthy main thread renews every third of a lease).
-      if (now - entry.renewedAt < entry.leaseMs / 2 || entry.leases.length === 0) continue;
-      const db = await connection();
-      if (db === undefined) break;
-      try {
-        await db.query(
-          "UPDATE " + workerData.schema + ".jobs j SET lease_expires_at = " + workerData.schema + ".ms_now() + $3 " +
-          "FROM unnest($1::uuid[], $2::bigint[]) AS x(id, fence) WHERE j.id = x.id AND j.fence = x.fence AND j.state = 'running'",
-          [entry.leases.map((l) => l[0]), entry.leases.map((l) => l[1]), entry.leaseMs],
-        );
-        entry.renewedAt = now;
-      } catch {
-        // The next tick tries again (on a new connection if this one broke), well within the lease.
-        if (client === db) { client = undefined; db.end().catch(() => {}); }
-      }
-    }
-  } finally {
-    busy = false;
+    await db.query(
+      "UPDATE " + workerData.schema + ".jobs j SET lease_expires_at = " + workerData.schema + ".ms_now() + $3 " +
+      "FROM unnest($1::uuid[], $2::bigint[]) AS x(id, fence) WHERE j.id = x.id AND j.fence = x.fence AND j.state = 'running'",
+      [entry.leases.map((l) => l[0]), entry.leases.map((l) => l[1]), entry.leaseMs],
+    );
+    return true;
+  } catch {
+    // The next tick tries again (on a new connection if this one broke), well within the lease.
+    if (client === db) { client = undefined; db.end().catch(() => {}); }
+    return false;
   }
 }
-const timer = setInterval(() => void tick(), workerData.tickMs);
-parentPort.on("message", (message) => {
-  if (message.type === "leases") {
-    const entry = held.get(message.worker);
-    if (message.forget) held.delete(message.worker);
-    else if (message.add) {
-      if (entry !== undefined) { entry.leases.push(...message.leases); entry.until = message.until; }
-    } else {
-      held.set(message.worker, { leases: message.leases, leaseMs: message.leaseMs, until: message.until, renewedAt: Date.now() });
-    }
-  } else if (message.type === "stop") {
-    clearInterval(timer);
-    const done = () => parentPort.close();
-    if (client !== undefined) client.end().then(done, done); else done();
-  }
-});
+async function closeStore() {
+  if (client !== undefined) await client.end();
+}
 `;
 
 export class LeaseKeeper extends LeaseThread {
   constructor(config: { readonly connectionString?: string | undefined }, schema: string) {
     const driver = createRequire(import.meta.url).resolve("pg");
-    super(THREAD_SOURCE, { url: config.connectionString, schema, driver, tickMs: 200 });
+    super(leaseKeeperSource(STORE_PART), { url: config.connectionString, schema, driver, tickMs: 200 });
   }
 }

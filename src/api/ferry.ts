@@ -69,6 +69,10 @@ export interface ListFilter {
   owner?: string;
   /** Stop after this many rows. Default: all. */
   limit?: number;
+  /** Start after this id (the last of the previous page). */
+  afterId?: string;
+  /** Include each payload's preview. Default true; the daemon turns it off for viewers. */
+  previews?: boolean;
 }
 
 export interface WatchEvent {
@@ -441,14 +445,17 @@ export class Ferry {
     const limit = filter.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 0)) throw invalidArgument("limit must be a non-negative number");
     const storeFilter = toStoreFilter(filter);
-    let afterId: string | undefined;
+    if (filter.afterId !== undefined && (typeof filter.afterId !== "string" || filter.afterId.length > 64)) {
+      throw invalidArgument("afterId must be a job id");
+    }
+    let afterId = filter.afterId;
     let given = 0;
     while (given < limit) {
       const pageSize = Math.min(200, limit - given);
       const page = await this.store.listJobs({ ...storeFilter, afterId, limit: pageSize });
       const now = await this.store.now();
       for (const record of page) {
-        yield toListRow(record, now, true);
+        yield toListRow(record, now, filter.previews ?? true);
         given += 1;
       }
       if (page.length < pageSize) return;

@@ -1,0 +1,174 @@
+/**
+ * `ferry.v1.JobService`: the library's job calls for a remote caller. Who the caller is comes from
+ * `callerOf` (the daemon's authentication: a token's user and role); this layer decides what that
+ * caller may do:
+ *
+ * - `admin`: everything, on every job;
+ * - `submitter`: launch, and every call on jobs it launched (the handle alone is not enough: a
+ *   leaked handle of another user's job answers FERRY_NOT_FOUND, as a wrong cookie does);
+ * - `viewer`: list jobs, without payload previews; nothing else.
+ *
+ * Jobs launched here carry the caller's user as their owner; a caller cannot choose another.
+ */
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Ferry } from "../api/ferry.js";
+import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import type { Handle } from "../core/job.js";
+import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
+import {
+  handleOf,
+  launchOptionsOf,
+  listFilterOf,
+  listRowOut,
+  payloadOf,
+  resultOut,
+  statusOut,
+} from "./rpc-convert.js";
+import { answering, denied, toConnectError } from "./rpc-errors.js";
+
+export type Role = "admin" | "submitter" | "viewer";
+
+export interface Caller {
+  readonly user: string;
+  readonly role: Role;
+}
+
+export interface JobServiceOptions {
+  /** The authenticated caller of one call; throws FERRY_UNAUTHENTICATED when there is none. */
+  readonly callerOf: (context: HandlerContext) => Caller;
+}
+
+/** A page of `List` holds at most this many rows (100 when the caller asks for none). */
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 100;
+const MAX_BATCH = 1000;
+
+export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImpl<typeof JobService> {
+  const launcher = (context: HandlerContext): Caller => {
+    const caller = options.callerOf(context);
+    if (caller.role === "viewer") throw denied("launch jobs");
+    return caller;
+  };
+
+  /** The handle, once the caller may act on its job: its owner, or an admin. */
+  const mine = async (context: HandlerContext, handle: Handle): Promise<Handle> => {
+    const caller = options.callerOf(context);
+    if (caller.role === "viewer") throw denied("act on jobs");
+    // Checks the cookie first: a wrong one is FERRY_NOT_FOUND whoever asks.
+    const status = await ferry.status(handle);
+    if (caller.role !== "admin" && status.owner !== caller.user) {
+      throw new FerryError(ErrorCode.NotFound, "no job with this handle");
+    }
+    return handle;
+  };
+
+  return {
+    launch: (request, context) =>
+      answering(async () => {
+        const caller = launcher(context);
+        const handle = await ferry.launch(
+          request.handler,
+          payloadOf(request.payload),
+          launchOptionsOf(request.options, caller.user),
+        );
+        return { handle: { id: handle.id, cookie: handle.cookie } };
+      }),
+
+    submit: (request, context) =>
+      answering(async () => {
+        const caller = launcher(context);
+        const { id } = await ferry.submit(
+          request.handler,
+          payloadOf(request.payload),
+          launchOptionsOf(request.options, caller.user),
+        );
+        return { id };
+      }),
+
+    launchMany: (request, context) =>
+      answering(async () => {
+        const caller = launcher(context);
+        if (request.jobs.length > MAX_BATCH)
+          throw invalidArgument(`at most ${MAX_BATCH} jobs per LaunchMany`);
+        const handles = await ferry.launchMany(
+          request.jobs.map((job) => ({
+            handler: job.handler,
+            payload: payloadOf(job.payload),
+            options: launchOptionsOf(job.options, caller.user),
+          })),
+        );
+        return { handles: handles.map(({ id, cookie }) => ({ id, cookie })) };
+      }),
+
+    status: (request, context) =>
+      answering(async () => statusOut(await ferry.status(await mine(context, handleOf(request.handle))))),
+
+    wait: (request, context) =>
+      answering(async () => {
+        const handle = await mine(context, handleOf(request.handle));
+        const status = await ferry.wait(
+          handle,
+          request.timeout === undefined ? {} : { timeout: request.timeout },
+        );
+        return statusOut(status);
+      }),
+
+    result: (request, context) =>
+      answering(async () => resultOut(await ferry.result(await mine(context, handleOf(request.handle))))),
+
+    cancel: (request, context) =>
+      answering(async () => {
+        const handle = await mine(context, handleOf(request.handle));
+        const state = await ferry.cancel(handle, request.grace === undefined ? {} : { grace: request.grace });
+        return { state };
+      }),
+
+    detach: (request, context) =>
+      answering(async () => {
+        await ferry.detach(await mine(context, handleOf(request.handle)));
+        return {};
+      }),
+
+    retry: (request, context) =>
+      answering(async () => {
+        await ferry.retry(await mine(context, handleOf(request.handle)));
+        return {};
+      }),
+
+    list: (request, context) =>
+      answering(async () => {
+        const caller = options.callerOf(context);
+        const limit = request.limit ?? DEFAULT_PAGE;
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+          throw invalidArgument(`limit must be from 1 to ${MAX_PAGE}`);
+        }
+        const filter = {
+          ...listFilterOf(request),
+          // Submitters see their own jobs; viewers and admins every job.
+          ...(caller.role === "submitter" ? { owner: caller.user } : {}),
+          ...(request.afterId === undefined ? {} : { afterId: request.afterId }),
+          previews: caller.role !== "viewer",
+          limit: limit + 1,
+        };
+        const rows = [];
+        for await (const row of ferry.list(filter)) rows.push(row);
+        const page = rows.slice(0, limit);
+        return {
+          jobs: page.map(listRowOut),
+          ...(rows.length > limit ? { nextAfterId: page[page.length - 1]!.id } : {}),
+        };
+      }),
+
+    async *watch(request, context) {
+      const handle = await answering(() => mine(context, handleOf(request.handle)));
+      try {
+        for await (const _ of ferry.watch(handle)) {
+          if (context.signal.aborted) return;
+          yield statusOut(await ferry.status(handle));
+        }
+      } catch (error) {
+        throw toConnectError(error);
+      }
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Between the RPC messages (src/gen/ferry/v1/jobs_pb.ts) and the library's types: handles,
+ * launch options, statuses, results and list rows. Times go out as RFC 3339 strings, payloads and
+ * results as JSON values.
+ */
+import { fromJson, type JsonValue, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { ListFilter } from "../api/ferry.js";
+import { invalidArgument } from "../core/errors.js";
+import type { ErrorInfo, Handle, JobListRow, JobResult, JobState, JobStatus } from "../core/job.js";
+import type { LaunchOptions } from "../core/options.js";
+import type {
+  ErrorInfoSchema,
+  JobListRowSchema,
+  JobResultSchema,
+  JobStatusSchema,
+  ListRequest,
+  Handle as PbHandle,
+  LaunchOptions as PbLaunchOptions,
+} from "../gen/ferry/v1/jobs_pb.js";
+
+const STATES: readonly JobState[] = ["scheduled", "queued", "running", "completed", "failed", "cancelled"];
+
+export function handleOf(handle: PbHandle | undefined): Handle {
+  if (handle === undefined || handle.id === "" || handle.cookie === "") {
+    throw invalidArgument("handle {id, cookie} is required");
+  }
+  return { id: handle.id, cookie: handle.cookie };
+}
+
+/** The payload as the JSON value it is; absent means null. */
+export const payloadOf = (payload: Value | undefined): JsonValue =>
+  payload === undefined ? null : toJson(ValueSchema, payload);
+
+export const jsonValue = (json: unknown): Value => fromJson(ValueSchema, (json ?? null) as JsonValue);
+
+/** The caller's options; `owner` is the daemon's to set, from the caller's token. */
+export function launchOptionsOf(options: PbLaunchOptions | undefined, owner: string): LaunchOptions {
+  const out: LaunchOptions = { owner };
+  if (options === undefined) return out;
+  if (options.queue !== undefined) out.queue = options.queue;
+  if (options.priority !== undefined) out.priority = options.priority;
+  if (options.delay !== undefined) out.delay = options.delay;
+  if (options.runAt !== undefined) {
+    const at = new Date(options.runAt);
+    if (Number.isNaN(at.getTime())) throw invalidArgument("options.run_at must be an RFC 3339 time");
+    out.runAt = at;
+  }
+  if (options.attempts !== undefined) out.attempts = options.attempts;
+  if (options.backoff !== undefined) {
+    const { type, base, max, jitter } = options.backoff;
+    if (type !== "fixed" && type !== "exponential") {
+      throw invalidArgument('options.backoff.type must be "fixed" or "exponential"');
+    }
+    out.backoff = {
+      type,
+      ...(base === "" ? {} : { base }),
+      ...(max === "" ? {} : { max }),
+      ...(jitter === undefined ? {} : { jitter }),
+    };
+  }
+  if (options.timeout !== undefined) out.timeout = options.timeout;
+  if (options.uniqueKey !== undefined) out.uniqueKey = options.uniqueKey;
+  if (options.serializer !== undefined) out.serializer = options.serializer;
+  if (options.label !== undefined) out.label = options.label;
+  if (options.dependsOn.length > 0) out.dependsOn = options.dependsOn.map(handleOf);
+  if (options.group !== undefined) out.group = options.group;
+  if (options.retryOn.length > 0) out.retryOn = options.retryOn;
+  if (options.ignoreOn.length > 0) out.ignoreOn = options.ignoreOn;
+  if (options.resultTtl !== undefined) out.resultTtl = options.resultTtl;
+  return out;
+}
+
+export function listFilterOf(request: ListRequest): ListFilter {
+  const filter: ListFilter = {};
+  if (request.state !== undefined) {
+    if (!(STATES as readonly string[]).includes(request.state)) {
+      throw invalidArgument(`state must be one of ${STATES.join(", ")}`);
+    }
+    filter.state = request.state as JobState;
+  }
+  if (request.queue !== undefined) filter.queue = request.queue;
+  if (request.label !== undefined) filter.label = request.label;
+  if (request.handler !== undefined) filter.handler = request.handler;
+  return filter;
+}
+
+const time = (date: Date | null): string | undefined => (date === null ? undefined : date.toISOString());
+
+function errorInfoOf(
+  info: ErrorInfo | null | undefined,
+): MessageInitShape<typeof ErrorInfoSchema> | undefined {
+  if (info === null || info === undefined) return undefined;
+  return {
+    code: info.code,
+    message: info.message,
+    retryable: info.retryable,
+    attempt: info.attempt,
+    fields: { ...(info.fields ?? {}) },
+  };
+}
+
+export function statusOut(status: JobStatus): MessageInitShape<typeof JobStatusSchema> {
+  return {
+    id: status.id,
+    handler: status.handler,
+    queue: status.queue,
+    state: status.state,
+    attempts: status.attempts,
+    maxAttempts: status.maxAttempts,
+    ...(status.progress === null ? {} : { progress: status.progress }),
+    ...(status.label === null ? {} : { label: status.label }),
+    priority: status.priority,
+    launchedAt: status.launchedAt.toISOString(),
+    runAt: status.runAt.toISOString(),
+    ...(status.startedAt === null ? {} : { startedAt: time(status.startedAt) }),
+    ...(status.finishedAt === null ? {} : { finishedAt: time(status.finishedAt) }),
+    consumed: status.consumed,
+    cancelRequested: status.cancelRequested,
+    ...(status.errorInfo === null ? {} : { errorInfo: errorInfoOf(status.errorInfo) }),
+  };
+}
+
+export function resultOut(result: JobResult): MessageInitShape<typeof JobResultSchema> {
+  return {
+    id: result.id,
+    state: result.state,
+    ...("value" in result ? { value: jsonValue(result.value) } : {}),
+    ...(result.error === undefined ? {} : { error: errorInfoOf(result.error) }),
+    attempts: result.attempts,
+    ...(result.startedAt === null ? {} : { startedAt: time(result.startedAt) }),
+    ...(result.finishedAt === null ? {} : { finishedAt: time(result.finishedAt) }),
+  };
+}
+
+export function listRowOut(row: JobListRow): MessageInitShape<typeof JobListRowSchema> {
+  return {
+    id: row.id,
+    handler: row.handler,
+    queue: row.queue,
+    state: row.state,
+    launchedAt: row.launchedAt.toISOString(),
+    ...(row.startedAt === null ? {} : { startedAt: time(row.startedAt) }),
+    ...(row.finishedAt === null ? {} : { finishedAt: time(row.finishedAt) }),
+    attempts: row.attempts,
+    ...(row.label === null ? {} : { label: row.label }),
+    ...(row.progress === null ? {} : { progress: row.progress }),
+    ...(row.preview === null ? {} : { preview: row.preview }),
+    ...(row.lastError === null ? {} : { lastError: row.lastError }),
+    consumed: row.consumed,
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * `ferry.v1.JobService` (src/daemon/job-service.ts) through Connect's in-memory transport: the
+ * real service code, messages and error mapping, on a real SQLite store with a worker, without
+ * the network server (test/e2e covers that once the daemon serves it). Callers are chosen by an
+ * `x-test-user` header standing in for the daemon's token check.
+ */
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Caller, jobService } from "../../src/daemon/job-service.js";
+import { ERROR_CODE_HEADER, toConnectError } from "../../src/daemon/rpc-errors.js";
+import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
+import { Ferry, FerryError } from "../../src/index.js";
+import { tempDir } from "../helpers/temp.js";
+
+const CALLERS: Readonly<Record<string, Caller>> = {
+  ann: { user: "ann", role: "submitter" },
+  bob: { user: "bob", role: "submitter" },
+  vic: { user: "vic", role: "viewer" },
+  root: { user: "root", role: "admin" },
+};
+
+describe("JobService", () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function setup(options: { worker?: boolean } = {}) {
+    const dir = tempDir();
+    const ferry = await Ferry.open({ store: `sqlite:${dir.path}/ferry.db` });
+    cleanups.push(() => dir.remove());
+    cleanups.push(() => ferry.close());
+    if (options.worker !== false) {
+      const worker = ferry.worker({
+        pollInterval: "50ms",
+        handlers: {
+          "demo.echo": async (payload: unknown) => payload,
+          "demo.boom": async () => {
+            throw new Error("secret internals /etc/passwd");
+          },
+        },
+      });
+      await worker.start();
+      cleanups.push(() => worker.stop());
+    }
+    const transport = createRouterTransport(({ service }) =>
+      service(
+        JobService,
+        jobService(ferry, {
+          callerOf: (context) => {
+            const caller = CALLERS[context.requestHeader.get("x-test-user") ?? ""];
+            if (caller === undefined) throw new FerryError("FERRY_UNAUTHENTICATED", "no token");
+            return caller;
+          },
+        }),
+      ),
+    );
+    const client = createClient(JobService, transport);
+    const as = (user: string) => ({ headers: { "x-test-user": user } });
+    return { ferry, client, as };
+  }
+
+  /** The RPC error a call ends with: its status and Ferry's code. */
+  async function rpcError(call: Promise<unknown>) {
+    try {
+      await call;
+    } catch (error) {
+      const e = ConnectError.from(error);
+      return { code: e.code, ferry: e.metadata.get(ERROR_CODE_HEADER), message: e.rawMessage };
+    }
+    throw new Error("the call succeeded");
+  }
+
+  it("launches, waits and hands the result out once, with the payload as any JSON value", async () => {
+    const { client, as } = await setup();
+    const payload = { to: "a@example.com", n: [1, 2.5, null], ok: true };
+    const { handle } = await client.launch({ handler: "demo.echo", payload: toValue(payload) }, as("ann"));
+    expect(handle?.id).toMatch(/^[0-9a-f-]{36}$/);
+    const done = await client.wait({ handle, timeout: "10s" }, as("ann"));
+    expect(done).toMatchObject({ state: "completed", attempts: 1, handler: "demo.echo", queue: "default" });
+    const result = await client.result({ handle }, as("ann"));
+    expect(result.state).toBe("completed");
+    expect(fromValue(result.value)).toEqual(payload);
+    expect(await rpcError(client.result({ handle }, as("ann")))).toMatchObject({
+      code: Code.NotFound,
+      ferry: "FERRY_NOT_FOUND",
+    });
+  });
+
+  it("answers another user's handle as not found, a wrong cookie too; an admin reaches it", async () => {
+    const { client, as } = await setup({ worker: false });
+    const { handle } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    expect(await rpcError(client.status({ handle }, as("bob")))).toMatchObject({
+      code: Code.NotFound,
+      ferry: "FERRY_NOT_FOUND",
+    });
+    expect(await rpcError(client.cancel({ handle }, as("bob")))).toMatchObject({ code: Code.NotFound });
+    const forged = { id: handle!.id, cookie: "x".repeat(43) };
+    expect(await rpcError(client.status({ handle: forged }, as("ann")))).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect((await client.status({ handle }, as("root"))).state).toBe("queued");
+    expect((await client.cancel({ handle }, as("ann"))).state).toBe("cancelled");
+  });
+
+  it("lets a viewer list without payloads and nothing else; submitters list their own jobs", async () => {
+    const { client, as } = await setup({ worker: false });
+    await client.launch({ handler: "demo.echo", payload: toValue({ secret: "ann's" }) }, as("ann"));
+    await client.launch({ handler: "demo.echo", payload: toValue({ secret: "bob's" }) }, as("bob"));
+    expect(await rpcError(client.launch({ handler: "demo.echo" }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+      ferry: "FERRY_PERMISSION_DENIED",
+    });
+    const seen = await client.list({}, as("vic"));
+    expect(seen.jobs).toHaveLength(2);
+    expect(seen.jobs.every((row) => row.preview === undefined)).toBe(true);
+    const own = await client.list({}, as("bob"));
+    expect(own.jobs.map((row) => row.preview)).toEqual(['{"secret":"bob\'s"}']);
+    const { handle } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    expect(await rpcError(client.status({ handle }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    expect(await rpcError(client.list({}, as("nobody")))).toMatchObject({
+      code: Code.Unauthenticated,
+      ferry: "FERRY_UNAUTHENTICATED",
+    });
+  });
+
+  it("pages a list with next_after_id", async () => {
+    const { client, as } = await setup({ worker: false });
+    const { handles } = await client.launchMany(
+      { jobs: Array.from({ length: 5 }, (_, i) => ({ handler: "demo.echo", payload: toValue(i) })) },
+      as("ann"),
+    );
+    const first = await client.list({ limit: 3 }, as("ann"));
+    expect(first.jobs.map((j) => j.id)).toEqual(handles.slice(0, 3).map((h) => h.id));
+    const second = await client.list({ limit: 3, afterId: first.nextAfterId! }, as("ann"));
+    expect(second.jobs.map((j) => j.id)).toEqual(handles.slice(3).map((h) => h.id));
+    expect(second.nextAfterId).toBeUndefined();
+    expect(await rpcError(client.list({ limit: 5000 }, as("ann")))).toMatchObject({
+      code: Code.InvalidArgument,
+    });
+  });
+
+  it("refuses bad input with a clear code; a failed job answers its error info to its owner", async () => {
+    const { client, as } = await setup();
+    expect(await rpcError(client.status({}, as("ann")))).toMatchObject({
+      code: Code.InvalidArgument,
+      ferry: "FERRY_INVALID_ARGUMENT",
+    });
+    expect(
+      await rpcError(client.launch({ handler: "demo.echo", options: { delay: "soon" } }, as("ann"))),
+    ).toMatchObject({ code: Code.InvalidArgument });
+    expect(await rpcError(client.list({ state: "exploded" }, as("ann")))).toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    const { handle } = await client.launch({ handler: "demo.boom", options: { attempts: 1 } }, as("ann"));
+    const failed = await client.wait({ handle, timeout: "10s" }, as("ann"));
+    expect(failed.state).toBe("failed");
+    expect(failed.errorInfo?.message).toContain("secret internals");
+    expect(failed.errorInfo?.attempt).toBe(1);
+  });
+
+  it("answers an error from inside that is not Ferry's as a bare internal error", () => {
+    const hidden = toConnectError(new Error('duplicate key value violates "jobs_pkey" at /srv/app.ts:12'));
+    expect(hidden.code).toBe(Code.Internal);
+    expect(hidden.rawMessage).toBe("internal error");
+    expect(hidden.metadata.get(ERROR_CODE_HEADER)).toBe("FERRY_INTERNAL");
+    const mapped = toConnectError(new FerryError("FERRY_QUOTA_EXCEEDED", "600 launches a minute"));
+    expect([mapped.code, mapped.rawMessage]).toEqual([Code.ResourceExhausted, "600 launches a minute"]);
+  });
+
+  it("streams a job's status at each change until it is finished", async () => {
+    const { client, as } = await setup();
+    const { handle } = await client.launch({ handler: "demo.echo", payload: toValue("x") }, as("ann"));
+    const states: string[] = [];
+    for await (const status of client.watch({ handle }, as("ann"))) states.push(status.state);
+    expect(states.at(-1)).toBe("completed");
+    expect(new Set(states).size).toBe(states.length);
+  });
+});
+
+const toValue = (json: JsonValue): Value => fromJson(ValueSchema, json);
+const fromValue = (value: Value | undefined): JsonValue =>
+  value === undefined ? null : toJson(ValueSchema, value);

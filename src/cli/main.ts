@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { FerryError } from "../core/errors.js";
+import { daemonCommand } from "./daemon.js";
 import { migrateCommand } from "./migrate.js";
 import { workerCommand } from "./worker.js";
 
@@ -15,6 +16,7 @@ const program = new Command()
     process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
   });
 
+program.addCommand(daemonCommand());
 program.addCommand(workerCommand());
 program.addCommand(migrateCommand());
 

@@ -1,0 +1,144 @@
+/**
+ * `ferry daemon` as a child process on a free port, driven over the network three ways: Connect
+ * JSON over HTTP/1.1 (what curl sends), gRPC over HTTP/2, and gRPC-Web; plus its refusals to
+ * start unsafely. Slice 1 of issue 5: authentication is not built, so it runs with auth off on
+ * loopback, the only way it starts.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterEach, describe, expect, it } from "vitest";
+import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
+import { tempDir } from "../helpers/temp.js";
+
+const bin = new URL("../../bin/ferry.js", import.meta.url).pathname;
+const AUTH_OFF = { FERRY_SERVER__AUTH_ENABLED: "false" };
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FERRY_")));
+  return spawn(process.execPath, [bin, ...args], {
+    env: { ...clean, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** Everything the child wrote, once it exited. */
+function finished(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** The URL the daemon prints once it listens. */
+function listening(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+      const url = /listening on (http:\/\/\S+)/.exec(text)?.[1];
+      if (url !== undefined) resolve(url);
+    });
+    child.on("exit", (code) => reject(new Error(`daemon exited (${code}) before listening: ${text}`)));
+  });
+}
+
+describe("ferry daemon", () => {
+  const children: ChildProcess[] = [];
+  const dirs: { remove(): void }[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
+    for (const dir of dirs.splice(0)) dir.remove();
+  });
+
+  async function daemon() {
+    const dir = tempDir();
+    dirs.push(dir);
+    const child = run(["daemon", "--port", "0", "--store", `sqlite:${join(dir.path, "ferry.db")}`], AUTH_OFF);
+    children.push(child);
+    return { child, url: await listening(child) };
+  }
+
+  it("serves Connect JSON over HTTP/1.1 (curl), gRPC over HTTP/2 and gRPC-Web on one port", async () => {
+    const { child, url } = await daemon();
+    const health = await fetch(`${url}/healthz`);
+    expect([health.status, await health.text()]).toEqual([200, "ok\n"]);
+
+    // Connect JSON, as curl sends it.
+    const post = (method: string, body: unknown) =>
+      fetch(`${url}/ferry.v1.JobService/${method}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const launched = await post("Launch", { handler: "ferry.echo", payload: { x: 1 } });
+    expect(launched.status).toBe(200);
+    const { handle } = (await launched.json()) as { handle: { id: string; cookie: string } };
+    const waited = (await (await post("Wait", { handle, timeout: "10s" })).json()) as { state: string };
+    expect(waited.state).toBe("completed");
+    expect(await (await post("Result", { handle })).json()).toMatchObject({
+      state: "completed",
+      value: { x: 1 },
+    });
+    const missing = await post("Status", { handle: { id: handle.id, cookie: "wrong" } });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ code: "not_found" });
+    expect(missing.headers.get("ferry-error-code")).toBe("FERRY_NOT_FOUND");
+
+    // gRPC (HTTP/2, prior knowledge) and gRPC-Web (HTTP/1.1) clients.
+    for (const transport of [
+      createGrpcTransport({ baseUrl: url }),
+      createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }),
+    ]) {
+      const client = createClient(JobService, transport);
+      const { handle: h } = await client.launch({ handler: "ferry.echo" });
+      expect((await client.wait({ handle: h, timeout: "10s" })).state).toBe("completed");
+      const error = await client.status({ handle: { id: h!.id, cookie: "nope" } }).catch((e: unknown) => e);
+      expect(ConnectError.from(error).code).toBe(Code.NotFound);
+    }
+
+    const unknown = await fetch(`${url}/nope`);
+    expect(unknown.status).toBe(404);
+    const done = finished(child);
+    child.kill("SIGTERM");
+    expect((await done).code).toBe(0);
+  }, 60_000);
+
+  it("refuses a request body over the payload limit and stays up", async () => {
+    const { url } = await daemon();
+    const big = "x".repeat(1_200_000);
+    const response = await fetch(`${url}/ferry.v1.JobService/Launch`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ handler: "ferry.echo", payload: big }),
+    });
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  }, 60_000);
+
+  it("refuses to start without authentication off loopback, and with authentication (not built yet)", async () => {
+    const open = await finished(run(["daemon", "--port", "0", "--bind", "0.0.0.0"], AUTH_OFF));
+    expect(open.code).toBe(2);
+    expect(open.stderr).toMatch(/refusing to listen on 0\.0\.0\.0 with auth_enabled = false/);
+    const authOn = await finished(run(["daemon", "--port", "0"]));
+    expect(authOn.code).toBe(2);
+    expect(authOn.stderr).toMatch(/token authentication is not built/);
+    const typo = await finished(run(["daemon"], { FERRY_SERVER__BIND_ADRESS: "x" }));
+    expect([typo.code, typo.stderr]).toEqual([
+      2,
+      "ferry: FERRY_INVALID_ARGUMENT: FERRY_SERVER__BIND_ADRESS: server.bind_adress: unknown key\n",
+    ]);
+  }, 60_000);
+
+  it("prints the effective config with secrets hidden", async () => {
+    const shown = await finished(
+      run(["daemon", "--print-config", "--port", "6000"], { FERRY_STORE__URL: "postgres://u:pw-123@db/x" }),
+    );
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("port = 6000");
+    expect(shown.stdout).toContain('url = "postgres://u:***@db/x"');
+    expect(shown.stdout).not.toContain("pw-123");
+  }, 60_000);
+});

@@ -118,7 +118,7 @@ async function runThrough(
 
   await expectEveryNatsJobCompleted(t.ferry);
   const { report, lostAnswers } = await expectNoLateDuplicates(t.ferry, handles, t.ledger, backAt);
-  expect(duplicatesOutsideDisruption(t.ledger(), wentAt)).toEqual([]);
+  expect(duplicatesOutsideDisruption(t.ledger(), wentAt, backAt)).toEqual([]);
   const probes = await probeNotifications(t, 3);
   expect(a.alive && b.alive, "no worker process exited").toBe(true);
   const errors = t.ledger().filter((e) => e.ev === "worker-error").length;

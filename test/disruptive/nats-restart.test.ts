@@ -57,7 +57,7 @@ describe("a NATS server restart (SIGTERM, same port and folder) under a burst of
 
     await expectEveryNatsJobCompleted(t.ferry);
     const { report, lostAnswers } = await expectNoLateDuplicates(t.ferry, handles, t.ledger, restart.backAt);
-    expect(duplicatesOutsideDisruption(t.ledger(), restart.stoppedAt)).toEqual([]);
+    expect(duplicatesOutsideDisruption(t.ledger(), restart.stoppedAt, restart.backAt)).toEqual([]);
 
     const probes = await probeNotifications(t, 3);
     const after = await workConsumers([nats.server.url], prefix);

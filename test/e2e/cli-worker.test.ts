@@ -35,7 +35,7 @@ describe("the ferry command", () => {
     for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
   });
 
-  it("`ferry worker` (what npm start runs) serves the built-in handlers and stops cleanly on SIGTERM", async () => {
+  it("`ferry worker` serves the built-in handlers and stops cleanly on SIGTERM", async () => {
     const dir = tempDir();
     try {
       const store = `sqlite:${join(dir.path, "ferry.db")}`;

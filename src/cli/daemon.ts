@@ -1,7 +1,6 @@
 import { isIP } from "node:net";
 import { Command } from "commander";
 import { Ferry } from "../api/ferry.js";
-import { parseDuration } from "../core/duration.js";
 import { invalidArgument } from "../core/errors.js";
 import { loadConfig, printConfig } from "../daemon/config.js";
 import type { DaemonConfig } from "../daemon/config-schema.js";
@@ -19,6 +18,8 @@ interface DaemonFlags {
   printConfig?: boolean;
 }
 
+/** How long running jobs get to finish after SIGTERM or SIGINT. */
+const SHUTDOWN_GRACE = "30s";
 /** Room for a call's framing and options around its largest payload. */
 const REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -117,12 +118,11 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) process.exit(130);
     stopping = true;
-    const graceMs = parseDuration("30s");
     process.stdout.write(
-      `ferry daemon: ${signal}, closing (running jobs get ${graceMs / 1000}s; again to force)\n`,
+      `ferry daemon: ${signal}, closing (running jobs get ${SHUTDOWN_GRACE}; again to force)\n`,
     );
     await server.close();
-    await ferry.close({ grace: graceMs });
+    await ferry.close({ grace: SHUTDOWN_GRACE });
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));

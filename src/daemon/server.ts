@@ -50,8 +50,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   http1.keepAliveTimeout = 5_000;
   const h2 = http2.createServer({ maxSessionMemory: 10 }, handler);
-  // An idle HTTP/2 connection is closed after a while, as an idle HTTP/1.1 one is.
-  h2.setTimeout(120_000, () => undefined);
+  // An idle HTTP/2 session is destroyed after a while, as an idle HTTP/1.1 connection is closed:
+  // with no 'timeout' listener Node destroys it (a listener, even an empty one, would keep it).
+  h2.setTimeout(120_000);
   const sockets = new Set<net.Socket>();
 
   const front = net.createServer((socket) => {

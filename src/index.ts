@@ -17,7 +17,7 @@ export type {
   LaunchedHandle,
 } from "./core/job.js";
 export { JOB_STATES } from "./core/job.js";
-export type { LaunchOptions } from "./core/options.js";
+export type { LaunchOptions, WaitOptions } from "./core/options.js";
 export {
   type SqlExecOptions,
   type SqlExecPayload,

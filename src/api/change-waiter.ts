@@ -25,8 +25,12 @@ export class ChangeWaiter {
     });
   }
 
-  /** Resolves at the next change of any of `ids`, at the next poll, or after `maxMs`, whichever is first. */
-  async next(ids: readonly string[], maxMs: number): Promise<void> {
+  /**
+   * Resolves at the next change of any of `ids`, at the next poll, after `maxMs`, or when `signal`
+   * aborts, whichever is first.
+   */
+  async next(ids: readonly string[], maxMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return;
     if (this.#store.markWatched !== undefined) {
       const fresh = ids.filter((id) => !this.#marked.has(id));
       if (fresh.length > 0) {
@@ -41,10 +45,12 @@ export class ChangeWaiter {
     return new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", wake);
         for (const id of ids) this.#waiters.get(id)?.delete(wake);
         resolve();
       };
       const timer = setTimeout(wake, Math.max(0, Math.min(maxMs, this.pollMs)));
+      signal?.addEventListener("abort", wake, { once: true });
       for (const id of ids) {
         let set = this.#waiters.get(id);
         if (set === undefined) {

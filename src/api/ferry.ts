@@ -11,7 +11,7 @@ import {
   type LaunchedHandle,
 } from "../core/job.js";
 import { checkQueueName } from "../core/names.js";
-import type { LaunchOptions } from "../core/options.js";
+import type { LaunchOptions, WaitOptions } from "../core/options.js";
 import { defaultSerializerName, getSerializer } from "../serializers/index.js";
 import { canDispatch } from "../store/dispatch.js";
 import { openStore } from "../store/open.js";
@@ -270,32 +270,32 @@ export class Ferry {
   }
 
   /** Waits until the job is finished (or `timeout`, then FERRY_TIMEOUT). Does not consume. */
-  async wait(handle: Handle, options: { timeout?: Duration } = {}): Promise<JobStatus> {
-    const [status] = await this.waitFor([handle], "all", options.timeout);
+  async wait(handle: Handle, options: WaitOptions = {}): Promise<JobStatus> {
+    const [status] = await this.waitFor([handle], "all", options);
     return status!;
   }
 
   /** The first of several jobs to finish. */
   async waitAny(
     handles: readonly Handle[],
-    options: { timeout?: Duration } = {},
+    options: WaitOptions = {},
   ): Promise<{ index: number; handle: Handle; status: JobStatus }> {
     if (handles.length === 0) throw invalidArgument("waitAny needs at least one handle");
-    const statuses = await this.waitFor(handles, "any", options.timeout);
+    const statuses = await this.waitFor(handles, "any", options);
     const index = statuses.findIndex((s) => isFinished(s.state));
     return { index, handle: handles[index]!, status: statuses[index]! };
   }
 
   /** Waits until all of them are finished. */
-  async drain(handles: readonly Handle[], options: { timeout?: Duration } = {}): Promise<JobStatus[]> {
+  async drain(handles: readonly Handle[], options: WaitOptions = {}): Promise<JobStatus[]> {
     if (handles.length === 0) return [];
-    return this.waitFor(handles, "all", options.timeout);
+    return this.waitFor(handles, "all", options);
   }
 
   private async waitFor(
     handles: readonly Handle[],
     until: "any" | "all",
-    timeout: Duration | undefined,
+    { timeout, signal }: WaitOptions,
   ): Promise<JobStatus[]> {
     const records = [];
     for (const handle of handles) records.push(await this.owned(handle));
@@ -312,7 +312,8 @@ export class Ferry {
       const left = deadline - Date.now();
       if (left <= 0) throw new FerryError(ErrorCode.Timeout, "the job did not finish in time");
       this.open();
-      await this.#waiter.next(ids, left);
+      await this.#waiter.next(ids, left, signal);
+      throwIfAborted(signal);
     }
   }
 
@@ -419,8 +420,9 @@ export class Ferry {
     }
   }
 
-  /** State and progress changes until the job finishes. */
-  async *watch(handle: Handle): AsyncGenerator<WatchEvent> {
+  /** State and progress changes until the job finishes (or `signal` aborts: then it throws its reason). */
+  async *watch(handle: Handle, options: { signal?: AbortSignal } = {}): AsyncGenerator<WatchEvent> {
+    const { signal } = options;
     const { id } = await this.owned(handle);
     let last = "";
     for (;;) {
@@ -433,7 +435,8 @@ export class Ferry {
         yield { state: status.state, progress: status.progress, attempts: status.attempts };
       }
       if (isFinished(status.state) || this.#closed) return;
-      await this.#waiter.next([id], Number.POSITIVE_INFINITY);
+      await this.#waiter.next([id], Number.POSITIVE_INFINITY, signal);
+      throwIfAborted(signal);
     }
   }
 
@@ -547,3 +550,11 @@ const sameBytes = (a: Uint8Array | null, b: Uint8Array | null): boolean =>
   b !== null &&
   a.byteLength === b.byteLength &&
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+
+/** An aborted wait ends with the signal's reason (a FerryError when the caller gave one). */
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted !== true) return;
+  throw signal.reason instanceof Error
+    ? signal.reason
+    : new FerryError(ErrorCode.Cancelled, "the wait was aborted");
+}

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
+import { ConnectError } from "@connectrpc/connect";
 import { Command } from "commander";
 import { FerryError } from "../core/errors.js";
+import { accessCommands } from "./access-commands.js";
 import { daemonCommand } from "./daemon.js";
 import { migrateCommand } from "./migrate.js";
+import { EXIT, explainFailure, remoteFromEnv } from "./remote.js";
 import { workerCommand } from "./worker.js";
-
-/** Exit codes from the SPEC: 0 ok, 1 job failed or cancelled, 2 usage, 3 not found/denied, 4 server unreachable. */
-export const EXIT = { ok: 0, jobFailed: 1, usage: 2, notFound: 3, unreachable: 4 } as const;
 
 const program = new Command()
   .name("ferry")
@@ -19,10 +19,16 @@ const program = new Command()
 program.addCommand(daemonCommand());
 program.addCommand(workerCommand());
 program.addCommand(migrateCommand());
+for (const command of accessCommands()) program.addCommand(command);
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  if (error instanceof ConnectError) {
+    const { message, exitCode } = explainFailure(error, remoteFromEnv().server);
+    process.stderr.write(`ferry: ${message}\n`);
+    process.exit(exitCode);
+  }
   const message = error instanceof FerryError ? `${error.code}: ${error.message}` : String(error);
   process.stderr.write(`ferry: ${message}\n`);
   process.exit(error instanceof FerryError && error.code === "FERRY_INVALID_ARGUMENT" ? EXIT.usage : 1);

@@ -83,6 +83,13 @@ export interface LaunchOptions {
   tx?: unknown;
 }
 
+/** `wait`, `waitAny` and `drain`. */
+export interface WaitOptions {
+  readonly timeout?: Duration;
+  /** Stop waiting when it aborts: the call throws the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
 export interface ResolvedLaunch {
   readonly queue: string;
   readonly priority: number;

@@ -36,6 +36,12 @@ export const configSchema = z.strictObject({
       allowed_origins: z.array(z.url()).default([]),
       tls_cert: z.string().default(""),
       tls_key: z.string().default(""),
+      /** Where the first start (auth on, no users yet) writes the admin token, mode 0600. */
+      admin_token_file: z.string().min(1).default("./ferry-admin.token"),
+      /** Handlers that only admins and users granted them (`ferry grant sql.exec USER`) may launch. */
+      restricted_handlers: z
+        .array(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,200}$/, "a handler name like sql.exec"))
+        .default(["sql.exec"]),
     })
     .prefault({}),
   workers: z

@@ -15,6 +15,9 @@ import type { Ferry } from "../api/ferry.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import type { Handle } from "../core/job.js";
 import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
+import type { Caller } from "./authn.js";
+import { checkLaunchRights } from "./launch-rights.js";
+import type { LaunchQuotas } from "./quotas.js";
 import {
   handleOf,
   launchOptionsOf,
@@ -26,16 +29,13 @@ import {
 } from "./rpc-convert.js";
 import { answering, denied, toConnectError } from "./rpc-errors.js";
 
-export type Role = "admin" | "submitter" | "viewer";
-
-export interface Caller {
-  readonly user: string;
-  readonly role: Role;
-}
-
 export interface JobServiceOptions {
   /** The authenticated caller of one call; throws FERRY_UNAUTHENTICATED when there is none. */
   readonly callerOf: (context: HandlerContext) => Caller;
+  /** Handlers only admins and users granted them may launch (e.g. `sql.exec`). */
+  readonly restrictedHandlers?: ReadonlySet<string>;
+  /** Per-user launch quotas; none when absent. */
+  readonly quotas?: LaunchQuotas;
 }
 
 /** A page of `List` holds at most this many rows (100 when the caller asks for none). */
@@ -44,10 +44,25 @@ const DEFAULT_PAGE = 100;
 const MAX_BATCH = 1000;
 
 export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImpl<typeof JobService> {
-  const launcher = (context: HandlerContext): Caller => {
+  const restricted = options.restrictedHandlers ?? new Set<string>();
+  /** The caller, once it may launch each of `handlers`. */
+  const launcher = (context: HandlerContext, handlers: readonly string[]): Caller => {
     const caller = options.callerOf(context);
-    if (caller.role === "viewer") throw denied("launch jobs");
+    checkLaunchRights(caller, handlers, restricted);
     return caller;
+  };
+
+  /** Runs `launch` of `n` jobs within the caller's quotas: a refusal stores nothing. */
+  const withinQuota = async <T>(caller: Caller, n: number, launch: () => Promise<T>): Promise<T> => {
+    const admission = await options.quotas?.admit(caller.user, n);
+    try {
+      const launched = await launch();
+      admission?.stored();
+      return launched;
+    } catch (error) {
+      admission?.refund();
+      throw error;
+    }
   };
 
   /** The handle, once the caller may act on its job: its owner, or an admin. */
@@ -65,38 +80,44 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
   return {
     launch: (request, context) =>
       answering(async () => {
-        const caller = launcher(context);
-        const handle = await ferry.launch(
-          request.handler,
-          payloadOf(request.payload),
-          launchOptionsOf(request.options, caller.user),
+        const caller = launcher(context, [request.handler]);
+        const handle = await withinQuota(caller, 1, () =>
+          ferry.launch(
+            request.handler,
+            payloadOf(request.payload),
+            launchOptionsOf(request.options, caller.user),
+          ),
         );
         return { handle: { id: handle.id, cookie: handle.cookie } };
       }),
 
     submit: (request, context) =>
       answering(async () => {
-        const caller = launcher(context);
-        const { id } = await ferry.submit(
-          request.handler,
-          payloadOf(request.payload),
-          launchOptionsOf(request.options, caller.user),
+        const caller = launcher(context, [request.handler]);
+        const { id } = await withinQuota(caller, 1, () =>
+          ferry.submit(
+            request.handler,
+            payloadOf(request.payload),
+            launchOptionsOf(request.options, caller.user),
+          ),
         );
         return { id };
       }),
 
     launchMany: (request, context) =>
       answering(async () => {
-        const caller = launcher(context);
+        const caller = launcher(
+          context,
+          request.jobs.map((job) => job.handler),
+        );
         if (request.jobs.length > MAX_BATCH)
           throw invalidArgument(`at most ${MAX_BATCH} jobs per LaunchMany`);
-        const handles = await ferry.launchMany(
-          request.jobs.map((job) => ({
-            handler: job.handler,
-            payload: payloadOf(job.payload),
-            options: launchOptionsOf(job.options, caller.user),
-          })),
-        );
+        const jobs = request.jobs.map((job) => ({
+          handler: job.handler,
+          payload: payloadOf(job.payload),
+          options: launchOptionsOf(job.options, caller.user),
+        }));
+        const handles = await withinQuota(caller, jobs.length, () => ferry.launchMany(jobs));
         return { handles: handles.map(({ id, cookie }) => ({ id, cookie })) };
       }),
 
@@ -106,11 +127,18 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
     wait: (request, context) =>
       answering(async () => {
         const handle = await mine(context, handleOf(request.handle));
-        const status = await ferry.wait(
-          handle,
-          request.timeout === undefined ? {} : { timeout: request.timeout },
-        );
-        return statusOut(status);
+        // A revoked token ends the wait too, not only the next call.
+        const session = options.callerOf(context).hold();
+        try {
+          const signal = AbortSignal.any([context.signal, session.signal]);
+          const status = await ferry.wait(handle, {
+            signal,
+            ...(request.timeout === undefined ? {} : { timeout: request.timeout }),
+          });
+          return statusOut(status);
+        } finally {
+          session.release();
+        }
       }),
 
     result: (request, context) =>
@@ -161,13 +189,17 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     async *watch(request, context) {
       const handle = await answering(() => mine(context, handleOf(request.handle)));
+      // A revoked token ends the stream within the access document's refresh time.
+      const session = options.callerOf(context).hold();
       try {
-        for await (const _ of ferry.watch(handle)) {
-          if (context.signal.aborted) return;
+        const signal = AbortSignal.any([context.signal, session.signal]);
+        for await (const _ of ferry.watch(handle, { signal })) {
           yield statusOut(await ferry.status(handle));
         }
       } catch (error) {
         throw toConnectError(error);
+      } finally {
+        session.release();
       }
     },
   };

@@ -28,7 +28,14 @@ const STATUS: Readonly<Record<ErrorCode, Code>> = {
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (!(error instanceof FerryError)) {
-    return new ConnectError("internal error", Code.Internal, { [ERROR_CODE_HEADER]: "FERRY_INTERNAL" });
+    // The cause stays on the server (the daemon logs its message); the caller learns nothing of it.
+    return new ConnectError(
+      "internal error",
+      Code.Internal,
+      { [ERROR_CODE_HEADER]: "FERRY_INTERNAL" },
+      undefined,
+      error,
+    );
   }
   return new ConnectError(error.message, STATUS[error.code] ?? Code.Unknown, {
     [ERROR_CODE_HEADER]: error.code,

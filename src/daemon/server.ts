@@ -1,22 +1,44 @@
 /**
- * One port for everything: gRPC over HTTP/2 (cleartext, prior knowledge, as gRPC clients speak it
- * without TLS), and Connect JSON, gRPC-Web and plain GET routes over HTTP/1.1. A connection is
- * routed by its first bytes: HTTP/2 always opens with the preface `PRI * HTTP/2.0`, which no
- * HTTP/1.1 method starts with. Both protocols hand requests to the same Connect handler.
+ * One port for everything: gRPC over HTTP/2, and Connect JSON, gRPC-Web and plain GET routes over
+ * HTTP/1.1, all handed to the same Connect handler.
+ *
+ * - Cleartext: a connection is routed by its first bytes. HTTP/2 always opens with the preface
+ *   `PRI * HTTP/2.0` (gRPC clients speak it without TLS by prior knowledge), which no HTTP/1.1
+ *   method starts with.
+ * - TLS (1.2 or newer): the client names its protocol in the handshake (ALPN `h2` or `http/1.1`),
+ *   and one Node HTTP/2 server answers both.
  */
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { peerAddress } from "./authn.js";
+import { guardBody, refusalOf, refusedInput, refuseGuarded } from "./body-guard.js";
+import { applyCors } from "./cors.js";
+import type { NodeRequest, NodeResponse } from "./http-types.js";
+import { ERROR_CODE_HEADER } from "./rpc-errors.js";
+
+type Request = NodeRequest;
+type Response = NodeResponse;
 
 export interface ServerOptions {
   readonly host: string;
   /** 0: any free port (the listening one is in `address`). */
   readonly port: number;
   readonly routes: (router: ConnectRouter) => void;
+  readonly interceptors?: Interceptor[];
+  /** Plain `GET` routes beside the RPCs, by path (`/healthz` is built in). */
+  readonly getRoutes?: Readonly<
+    Record<string, (request: Request, response: Response) => Promise<void> | void>
+  >;
   /** Largest request body a call may send, in bytes (the payload limit plus framing). */
   readonly maxRequestBytes: number;
+  /** PEM certificate and key: the port speaks TLS 1.2+ only. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** Browser origins allowed by CORS, matched exactly. */
+  readonly allowedOrigins?: ReadonlySet<string>;
 }
 
 export interface RunningServer {
@@ -29,21 +51,57 @@ export interface RunningServer {
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 /** A client that sends nothing at all is dropped after this. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
+/** An idle connection (HTTP/1.1 keep-alive aside) or HTTP/2 session is closed after this. */
+const IDLE_TIMEOUT_MS = 120_000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const handler = connectNodeAdapter({
-    routes: options.routes,
+  const getRoutes: NonNullable<ServerOptions["getRoutes"]> = { "/healthz": healthz, ...options.getRoutes };
+  const allowedOrigins = options.allowedOrigins ?? new Set<string>();
+  /** Each RPC's path and request message, for the body guard. */
+  const inputs = new Map<string, DescMessage>();
+  const rpc = connectNodeAdapter({
+    routes: (router) => {
+      options.routes(router);
+      for (const handler of router.handlers) inputs.set(handler.requestPath, handler.method.input);
+    },
     readMaxBytes: options.maxRequestBytes,
+    // Compressed requests are refused: a small body could unpack into a huge one, and JSON in it
+    // would pass the strict-JSON guard unread.
+    acceptCompression: [],
+    // A field the schema does not know is an error, not silently dropped.
+    jsonOptions: { ignoreUnknownFields: false },
+    interceptors: [...(options.interceptors ?? []), refuseGuarded],
+    contextValues: (request) =>
+      createContextValues()
+        // The socket's own address: a client cannot claim another by a header.
+        .set(peerAddress, request.socket?.remoteAddress ?? "unknown")
+        .set(refusedInput, refusalOf(request)),
     fallback: (request, response) => {
-      if (request.method === "GET" && request.url === "/healthz") {
-        response.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
-        response.end("ok\n");
+      const path = request.url?.split("?")[0] ?? "";
+      const route = request.method === "GET" && Object.hasOwn(getRoutes, path) ? getRoutes[path] : undefined;
+      if (route !== undefined) {
+        Promise.resolve(route(request, response)).catch(() => {
+          if (!response.headersSent) response.writeHead(500);
+          response.end();
+        });
         return;
       }
       response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
       response.end("not found\n");
     },
   });
+  const handler = (request: Request, response: Response) => {
+    if (applyCors(allowedOrigins, request, response)) return;
+    labelDecodeErrors(response);
+    guardBody(request, response, options.maxRequestBytes, (path) => inputs.get(path)).then(
+      (serve) => {
+        if (serve) rpc(request, response);
+      },
+      // The body could not be read (the client went away): nothing to answer.
+      () => response.destroy(),
+    );
+  };
+  if (options.tls !== undefined) return listenTls(options, handler);
   const http1 = http.createServer(
     { requestTimeout: 300_000, headersTimeout: 10_000, maxHeaderSize: 16_384 },
     handler,
@@ -52,7 +110,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const h2 = http2.createServer({ maxSessionMemory: 10 }, handler);
   // An idle HTTP/2 session is destroyed after a while, as an idle HTTP/1.1 connection is closed:
   // with no 'timeout' listener Node destroys it (a listener, even an empty one, would keep it).
-  h2.setTimeout(120_000);
+  h2.setTimeout(IDLE_TIMEOUT_MS);
   const sockets = new Set<net.Socket>();
 
   const front = net.createServer((socket) => {
@@ -68,19 +126,54 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (isHttp2 ? h2 : http1).emit("connection", socket);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    front.once("error", reject);
-    front.listen(options.port, options.host, () => resolve());
+  return listening(front, options, "http", sockets, () => http1.closeIdleConnections());
+}
+
+/** TLS 1.2+: HTTP/2 or HTTP/1.1 as the client's ALPN asks, on one Node server. */
+async function listenTls(
+  options: ServerOptions,
+  handler: (request: Request, response: Response) => void,
+): Promise<RunningServer> {
+  const server = http2.createSecureServer(
+    {
+      cert: options.tls!.cert,
+      key: options.tls!.key,
+      minVersion: "TLSv1.2",
+      allowHTTP1: true,
+      maxSessionMemory: 10,
+      settings: { maxHeaderListSize: 16_384 },
+    },
+    handler,
+  );
+  server.setTimeout(IDLE_TIMEOUT_MS);
+  const sockets = new Set<net.Socket>();
+  server.on("secureConnection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
   });
-  const address = front.address() as net.AddressInfo;
+  return listening(server, options, "https", sockets, () => undefined);
+}
+
+async function listening(
+  server: net.Server,
+  options: ServerOptions,
+  scheme: "http" | "https",
+  sockets: Set<net.Socket>,
+  closeIdle: () => void,
+): Promise<RunningServer> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as net.AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`,
+    url: `${scheme}://${host}:${address.port}`,
     port: address.port,
     close: async () => {
       await new Promise<void>((resolve) => {
-        front.close(() => resolve());
-        http1.closeIdleConnections();
+        server.close(() => resolve());
+        closeIdle();
         for (const socket of sockets) socket.end();
         setTimeout(() => {
           for (const socket of sockets) socket.destroy();
@@ -88,4 +181,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     },
   };
+}
+
+/**
+ * Connect answers a body it cannot decode (a field of the wrong type, an unknown field, an int out
+ * of range) with HTTP 400 before any Ferry code runs: give those the Ferry code too, so every
+ * refusal of bad input carries `ferry-error-code`. (gRPC answers in trailers; they keep the status.)
+ */
+function labelDecodeErrors(response: Response): void {
+  const writeHead = response.writeHead.bind(response) as (...args: unknown[]) => Response;
+  response.writeHead = ((status: number, ...rest: unknown[]) => {
+    if (status === 400 && !response.hasHeader(ERROR_CODE_HEADER)) {
+      const given = rest.find((arg) => typeof arg === "object" && arg !== null) as
+        | Record<string, unknown>
+        | undefined;
+      if (given?.[ERROR_CODE_HEADER] === undefined)
+        response.setHeader(ERROR_CODE_HEADER, "FERRY_INVALID_ARGUMENT");
+    }
+    return writeHead(status, ...rest);
+  }) as typeof response.writeHead;
+}
+
+function healthz(_request: Request, response: Response): void {
+  response.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+  response.end("ok\n");
 }

@@ -276,6 +276,17 @@ export interface DispatchOffer {
   readonly leaseMs: number;
 }
 
+/**
+ * The daemon's users, roles and token hashes, as one document it encodes itself (src/auth/). One
+ * document with a revision, written by compare-and-set, so that invariants spanning users (the
+ * last admin stays) hold across daemons sharing a store, on every backend alike.
+ */
+export interface AccessDocument {
+  /** Grows with every write; never 0 once written. */
+  readonly revision: number;
+  readonly data: Uint8Array;
+}
+
 export interface Store {
   /** "sqlite", "postgres" or "nats". */
   readonly kind: string;
@@ -303,6 +314,11 @@ export interface Store {
   /** One page of jobs matching the filter, by id ascending. Records omit `result`. */
   listJobs(request: ListRequest): Promise<JobRecord[]>;
   stats(): Promise<StoreStats>;
+  /**
+   * How many of `owner`'s jobs are unfinished (scheduled, queued or running), counting no further
+   * than `limit`: per-user quotas ask whether a user is at its limit, not how far past it.
+   */
+  countActive(owner: string, limit: number): Promise<number>;
 
   // --- the owner's controls ----------------------------------------------------------------
   /**
@@ -368,6 +384,15 @@ export interface Store {
    * makes and move the schedule to its next time in one atomic step. Answers how many fired.
    */
   fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number>;
+
+  // --- access control (the daemon's users and tokens) ---------------------------------------
+  /** The access document, or undefined when none was ever written. */
+  readAccess(): Promise<AccessDocument | undefined>;
+  /**
+   * Replace the access document if its revision is still `expectedRevision` (0: none written yet).
+   * Answers the new revision, or null when another writer came first (then nothing changed).
+   */
+  writeAccess(data: Uint8Array, expectedRevision: number): Promise<number | null>;
 
   // --- events ------------------------------------------------------------------------------
   /**

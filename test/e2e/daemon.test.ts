@@ -1,49 +1,19 @@
 /**
  * `ferry daemon` as a child process on a free port, driven over the network three ways: Connect
  * JSON over HTTP/1.1 (what curl sends), gRPC over HTTP/2, and gRPC-Web; plus its refusals to
- * start unsafely. Slice 1 of issue 5: authentication is not built, so it runs with auth off on
- * loopback, the only way it starts.
+ * start unsafely. These run with authentication off, on loopback; daemon-auth.test.ts covers
+ * tokens.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
+import { finished, listening, runFerry as run } from "../helpers/daemon-process.js";
 import { tempDir } from "../helpers/temp.js";
 
-const bin = new URL("../../bin/ferry.js", import.meta.url).pathname;
 const AUTH_OFF = { FERRY_SERVER__AUTH_ENABLED: "false" };
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FERRY_")));
-  return spawn(process.execPath, [bin, ...args], {
-    env: { ...clean, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
-
-/** Everything the child wrote, once it exited. */
-function finished(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
-}
-
-/** The URL the daemon prints once it listens. */
-function listening(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      const url = /listening on (http:\/\/\S+)/.exec(text)?.[1];
-      if (url !== undefined) resolve(url);
-    });
-    child.on("exit", (code) => reject(new Error(`daemon exited (${code}) before listening: ${text}`)));
-  });
-}
 
 describe("ferry daemon", () => {
   const children: ChildProcess[] = [];
@@ -118,13 +88,13 @@ describe("ferry daemon", () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   }, 60_000);
 
-  it("refuses to start without authentication off loopback, and with authentication (not built yet)", async () => {
+  it("refuses to start off loopback without authentication, or without TLS unless told so", async () => {
     const open = await finished(run(["daemon", "--port", "0", "--bind", "0.0.0.0"], AUTH_OFF));
     expect(open.code).toBe(2);
     expect(open.stderr).toMatch(/refusing to listen on 0\.0\.0\.0 with auth_enabled = false/);
-    const authOn = await finished(run(["daemon", "--port", "0"]));
-    expect(authOn.code).toBe(2);
-    expect(authOn.stderr).toMatch(/token authentication is not built/);
+    const clear = await finished(run(["daemon", "--port", "0", "--bind", "0.0.0.0"]));
+    expect(clear.code).toBe(2);
+    expect(clear.stderr).toMatch(/refusing to listen on 0\.0\.0\.0 without TLS/);
     const typo = await finished(run(["daemon"], { FERRY_SERVER__BIND_ADRESS: "x" }));
     expect([typo.code, typo.stderr]).toEqual([
       2,

@@ -8,17 +8,26 @@ import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Caller, jobService } from "../../src/daemon/job-service.js";
+import type { Role } from "../../src/auth/access.js";
+import type { Caller } from "../../src/daemon/authn.js";
+import { jobService } from "../../src/daemon/job-service.js";
 import { ERROR_CODE_HEADER, toConnectError } from "../../src/daemon/rpc-errors.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { Ferry, FerryError } from "../../src/index.js";
 import { tempDir } from "../helpers/temp.js";
 
+const caller = (user: string, role: Role, grants: string[] = []): Caller => ({
+  user,
+  role,
+  grants: new Set(grants),
+  hold: () => ({ signal: new AbortController().signal, release: () => undefined }),
+});
+
 const CALLERS: Readonly<Record<string, Caller>> = {
-  ann: { user: "ann", role: "submitter" },
-  bob: { user: "bob", role: "submitter" },
-  vic: { user: "vic", role: "viewer" },
-  root: { user: "root", role: "admin" },
+  ann: caller("ann", "submitter", ["demo.restricted"]),
+  bob: caller("bob", "submitter"),
+  vic: caller("vic", "viewer"),
+  root: caller("root", "admin"),
 };
 
 describe("JobService", () => {
@@ -54,6 +63,7 @@ describe("JobService", () => {
             if (caller === undefined) throw new FerryError("FERRY_UNAUTHENTICATED", "no token");
             return caller;
           },
+          restrictedHandlers: new Set(["demo.restricted"]),
         }),
       ),
     );
@@ -126,6 +136,26 @@ describe("JobService", () => {
       code: Code.Unauthenticated,
       ferry: "FERRY_UNAUTHENTICATED",
     });
+  });
+
+  it("lets only admins and granted users launch a restricted handler, alone or in a batch", async () => {
+    const { client, as, ferry } = await setup({ worker: false });
+    const denied = await rpcError(client.launch({ handler: "demo.restricted" }, as("bob")));
+    expect(denied).toMatchObject({ code: Code.PermissionDenied, ferry: "FERRY_PERMISSION_DENIED" });
+    expect(denied.message).toContain("ferry grant demo.restricted bob");
+    expect(
+      await rpcError(
+        client.launchMany({ jobs: [{ handler: "demo.echo" }, { handler: "demo.restricted" }] }, as("bob")),
+      ),
+    ).toMatchObject({ code: Code.PermissionDenied });
+    expect(await rpcError(client.submit({ handler: "demo.restricted" }, as("bob")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    // Nothing of the refused calls was stored.
+    expect((await ferry.stats()).launched).toBe(0);
+    await client.launch({ handler: "demo.restricted" }, as("ann"));
+    await client.launch({ handler: "demo.restricted" }, as("root"));
+    expect((await ferry.stats()).launched).toBe(2);
   });
 
   it("pages a list with next_after_id", async () => {

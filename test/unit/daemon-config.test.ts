@@ -36,6 +36,8 @@ describe("daemon config", () => {
       allowed_origins: [],
       tls_cert: "",
       tls_key: "",
+      admin_token_file: "./ferry-admin.token",
+      restricted_handlers: ["sql.exec"],
     });
     expect(config.store.url).toBe("sqlite:./ferry.db");
     expect(config.workers).toEqual({

@@ -20,6 +20,7 @@ import type { LeaseThread } from "../lease-thread.js";
 import { rescueOutcome, tallyParents } from "../rescue.js";
 import { type CounterDelta, noCounts, toStoreStats } from "../stats.js";
 import type {
+  AccessDocument,
   CancelResult,
   ClaimedJob,
   ClaimRequest,
@@ -104,6 +105,8 @@ const MISSING_RECORD_RETRY_MS = 1_000;
 const MISSING_RECORD_DELIVERIES = 5;
 /** Longest single nak delay: a job due later is looked at again after this. */
 const MAX_NAK_MS = 3_600_000;
+/** The daemon's access document (users, roles, token hashes) in the meta bucket. */
+const ACCESS_KEY = "access";
 
 interface Held {
   readonly message: WorkMessage | undefined;
@@ -656,6 +659,18 @@ export class NatsStore implements Store {
     for (let i = 0; i < ids.length; i += chunk, chunk = Math.min(chunk * 2, LIST_CHUNK)) {
       for (const found of await this.#repo.readMany(ids.slice(i, i + chunk))) yield found;
     }
+  }
+
+  /** Reads the owner's records through the index: the cost grows with the jobs it has stored. */
+  async countActive(owner: string, limit: number): Promise<number> {
+    // Counting no further than 0 is 0, as the SQL stores' LIMIT 0 answers (the loop below would say 1).
+    if (limit <= 0) return 0;
+    let active = 0;
+    for await (const { job } of this.candidates({ owner })) {
+      if (job.owner !== owner || isFinished(job.state)) continue;
+      if (++active >= limit) break;
+    }
+    return active;
   }
 
   async stats(): Promise<StoreStats> {
@@ -1402,6 +1417,25 @@ export class NatsStore implements Store {
   }
   fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number> {
     return this.#schedules.fireDue(fire, Date.now());
+  }
+
+  // --- access control ------------------------------------------------------------------------
+
+  async readAccess(): Promise<AccessDocument | undefined> {
+    const entry = await this.#r.meta.get(ACCESS_KEY);
+    if (entry === null || entry.operation !== "PUT") return undefined;
+    return { revision: entry.revision, data: entry.value };
+  }
+
+  async writeAccess(data: Uint8Array, expectedRevision: number): Promise<number | null> {
+    try {
+      return expectedRevision === 0
+        ? await this.#r.meta.create(ACCESS_KEY, data)
+        : await this.#r.meta.update(ACCESS_KEY, data, expectedRevision);
+    } catch (error) {
+      if (isRevisionConflict(error)) return null;
+      throw error;
+    }
   }
 
   // --- events ----------------------------------------------------------------------------------

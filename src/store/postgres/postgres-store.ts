@@ -16,6 +16,7 @@ import {
 } from "../rows.js";
 import { toStoreStats } from "../stats.js";
 import type {
+  AccessDocument,
   CancelResult,
   ClaimRequest,
   ClaimResult,
@@ -529,6 +530,38 @@ export class PostgresStore implements Store {
     return this.write(
       async (client) => ((await client.query(this.#schedules.deleteSql, [id])).rowCount ?? 0) > 0,
     );
+  }
+
+  async countActive(owner: string, limit: number): Promise<number> {
+    const [row] = await this.read<{ n: string }>(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM ${this.schema}.jobs
+         WHERE owner = $1 AND state IN ('scheduled', 'queued', 'running') LIMIT $2) AS active`,
+      [owner, limit],
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  async readAccess(): Promise<AccessDocument | undefined> {
+    const [row] = await this.read<{ revision: string; data: Buffer }>(
+      `SELECT revision, data FROM ${this.schema}.access WHERE id = 1`,
+    );
+    return row === undefined ? undefined : { revision: Number(row.revision), data: new Uint8Array(row.data) };
+  }
+
+  async writeAccess(data: Uint8Array, expectedRevision: number): Promise<number | null> {
+    return this.write(async (client) => {
+      const changed =
+        expectedRevision === 0
+          ? await client.query(
+              `INSERT INTO ${this.schema}.access (id, revision, data) VALUES (1, 1, $1) ON CONFLICT (id) DO NOTHING`,
+              [Buffer.from(data)],
+            )
+          : await client.query(
+              `UPDATE ${this.schema}.access SET revision = revision + 1, data = $1 WHERE id = 1 AND revision = $2`,
+              [Buffer.from(data), expectedRevision],
+            );
+      return changed.rowCount === 1 ? expectedRevision + 1 : null;
+    });
   }
 
   async fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number> {

@@ -108,6 +108,17 @@ export const MIGRATIONS: readonly ((schema: string) => string)[] = [
     PRIMARY KEY (name, shard)
   );
   `,
+  // 2: the daemon's access document (users, roles, token hashes): one row, written by revision;
+  // and a user's unfinished jobs, counted by per-user quotas (library launches have no owner).
+  (s) => `
+  CREATE INDEX jobs_owner_active ON ${s}.jobs (owner)
+    WHERE owner IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+  CREATE TABLE ${s}.access (
+    id       integer PRIMARY KEY CHECK (id = 1),
+    revision bigint NOT NULL,
+    data     bytea NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

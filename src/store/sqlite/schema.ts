@@ -104,6 +104,17 @@ export const MIGRATIONS: readonly string[] = [
     ('launched', 0), ('completed', 0), ('failed', 0), ('cancelled', 0), ('timed_out', 0),
     ('run_ms_total', 0), ('run_count', 0);
   `,
+  // 2: the daemon's access document (users, roles, token hashes): one row, written by revision;
+  // and a user's unfinished jobs, counted by per-user quotas (library launches have no owner).
+  `
+  CREATE INDEX jobs_owner_active ON jobs (owner)
+    WHERE owner IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+  CREATE TABLE access (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL,
+    data     BLOB NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

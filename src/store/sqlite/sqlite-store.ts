@@ -3,6 +3,7 @@ import { ErrorCode, FerryError, invalidArgument } from "../../core/errors.js";
 import type { Progress } from "../../core/job.js";
 import { rescueOutcome } from "../rescue.js";
 import type {
+  AccessDocument,
   CancelResult,
   ClaimRequest,
   ClaimResult,
@@ -332,6 +333,41 @@ export class SqliteStore implements Store {
 
   async deleteSchedule(id: string): Promise<boolean> {
     return writeTx(this.#db, () => this.parts.schedules.delete(id));
+  }
+
+  async countActive(owner: string, limit: number): Promise<number> {
+    const row = await readRetry(
+      () =>
+        this.#db
+          .prepare(
+            `SELECT count(*) AS n FROM (SELECT 1 FROM jobs
+               WHERE owner = ? AND state IN ('scheduled', 'queued', 'running') LIMIT ?)`,
+          )
+          .get(owner, limit) as { n: number },
+    );
+    return row.n;
+  }
+
+  async readAccess(): Promise<AccessDocument | undefined> {
+    const row = await readRetry(
+      () =>
+        this.#db.prepare("SELECT revision, data FROM access WHERE id = 1").get() as
+          | { revision: number; data: Buffer }
+          | undefined,
+    );
+    return row === undefined ? undefined : { revision: row.revision, data: new Uint8Array(row.data) };
+  }
+
+  async writeAccess(data: Uint8Array, expectedRevision: number): Promise<number | null> {
+    return writeTx(this.#db, () => {
+      const changed =
+        expectedRevision === 0
+          ? this.#db.prepare("INSERT OR IGNORE INTO access (id, revision, data) VALUES (1, 1, ?)").run(data)
+          : this.#db
+              .prepare("UPDATE access SET revision = revision + 1, data = ? WHERE id = 1 AND revision = ?")
+              .run(data, expectedRevision);
+      return changed.changes === 1 ? expectedRevision + 1 : null;
+    });
   }
 
   async fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number> {

@@ -1,0 +1,125 @@
+/**
+ * `ferry.v1.AdminService`: users, tokens and rights (admins only), and the store's figures
+ * (admins and viewers). The rules themselves (nobody grants to itself, the last admin stays) are
+ * in src/auth/access.ts, where every daemon sharing the store applies them alike.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Ferry } from "../api/ferry.js";
+import {
+  createToken,
+  findUser,
+  grant,
+  parseGrant,
+  revoke,
+  revokeTokens,
+  type UserEntry,
+} from "../auth/access.js";
+import type { AccessControl } from "../auth/access-control.js";
+import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import type { AdminService, UserSchema } from "../gen/ferry/v1/admin_pb.js";
+import type { Caller } from "./authn.js";
+import { answering, denied } from "./rpc-errors.js";
+
+export interface AdminServiceOptions {
+  readonly callerOf: (context: HandlerContext) => Caller;
+  /** Undefined when authentication is off: there are no users to manage. */
+  readonly access: AccessControl | undefined;
+}
+
+export function adminService(ferry: Ferry, options: AdminServiceOptions): ServiceImpl<typeof AdminService> {
+  /** The caller and the access document, once the caller is an admin. */
+  const admin = (context: HandlerContext): { caller: Caller; access: AccessControl } => {
+    const caller = options.callerOf(context);
+    if (caller.role !== "admin") throw denied("manage users and tokens");
+    if (options.access === undefined) {
+      throw new FerryError(
+        ErrorCode.InvalidArgument,
+        "authentication is off on this daemon: there are no users or tokens to manage",
+      );
+    }
+    return { caller, access: options.access };
+  };
+
+  return {
+    createToken: (request, context) =>
+      answering(async () => {
+        const { access } = admin(context);
+        const role = request.role === undefined ? undefined : parseGrant(request.role);
+        if (role !== undefined && role.kind !== "role")
+          throw invalidArgument("role must be admin, submitter or viewer");
+        const now = Date.now();
+        const minted = await access.change((data) => {
+          const made = createToken(data, { user: request.user, role: role?.role, now });
+          return { data: made.data, answer: made.minted };
+        });
+        return { user: request.user, token: minted.token, tokenId: minted.id };
+      }),
+
+    revokeToken: (request, context) =>
+      answering(async () => {
+        const { access } = admin(context);
+        const revoked = await access.change((data) => {
+          const after = revokeTokens(data, request.user);
+          return { data: after.data, answer: after.revoked };
+        });
+        return { revoked };
+      }),
+
+    grant: (request, context) =>
+      answering(async () => {
+        const { caller, access } = admin(context);
+        const data = await access.change((data) => {
+          const next = grant(data, { by: caller.user, user: request.user, grant: request.grant });
+          return { data: next, answer: next };
+        });
+        return userOut(findUser(data, request.user)!);
+      }),
+
+    revoke: (request, context) =>
+      answering(async () => {
+        const { access } = admin(context);
+        const data = await access.change((data) => {
+          const next = revoke(data, { user: request.user, grant: request.grant });
+          return { data: next, answer: next };
+        });
+        return userOut(findUser(data, request.user)!);
+      }),
+
+    listUsers: (_request, context) =>
+      answering(async () => {
+        const { access } = admin(context);
+        await access.refresh();
+        return { users: access.data.users.map(userOut) };
+      }),
+
+    stats: (_request, context) =>
+      answering(async () => {
+        const caller = options.callerOf(context);
+        if (caller.role === "submitter") throw denied("read the daemon's figures");
+        const stats = await ferry.stats();
+        return {
+          queues: Object.entries(stats.byQueue).map(([queue, states]) => ({
+            queue,
+            states: Object.fromEntries(Object.entries(states).map(([state, n]) => [state, BigInt(n ?? 0)])),
+          })),
+          launched: BigInt(stats.launched),
+          completed: BigInt(stats.completed),
+          failed: BigInt(stats.failed),
+          cancelled: BigInt(stats.cancelled),
+          timedOut: BigInt(stats.timedOut),
+          avgRunMs: stats.avgRunMs,
+        };
+      }),
+  };
+}
+
+function userOut(user: UserEntry): MessageInitShape<typeof UserSchema> {
+  return {
+    name: user.name,
+    roles: [...user.roles],
+    grants: [...user.grants],
+    tokens: user.tokens.length,
+    createdAt: new Date(user.createdAt).toISOString(),
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * `ferry.v1.ScheduleService`: the library's schedules for a remote caller. A schedule belongs to
+ * the user who made it and fires jobs owned by that user:
+ *
+ * - `admin`: every schedule;
+ * - `submitter`: makes schedules (for handlers it may launch), and sees and changes its own only;
+ *   another user's schedule answers FERRY_NOT_FOUND, and its name cannot be taken over;
+ * - `viewer`: lists every schedule, nothing else.
+ *
+ * Quotas apply to launches, not to the jobs a schedule fires later.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Ferry } from "../api/ferry.js";
+import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
+import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
+import { checkHandlerName } from "../core/names.js";
+import type { ScheduleSchema, ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
+import type { Caller } from "./authn.js";
+import { checkLaunchRights } from "./launch-rights.js";
+import { launchOptionsOf, payloadOf } from "./rpc-convert.js";
+import { answering, denied } from "./rpc-errors.js";
+
+export interface ScheduleServiceOptions {
+  readonly callerOf: (context: HandlerContext) => Caller;
+  readonly restrictedHandlers?: ReadonlySet<string>;
+}
+
+export function scheduleService(
+  ferry: Ferry,
+  options: ScheduleServiceOptions,
+): ServiceImpl<typeof ScheduleService> {
+  const restricted = options.restrictedHandlers ?? new Set<string>();
+
+  /** The schedule's id, once the caller may change it: its owner, or an admin. */
+  const mine = async (context: HandlerContext, id: string): Promise<string> => {
+    const caller = options.callerOf(context);
+    if (caller.role === "viewer") throw denied("change schedules");
+    const record = typeof id === "string" && id.length <= 64 ? await ferry.store.getSchedule(id) : undefined;
+    // Another user's schedule answers as a missing one: ids are not to be probed.
+    if (record === undefined || (caller.role !== "admin" && record.owner !== caller.user)) throw notFound();
+    return id;
+  };
+
+  return {
+    create: (request, context) =>
+      answering(async () => {
+        const caller = options.callerOf(context);
+        const handler = checkHandlerName(request.handler ?? request.name);
+        checkLaunchRights(caller, [handler], restricted);
+        // Upserting by name must not take over another user's schedule of that name.
+        const existing = (await ferry.store.listSchedules()).find((s) => s.name === request.name);
+        if (existing !== undefined && caller.role !== "admin" && existing.owner !== caller.user) {
+          throw new FerryError(ErrorCode.PermissionDenied, "a schedule of this name belongs to another user");
+        }
+        // Options a schedule does not take (delay, run_at, unique_key, depends_on) are refused
+        // by ferry.schedule with FERRY_INVALID_ARGUMENT.
+        const jobOptions = launchOptionsOf(request.options, caller.user) as ScheduledOptions;
+        const made = await ferry.schedule(request.name, whenOf(request), payloadOf(request.payload), {
+          ...jobOptions,
+          handler,
+        });
+        return scheduleOut(made);
+      }),
+
+    list: (_request, context) =>
+      answering(async () => {
+        const caller = options.callerOf(context);
+        const records = await ferry.store.listSchedules();
+        const visible = new Set(
+          records.filter((r) => caller.role !== "submitter" || r.owner === caller.user).map((r) => r.id),
+        );
+        const views = await ferry.schedules.list();
+        return { schedules: views.filter((v) => visible.has(v.id)).map(scheduleOut) };
+      }),
+
+    pause: (request, context) =>
+      answering(async () => scheduleOut(await ferry.schedules.pause(await mine(context, request.id)))),
+
+    resume: (request, context) =>
+      answering(async () => scheduleOut(await ferry.schedules.resume(await mine(context, request.id)))),
+
+    cancel: (request, context) =>
+      answering(async () => {
+        await ferry.schedules.cancel(await mine(context, request.id));
+        return {};
+      }),
+
+    update: (request, context) =>
+      answering(async () => {
+        const id = await mine(context, request.id);
+        const nextRunAt = request.nextRunAt === undefined ? undefined : new Date(request.nextRunAt);
+        if (nextRunAt !== undefined && Number.isNaN(nextRunAt.getTime())) {
+          throw invalidArgument("next_run_at must be an RFC 3339 time");
+        }
+        return scheduleOut(
+          await ferry.schedules.update(id, {
+            ...(request.cron === undefined ? {} : { cron: request.cron }),
+            ...(request.tz === undefined ? {} : { tz: request.tz }),
+            ...(request.every === undefined ? {} : { every: request.every }),
+            ...(request.repeat === undefined ? {} : { repeat: request.repeat }),
+            ...(nextRunAt === undefined ? {} : { nextRunAt }),
+          }),
+        );
+      }),
+  };
+}
+
+type ScheduledOptions = NonNullable<Parameters<Ferry["schedule"]>[3]>;
+
+function whenOf(request: {
+  cron?: string | undefined;
+  tz?: string | undefined;
+  every?: string | undefined;
+  repeat?: number | undefined;
+}): ScheduleWhen {
+  const repeat = request.repeat === undefined ? {} : { repeat: request.repeat };
+  if (request.cron !== undefined && request.every !== undefined)
+    throw invalidArgument("give cron or every, not both");
+  if (request.cron !== undefined)
+    return { cron: request.cron, ...(request.tz === undefined ? {} : { tz: request.tz }), ...repeat };
+  if (request.every !== undefined) return { every: request.every, ...repeat };
+  throw invalidArgument("a schedule needs cron or every");
+}
+
+function scheduleOut(view: ScheduleView): MessageInitShape<typeof ScheduleSchema> {
+  return {
+    id: view.id,
+    name: view.name,
+    handler: view.handler,
+    ...(view.cron === null ? {} : { cron: view.cron }),
+    ...(view.tz === null ? {} : { tz: view.tz }),
+    ...(view.everyMs === null ? {} : { everyMs: BigInt(view.everyMs) }),
+    ...(view.repeatLeft === null ? {} : { repeatLeft: view.repeatLeft }),
+    paused: view.paused,
+    ...(view.nextRunAt === null ? {} : { nextRunAt: view.nextRunAt.toISOString() }),
+    ...(view.lastFiredAt === null ? {} : { lastFiredAt: view.lastFiredAt.toISOString() }),
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * What JSON.parse lets through and a job API must not: a key given twice (JSON.parse keeps the
+ * last, so two parsers can read one body two ways), prototype keys (`__proto__`, `constructor`,
+ * `prototype`), nesting deeper than `maxDepth`, invalid UTF-8, and numbers too large for a double.
+ * No library at hand reports duplicate keys, so this is a small scanner over text that JSON.parse
+ * has already accepted as well-formed.
+ */
+const PROTOTYPE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+export const MAX_JSON_DEPTH = 64;
+
+/** Why `bytes` are refused, or undefined when they are strict JSON. */
+export function strictJsonProblem(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): string | undefined {
+  let text: string;
+  try {
+    text = fatalUtf8.decode(bytes);
+  } catch {
+    return "the body is not valid UTF-8";
+  }
+  try {
+    JSON.parse(text);
+  } catch {
+    return "the body is not valid JSON";
+  }
+  return scan(text, maxDepth);
+}
+
+interface Frame {
+  readonly keys: Set<string> | undefined; // undefined: an array
+  expectKey: boolean;
+}
+
+function scan(text: string, maxDepth: number): string | undefined {
+  const stack: Frame[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === "{" || c === "[") {
+      if (stack.length >= maxDepth) return `the body nests deeper than ${maxDepth} levels`;
+      stack.push({ keys: c === "{" ? new Set() : undefined, expectKey: c === "{" });
+    } else if (c === "}" || c === "]") {
+      stack.pop();
+    } else if (c === ",") {
+      const top = stack.at(-1);
+      if (top?.keys !== undefined) top.expectKey = true;
+    } else if (c === '"') {
+      const end = stringEnd(text, i);
+      const top = stack.at(-1);
+      if (top?.keys !== undefined && top.expectKey) {
+        // Decoded, so that "\u005f_proto__" is caught as well as "__proto__".
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (PROTOTYPE_KEYS.has(key)) return `the key ${JSON.stringify(key)} is not allowed`;
+        if (top.keys.has(key))
+          return `the key ${JSON.stringify(key.slice(0, 100))} appears twice in one object`;
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === "-" || (c >= "0" && c <= "9")) {
+      let end = i;
+      while (end + 1 < text.length && /[0-9eE+\-.]/.test(text[end + 1]!)) end++;
+      if (!Number.isFinite(Number(text.slice(i, end + 1)))) return "a number is too large";
+      i = end;
+    }
+  }
+  return undefined;
+}
+
+/** The index of the quote that closes the string opening at `start`. */
+function stringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    if (text[i] === "\\") i++;
+    else if (text[i] === '"') return i;
+  }
+  return text.length - 1;
+}

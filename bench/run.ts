@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { type DaemonLaunchReport, daemonLaunch } from "./daemon-launch.js";
 import { createDriver, DRIVERS, STORE_SETS } from "./drivers/index.js";
 import { machineInfo } from "./lib/machine.js";
 import { type DriverOutcome, report, type ScenarioReport } from "./lib/report.js";
@@ -18,14 +19,16 @@ import type { Scenario } from "./scenarios/scenario.js";
 import { throughput } from "./scenarios/throughput.js";
 import { throughputProcs } from "./scenarios/throughput-procs.js";
 
-const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss,throughput-procs] [--drivers a,b]
+const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss,throughput-procs,daemon-launch] [--drivers a,b]
   [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--rounds 1] [--out FILE]
---only defaults to throughput,bulk,latency,rss; throughput-procs runs only when named.
+--only defaults to throughput,bulk,latency,rss; throughput-procs and daemon-launch run only when named.
+daemon-launch measures launches/s through the daemon over gRPC and Connect JSON against the store's in-process
+rate (it uses no driver; --jobs sets its launches per mode, default 20000).
 --jobs N sets the job count of throughput and throughput-procs (default 50000), bulk (100000) and rss
 (1000000); --rss-jobs overrides rss alone. --rounds N runs every scenario N times, the drivers
 taking turns in each round, and reports each driver's median round (and every round's figure). PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
 Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
-const SCENARIOS = ["throughput", "bulk", "latency", "rss", "throughput-procs"] as const;
+const SCENARIOS = ["throughput", "bulk", "latency", "rss", "throughput-procs", "daemon-launch"] as const;
 /** Without --only. Not throughput-procs: two fresh setups of --jobs each cost about twice throughput's time. */
 const DEFAULT_SCENARIOS: readonly string[] = ["throughput", "bulk", "latency", "rss"];
 const DEFAULT_OUT = fileURLToPath(new URL("./results/latest.json", import.meta.url));
@@ -90,7 +93,7 @@ const latencyOptions = {
 };
 
 // Timeouts assume at least ~200 jobs/s drained, ~500/s bulk-enqueued, ~1000/s for the rss fill.
-const scenarios: Record<(typeof SCENARIOS)[number], () => Scenario> = {
+const scenarios: Record<Exclude<(typeof SCENARIOS)[number], "daemon-launch">, () => Scenario> = {
   throughput: () => throughput(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
   // Per setup (it makes two): the same budget as throughput's.
   "throughput-procs": () => throughputProcs(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
@@ -104,7 +107,9 @@ process.on("unhandledRejection", (err) => console.error(`[bench] unhandled rejec
 const startedAt = new Date();
 const drivers: Record<string, unknown> = {};
 const usable: string[] = [];
-for (const name of driverNames) {
+// daemon-launch alone needs no driver.
+const driverScenarios = only.filter((id) => id !== "daemon-launch");
+for (const name of driverScenarios.length === 0 ? [] : driverNames) {
   try {
     const driver = await createDriver(name);
     drivers[name] = { notes: driver.notes };
@@ -115,9 +120,13 @@ for (const name of driverNames) {
   }
 }
 
-const results: Record<string, ScenarioReport | { readonly skipped: string }> = {};
+const results: Record<string, ScenarioReport | DaemonLaunchReport | { readonly skipped: string }> = {};
 for (const id of SCENARIOS) {
   if (!only.includes(id)) continue;
+  if (id === "daemon-launch") {
+    results[id] = await daemonLaunch(flags.store, jobs ?? 20_000, rounds, (line) => console.error(line));
+    continue;
+  }
   const skipped = set.skip?.[id];
   if (skipped !== undefined) {
     results[id] = { skipped };

@@ -4,22 +4,40 @@ import { Command } from "commander";
 import { FerryError } from "../core/errors.js";
 import { accessCommands } from "./access-commands.js";
 import { daemonCommand } from "./daemon.js";
+import { jobCommands } from "./job-commands.js";
+import { launchCommands } from "./launch-commands.js";
+import { listCommand } from "./list-command.js";
 import { migrateCommand } from "./migrate.js";
+import { opsCommands } from "./ops-commands.js";
 import { EXIT, explainFailure, remoteFromEnv } from "./remote.js";
+import { scheduleCommand } from "./schedule-commands.js";
 import { workerCommand } from "./worker.js";
 
 const program = new Command()
   .name("ferry")
-  .description("Secure background jobs: durable, retried, cancellable, with results you can collect.")
-  .showHelpAfterError()
-  .exitOverride((error) => {
-    process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
-  });
+  .description("Secure background jobs: durable, retried, cancellable, with results you can collect.");
 
 program.addCommand(daemonCommand());
 program.addCommand(workerCommand());
 program.addCommand(migrateCommand());
-for (const command of accessCommands()) program.addCommand(command);
+for (const command of [
+  ...launchCommands(),
+  ...jobCommands(),
+  listCommand(),
+  scheduleCommand(),
+  ...opsCommands(),
+  ...accessCommands(),
+])
+  program.addCommand(command);
+usageErrorsExit2(program);
+
+/** Commands added whole don't inherit these settings: a usage error anywhere exits 2, with help. */
+function usageErrorsExit2(command: Command): void {
+  command.showHelpAfterError().exitOverride((error) => {
+    process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
+  });
+  for (const sub of command.commands) usageErrorsExit2(sub);
+}
 
 try {
   await program.parseAsync(process.argv);

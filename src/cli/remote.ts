@@ -27,6 +27,9 @@ export function remoteFromEnv(env: NodeJS.ProcessEnv = process.env): Remote {
   const transport = createConnectTransport({
     baseUrl: server,
     httpVersion: "1.1",
+    // connect-node speaks binary by default; JSON is what curl sends, held to the daemon's
+    // strict JSON rules (no prototype keys, no key twice) like any other JSON caller.
+    useBinaryFormat: false,
     interceptors: [withToken],
   });
   return { server, client: (service) => createClient(service, transport) };

@@ -1,7 +1,8 @@
 /**
- * `ferry.v1.AdminService`: users, tokens and rights (admins only), and the store's figures
- * (admins and viewers). The rules themselves (nobody grants to itself, the last admin stays) are
- * in src/auth/access.ts, where every daemon sharing the store applies them alike.
+ * `ferry.v1.AdminService`: users, tokens and rights, and pausing queues (admins only); the
+ * store's figures and its workers (admins and viewers). The rules themselves (nobody grants to
+ * itself, the last admin stays) are in src/auth/access.ts, where every daemon sharing the store
+ * applies them alike. Queues and workers need no users: they answer with authentication off too.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -11,13 +12,15 @@ import {
   findUser,
   grant,
   parseGrant,
+  type Role,
   revoke,
   revokeTokens,
   type UserEntry,
 } from "../auth/access.js";
 import type { AccessControl } from "../auth/access-control.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
-import type { AdminService, UserSchema } from "../gen/ferry/v1/admin_pb.js";
+import type { AdminService, UserSchema, WorkerSchema } from "../gen/ferry/v1/admin_pb.js";
+import type { WorkerInfo } from "../store/store.js";
 import type { Caller } from "./authn.js";
 import { answering, denied } from "./rpc-errors.js";
 
@@ -28,10 +31,16 @@ export interface AdminServiceOptions {
 }
 
 export function adminService(ferry: Ferry, options: AdminServiceOptions): ServiceImpl<typeof AdminService> {
+  /** The caller, once its role is one of `roles`. */
+  const allowed = (context: HandlerContext, roles: readonly Role[], what: string): Caller => {
+    const caller = options.callerOf(context);
+    if (!roles.includes(caller.role)) throw denied(what);
+    return caller;
+  };
+
   /** The caller and the access document, once the caller is an admin. */
   const admin = (context: HandlerContext): { caller: Caller; access: AccessControl } => {
-    const caller = options.callerOf(context);
-    if (caller.role !== "admin") throw denied("manage users and tokens");
+    const caller = allowed(context, ["admin"], "manage users and tokens");
     if (options.access === undefined) {
       throw new FerryError(
         ErrorCode.InvalidArgument,
@@ -95,8 +104,7 @@ export function adminService(ferry: Ferry, options: AdminServiceOptions): Servic
 
     stats: (_request, context) =>
       answering(async () => {
-        const caller = options.callerOf(context);
-        if (caller.role === "submitter") throw denied("read the daemon's figures");
+        allowed(context, ["admin", "viewer"], "read the daemon's figures");
         const stats = await ferry.stats();
         return {
           queues: Object.entries(stats.byQueue).map(([queue, states]) => ({
@@ -111,6 +119,41 @@ export function adminService(ferry: Ferry, options: AdminServiceOptions): Servic
           avgRunMs: stats.avgRunMs,
         };
       }),
+
+    pauseQueue: (request, context) =>
+      answering(async () => {
+        allowed(context, ["admin"], "pause queues");
+        await ferry.pauseQueue(request.queue);
+        return { queue: request.queue, paused: true };
+      }),
+
+    resumeQueue: (request, context) =>
+      answering(async () => {
+        allowed(context, ["admin"], "resume queues");
+        await ferry.resumeQueue(request.queue);
+        return { queue: request.queue, paused: false };
+      }),
+
+    listWorkers: (_request, context) =>
+      answering(async () => {
+        allowed(context, ["admin", "viewer"], "list workers");
+        const workers = [];
+        for await (const worker of ferry.workers()) workers.push(workerOut(worker));
+        return { workers };
+      }),
+  };
+}
+
+function workerOut(worker: WorkerInfo): MessageInitShape<typeof WorkerSchema> {
+  return {
+    id: worker.id,
+    name: worker.name,
+    host: worker.host,
+    pid: worker.pid,
+    queues: [...worker.queues],
+    running: worker.running,
+    startedAt: new Date(worker.startedAt).toISOString(),
+    lastHeartbeatAt: new Date(worker.lastHeartbeatAt).toISOString(),
   };
 }
 

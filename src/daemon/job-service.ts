@@ -3,9 +3,10 @@
  * `callerOf` (the daemon's authentication: a token's user and role); this layer decides what that
  * caller may do:
  *
- * - `admin`: everything, on every job;
+ * - `admin`: everything, on every job, and `Purge`;
  * - `submitter`: launch, and every call on jobs it launched (the handle alone is not enough: a
  *   leaked handle of another user's job answers FERRY_NOT_FOUND, as a wrong cookie does);
+ *   `CancelAll` reaches its own jobs only;
  * - `viewer`: list jobs, without payload previews; nothing else.
  *
  * Jobs launched here carry the caller's user as their owner; a caller cannot choose another.
@@ -13,7 +14,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
-import type { Handle } from "../core/job.js";
+import { type Handle, isFinished } from "../core/job.js";
 import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import type { Caller } from "./authn.js";
 import { checkLaunchRights } from "./launch-rights.js";
@@ -144,6 +145,23 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
     result: (request, context) =>
       answering(async () => resultOut(await ferry.result(await mine(context, handleOf(request.handle))))),
 
+    outcome: (request, context) =>
+      answering(async () => {
+        const handle = await mine(context, handleOf(request.handle));
+        // The library's outcome, but errors stay errors: a bad handle is FERRY_NOT_FOUND, and a
+        // failure inside stays hidden (FERRY_INTERNAL) instead of becoming an answer.
+        for (;;) {
+          try {
+            return resultOut(await ferry.result(handle));
+          } catch (error) {
+            if (!(error instanceof FerryError && error.code === ErrorCode.NotFinished)) throw error;
+          }
+          const status = await ferry.status(handle);
+          // Finished between the two reads: its result is there now.
+          if (!isFinished(status.state)) return { id: status.id, state: status.state };
+        }
+      }),
+
     cancel: (request, context) =>
       answering(async () => {
         const handle = await mine(context, handleOf(request.handle));
@@ -161,6 +179,39 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
       answering(async () => {
         await ferry.retry(await mine(context, handleOf(request.handle)));
         return {};
+      }),
+
+    cancelAll: (request, context) =>
+      answering(async () => {
+        const caller = options.callerOf(context);
+        if (caller.role === "viewer") throw denied("cancel jobs");
+        if (request.label !== undefined && request.all) throw invalidArgument("give label or all, not both");
+        if (request.label === "") throw invalidArgument("label must be a pattern such as nightly-%");
+        if (request.label === undefined && !request.all) {
+          throw invalidArgument("CancelAll needs label (a pattern such as nightly-%) or all");
+        }
+        const count = await ferry.cancelAll({
+          ...(request.label === undefined ? {} : { label: request.label }),
+          // A submitter's sweep never reaches another user's jobs.
+          ...(caller.role === "admin" ? {} : { owner: caller.user }),
+          ...(request.grace === undefined ? {} : { grace: request.grace }),
+        });
+        return { count };
+      }),
+
+    purge: (request, context) =>
+      answering(async () => {
+        if (options.callerOf(context).role !== "admin") throw denied("purge jobs");
+        if (request.olderThan === "") throw invalidArgument('older_than is required, e.g. "7d"');
+        const { state } = request;
+        if (state !== undefined && !isPurgeable(state)) {
+          throw invalidArgument("state must be completed, failed or cancelled");
+        }
+        const count = await ferry.purge({
+          olderThan: request.olderThan,
+          ...(state === undefined ? {} : { state }),
+        });
+        return { count };
       }),
 
     list: (request, context) =>
@@ -204,3 +255,7 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
     },
   };
 }
+
+const PURGEABLE = ["completed", "failed", "cancelled"] as const;
+const isPurgeable = (state: string): state is (typeof PURGEABLE)[number] =>
+  (PURGEABLE as readonly string[]).includes(state);

@@ -18,6 +18,7 @@ import type {
   Handle as PbHandle,
   LaunchOptions as PbLaunchOptions,
 } from "../gen/ferry/v1/jobs_pb.js";
+import { valueProblem } from "./strict-json.js";
 
 const STATES: readonly JobState[] = ["scheduled", "queued", "running", "completed", "failed", "cancelled"];
 
@@ -29,8 +30,13 @@ export function handleOf(handle: PbHandle | undefined): Handle {
 }
 
 /** The payload as the JSON value it is; absent means null. */
-export const payloadOf = (payload: Value | undefined): JsonValue =>
-  payload === undefined ? null : toJson(ValueSchema, payload);
+/** A payload as JSON, once it keeps the strict rules (binary protobuf skipped the JSON guard). */
+export function payloadOf(payload: Value | undefined): JsonValue {
+  if (payload === undefined) return null;
+  const problem = valueProblem(payload);
+  if (problem !== undefined) throw invalidArgument(problem);
+  return toJson(ValueSchema, payload);
+}
 
 export const jsonValue = (json: unknown): Value => fromJson(ValueSchema, (json ?? null) as JsonValue);
 

@@ -13,7 +13,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
 import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
-import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
+import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { checkHandlerName } from "../core/names.js";
 import type { ScheduleSchema, ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import type { Caller } from "./authn.js";
@@ -38,7 +38,9 @@ export function scheduleService(
     if (caller.role === "viewer") throw denied("change schedules");
     const record = typeof id === "string" && id.length <= 64 ? await ferry.store.getSchedule(id) : undefined;
     // Another user's schedule answers as a missing one: ids are not to be probed.
-    if (record === undefined || (caller.role !== "admin" && record.owner !== caller.user)) throw notFound();
+    if (record === undefined || (caller.role !== "admin" && record.owner !== caller.user)) {
+      throw new FerryError(ErrorCode.NotFound, "no such schedule");
+    }
     return id;
   };
 

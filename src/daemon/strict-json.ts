@@ -5,7 +5,10 @@
  * No library at hand reports duplicate keys, so this is a small scanner over text that JSON.parse
  * has already accepted as well-formed.
  */
-const PROTOTYPE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+export const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+import type { Value } from "@bufbuild/protobuf/wkt";
+
 const fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export const MAX_JSON_DEPTH = 64;
@@ -73,4 +76,29 @@ function stringEnd(text: string, start: number): number {
     else if (text[i] === '"') return i;
   }
   return text.length - 1;
+}
+
+/**
+ * The same key and depth rules for a value that arrived as binary protobuf (a
+ * `google.protobuf.Value`), which never passed through the JSON scanner.
+ */
+export function valueProblem(value: Value, maxDepth = MAX_JSON_DEPTH): string | undefined {
+  const walk = (v: Value, depth: number): string | undefined => {
+    if (depth > maxDepth) return `the payload nests deeper than ${maxDepth} levels`;
+    const kind = v.kind;
+    if (kind.case === "structValue") {
+      for (const [key, field] of Object.entries(kind.value.fields)) {
+        if (PROTOTYPE_KEYS.has(key)) return `the key ${JSON.stringify(key)} is not allowed`;
+        const problem = walk(field, depth + 1);
+        if (problem !== undefined) return problem;
+      }
+    } else if (kind.case === "listValue") {
+      for (const item of kind.value.values) {
+        const problem = walk(item, depth + 1);
+        if (problem !== undefined) return problem;
+      }
+    }
+    return undefined;
+  };
+  return walk(value, 1);
 }

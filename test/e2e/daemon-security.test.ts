@@ -8,12 +8,18 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { create, fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
+import { LaunchRequestSchema } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { listening, output, runFerry } from "../helpers/daemon-process.js";
 import { tempDir } from "../helpers/temp.js";
+
+/** An array nested `depth` deep. */
+const nest = (depth: number): JsonValue => (depth === 0 ? 1 : [nest(depth - 1)]);
 
 /** A marker that must never appear in the daemon's log: it rides in payloads. */
 const SECRET_PAYLOAD = "s3cret-payload-7f3a";
@@ -166,6 +172,22 @@ describe("security suite: hostile input and refusals, each with its code", () =>
         "application/proto",
       );
       expect({ status: binary.status, code: binary.code }).toEqual(invalid);
+    });
+
+    it("refuses prototype keys and deep nesting in a payload sent as binary protobuf", async () => {
+      for (const payload of [{ constructor: 1 }, { a: { prototype: {} } }, nest(80)]) {
+        const message = create(LaunchRequestSchema, {
+          handler: "ferry.echo",
+          payload: fromJson(ValueSchema, payload),
+        });
+        const answer = await raw(
+          "JobService/Launch",
+          toBinary(LaunchRequestSchema, message),
+          undefined,
+          "application/proto",
+        );
+        expect({ status: answer.status, code: answer.code }).toEqual(invalid);
+      }
     });
 
     it("refuses a handle of the wrong shape, and answers a guessed one as not found", async () => {

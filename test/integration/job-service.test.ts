@@ -202,6 +202,85 @@ describe("JobService", () => {
     expect([mapped.code, mapped.rawMessage]).toEqual([Code.ResourceExhausted, "600 launches a minute"]);
   });
 
+  it("answers an unfinished job's outcome as its state without consuming; a finished one once", async () => {
+    const { client, as } = await setup({ worker: false });
+    const { handle } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    const waiting = await client.outcome({ handle }, as("ann"));
+    expect([waiting.id, waiting.state, waiting.value, waiting.error]).toEqual([
+      handle!.id,
+      "queued",
+      undefined,
+      undefined,
+    ]);
+    expect(await rpcError(client.outcome({ handle }, as("bob")))).toMatchObject({ code: Code.NotFound });
+    expect(await rpcError(client.outcome({ handle }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    await client.cancel({ handle }, as("ann"));
+    const ended = await client.outcome({ handle }, as("ann"));
+    expect(ended).toMatchObject({ state: "cancelled", error: { code: "FERRY_CANCELLED" } });
+    // Handed out once, as Result: the next one finds nothing.
+    expect(await rpcError(client.outcome({ handle }, as("ann")))).toMatchObject({
+      code: Code.NotFound,
+      ferry: "FERRY_NOT_FOUND",
+    });
+  });
+
+  it("cancels a submitter's own jobs only with CancelAll; an admin's reaches every job", async () => {
+    const { client, as, ferry } = await setup({ worker: false });
+    const launch = (user: string, label: string) =>
+      client.launch({ handler: "demo.echo", options: { label } }, as(user));
+    const annJobs = [await launch("ann", "nightly-1"), await launch("ann", "daily-1")];
+    const bobJobs = [await launch("bob", "nightly-2"), await launch("bob", "nightly-3")];
+    expect((await client.cancelAll({ all: true }, as("bob"))).count).toBe(2);
+    for (const { handle } of annJobs)
+      expect((await client.status({ handle }, as("ann"))).state).toBe("queued");
+    for (const { handle } of bobJobs)
+      expect((await client.status({ handle }, as("bob"))).state).toBe("cancelled");
+    expect((await client.cancelAll({ label: "nightly-%" }, as("bob"))).count).toBe(0);
+    expect((await client.cancelAll({ label: "nightly-%", grace: "1s" }, as("root"))).count).toBe(1);
+    expect((await client.status({ handle: annJobs[1]!.handle }, as("ann"))).state).toBe("queued");
+    expect((await client.cancelAll({ all: true }, as("root"))).count).toBe(1);
+    expect((await ferry.stats()).byQueue.default?.cancelled).toBe(4);
+
+    expect(await rpcError(client.cancelAll({ all: true }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+      ferry: "FERRY_PERMISSION_DENIED",
+    });
+    for (const bad of [{}, { label: "x-%", all: true }, { label: "" }, { all: true, grace: "2h" }]) {
+      expect(await rpcError(client.cancelAll(bad, as("root")))).toMatchObject({
+        code: Code.InvalidArgument,
+        ferry: "FERRY_INVALID_ARGUMENT",
+      });
+    }
+  });
+
+  it("purges finished jobs for admins only, by state and age", async () => {
+    const { client, as, ferry } = await setup({ worker: false });
+    const { handle: kept } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    const { handle: gone } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    await client.cancel({ handle: gone }, as("ann"));
+    for (const user of ["ann", "vic"]) {
+      expect(await rpcError(client.purge({ olderThan: "0s" }, as(user)))).toMatchObject({
+        code: Code.PermissionDenied,
+      });
+    }
+    expect((await client.purge({ state: "cancelled", olderThan: "1h" }, as("root"))).count).toBe(0);
+    expect((await client.purge({ state: "completed", olderThan: "0s" }, as("root"))).count).toBe(0);
+    expect((await client.purge({ state: "cancelled", olderThan: "0s" }, as("root"))).count).toBe(1);
+    expect(await rpcError(client.status({ handle: gone }, as("ann")))).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect((await client.status({ handle: kept }, as("ann"))).state).toBe("queued");
+    for (const bad of [{ olderThan: "" }, { state: "running", olderThan: "1d" }, { olderThan: "soon" }]) {
+      expect(await rpcError(client.purge(bad, as("root")))).toMatchObject({
+        code: Code.InvalidArgument,
+        ferry: "FERRY_INVALID_ARGUMENT",
+      });
+    }
+    expect((await ferry.stats()).byQueue.default?.queued).toBe(1);
+  });
+
   it("streams a job's status at each change until it is finished", async () => {
     const { client, as } = await setup();
     const { handle } = await client.launch({ handler: "demo.echo", payload: toValue("x") }, as("ann"));

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/jobs.proto.
  */
 export const file_ferry_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChNmZXJyeS92MS9qb2JzLnByb3RvEghmZXJyeS52MSIkCgZIYW5kbGUSCgoCaWQYASABKAkSDgoGY29va2llGAIgASgJIlIKB0JhY2tvZmYSDAoEdHlwZRgBIAEoCRIMCgRiYXNlGAIgASgJEgsKA21heBgDIAEoCRITCgZqaXR0ZXIYBCABKAFIAIgBAUIJCgdfaml0dGVyIokECg1MYXVuY2hPcHRpb25zEhIKBXF1ZXVlGAEgASgJSACIAQESFQoIcHJpb3JpdHkYAiABKAVIAYgBARISCgVkZWxheRgDIAEoCUgCiAEBEhMKBnJ1bl9hdBgEIAEoCUgDiAEBEhUKCGF0dGVtcHRzGAUgASgFSASIAQESJwoHYmFja29mZhgGIAEoCzIRLmZlcnJ5LnYxLkJhY2tvZmZIBYgBARIUCgd0aW1lb3V0GAcgASgJSAaIAQESFwoKdW5pcXVlX2tleRgIIAEoCUgHiAEBEhcKCnNlcmlhbGl6ZXIYCSABKAlICIgBARISCgVsYWJlbBgKIAEoCUgJiAEBEiQKCmRlcGVuZHNfb24YCyADKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JvdXAYDCABKAlICogBARIQCghyZXRyeV9vbhgNIAMoCRIRCglpZ25vcmVfb24YDiADKAkSFwoKcmVzdWx0X3R0bBgPIAEoCUgLiAEBQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCCAoGX2RlbGF5QgkKB19ydW5fYXRCCwoJX2F0dGVtcHRzQgoKCF9iYWNrb2ZmQgoKCF90aW1lb3V0Qg0KC191bmlxdWVfa2V5Qg0KC19zZXJpYWxpemVyQggKBl9sYWJlbEIICgZfZ3JvdXBCDQoLX3Jlc3VsdF90dGwicwoNTGF1bmNoUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMiMgoOTGF1bmNoUmVzcG9uc2USIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlIhwKDlN1Ym1pdFJlc3BvbnNlEgoKAmlkGAEgASgJIjoKEUxhdW5jaE1hbnlSZXF1ZXN0EiUKBGpvYnMYASADKAsyFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0IjcKEkxhdW5jaE1hbnlSZXNwb25zZRIhCgdoYW5kbGVzGAEgAygLMhAuZmVycnkudjEuSGFuZGxlIjEKDUhhbmRsZVJlcXVlc3QSIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlIlEKC1dhaXRSZXF1ZXN0EiAKBmhhbmRsZRgBIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZRIUCgd0aW1lb3V0GAIgASgJSACIAQFCCgoIX3RpbWVvdXQiTwoNQ2FuY2VsUmVxdWVzdBIgCgZoYW5kbGUYASABKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JhY2UYAiABKAlIAIgBAUIICgZfZ3JhY2UiHwoOQ2FuY2VsUmVzcG9uc2USDQoFc3RhdGUYASABKAkirgEKCUVycm9ySW5mbxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSLwoGZmllbGRzGAUgAygLMh8uZmVycnkudjEuRXJyb3JJbmZvLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijgMKCUpvYlN0YXR1cxIKCgJpZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg0KBXF1ZXVlGAMgASgJEg0KBXN0YXRlGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEhQKDG1heF9hdHRlbXB0cxgGIAEoBRIVCghwcm9ncmVzcxgHIAEoAUgAiAEBEhIKBWxhYmVsGAggASgJSAGIAQESEAoIcHJpb3JpdHkYCSABKAUSEwoLbGF1bmNoZWRfYXQYCiABKAkSDgoGcnVuX2F0GAsgASgJEhcKCnN0YXJ0ZWRfYXQYDCABKAlIAogBARIYCgtmaW5pc2hlZF9hdBgNIAEoCUgDiAEBEhAKCGNvbnN1bWVkGA4gASgIEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYDyABKAgSJwoKZXJyb3JfaW5mbxgQIAEoCzITLmZlcnJ5LnYxLkVycm9ySW5mb0ILCglfcHJvZ3Jlc3NCCAoGX2xhYmVsQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdCLVAQoJSm9iUmVzdWx0EgoKAmlkGAEgASgJEg0KBXN0YXRlGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiIKBWVycm9yGAQgASgLMhMuZmVycnkudjEuRXJyb3JJbmZvEhAKCGF0dGVtcHRzGAUgASgFEhcKCnN0YXJ0ZWRfYXQYBiABKAlIAIgBARIYCgtmaW5pc2hlZF9hdBgHIAEoCUgBiAEBQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdCLLAQoLTGlzdFJlcXVlc3QSEgoFc3RhdGUYASABKAlIAIgBARISCgVxdWV1ZRgCIAEoCUgBiAEBEhIKBWxhYmVsGAMgASgJSAKIAQESFAoHaGFuZGxlchgEIAEoCUgDiAEBEhIKBWxpbWl0GAUgASgFSASIAQESFQoIYWZ0ZXJfaWQYBiABKAlIBYgBAUIICgZfc3RhdGVCCAoGX3F1ZXVlQggKBl9sYWJlbEIKCghfaGFuZGxlckIICgZfbGltaXRCCwoJX2FmdGVyX2lkIt4CCgpKb2JMaXN0Um93EgoKAmlkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSDQoFcXVldWUYAyABKAkSDQoFc3RhdGUYBCABKAkSEwoLbGF1bmNoZWRfYXQYBSABKAkSFwoKc3RhcnRlZF9hdBgGIAEoCUgAiAEBEhgKC2ZpbmlzaGVkX2F0GAcgASgJSAGIAQESEAoIYXR0ZW1wdHMYCCABKAUSEgoFbGFiZWwYCSABKAlIAogBARIVCghwcm9ncmVzcxgKIAEoAUgDiAEBEhQKB3ByZXZpZXcYCyABKAlIBIgBARIXCgpsYXN0X2Vycm9yGAwgASgJSAWIAQESEAoIY29uc3VtZWQYDSABKAhCDQoLX3N0YXJ0ZWRfYXRCDgoMX2ZpbmlzaGVkX2F0QggKBl9sYWJlbEILCglfcHJvZ3Jlc3NCCgoIX3ByZXZpZXdCDQoLX2xhc3RfZXJyb3IiYAoMTGlzdFJlc3BvbnNlEiIKBGpvYnMYASADKAsyFC5mZXJyeS52MS5Kb2JMaXN0Um93EhoKDW5leHRfYWZ0ZXJfaWQYAiABKAlIAIgBAUIQCg5fbmV4dF9hZnRlcl9pZCIHCgVFbXB0eTKHBQoKSm9iU2VydmljZRI7CgZMYXVuY2gSFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0GhguZmVycnkudjEuTGF1bmNoUmVzcG9uc2USOwoGU3VibWl0EhcuZmVycnkudjEuTGF1bmNoUmVxdWVzdBoYLmZlcnJ5LnYxLlN1Ym1pdFJlc3BvbnNlEkcKCkxhdW5jaE1hbnkSGy5mZXJyeS52MS5MYXVuY2hNYW55UmVxdWVzdBocLmZlcnJ5LnYxLkxhdW5jaE1hbnlSZXNwb25zZRI2CgZTdGF0dXMSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzEjIKBFdhaXQSFS5mZXJyeS52MS5XYWl0UmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlN0YXR1cxI2CgZSZXN1bHQSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0GhMuZmVycnkudjEuSm9iUmVzdWx0EjsKBkNhbmNlbBIXLmZlcnJ5LnYxLkNhbmNlbFJlcXVlc3QaGC5mZXJyeS52MS5DYW5jZWxSZXNwb25zZRIyCgZEZXRhY2gSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0Gg8uZmVycnkudjEuRW1wdHkSMQoFUmV0cnkSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0Gg8uZmVycnkudjEuRW1wdHkSNQoETGlzdBIVLmZlcnJ5LnYxLkxpc3RSZXF1ZXN0GhYuZmVycnkudjEuTGlzdFJlc3BvbnNlEjcKBVdhdGNoEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlN0YXR1czABYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("ChNmZXJyeS92MS9qb2JzLnByb3RvEghmZXJyeS52MSIkCgZIYW5kbGUSCgoCaWQYASABKAkSDgoGY29va2llGAIgASgJIlIKB0JhY2tvZmYSDAoEdHlwZRgBIAEoCRIMCgRiYXNlGAIgASgJEgsKA21heBgDIAEoCRITCgZqaXR0ZXIYBCABKAFIAIgBAUIJCgdfaml0dGVyIokECg1MYXVuY2hPcHRpb25zEhIKBXF1ZXVlGAEgASgJSACIAQESFQoIcHJpb3JpdHkYAiABKAVIAYgBARISCgVkZWxheRgDIAEoCUgCiAEBEhMKBnJ1bl9hdBgEIAEoCUgDiAEBEhUKCGF0dGVtcHRzGAUgASgFSASIAQESJwoHYmFja29mZhgGIAEoCzIRLmZlcnJ5LnYxLkJhY2tvZmZIBYgBARIUCgd0aW1lb3V0GAcgASgJSAaIAQESFwoKdW5pcXVlX2tleRgIIAEoCUgHiAEBEhcKCnNlcmlhbGl6ZXIYCSABKAlICIgBARISCgVsYWJlbBgKIAEoCUgJiAEBEiQKCmRlcGVuZHNfb24YCyADKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JvdXAYDCABKAlICogBARIQCghyZXRyeV9vbhgNIAMoCRIRCglpZ25vcmVfb24YDiADKAkSFwoKcmVzdWx0X3R0bBgPIAEoCUgLiAEBQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCCAoGX2RlbGF5QgkKB19ydW5fYXRCCwoJX2F0dGVtcHRzQgoKCF9iYWNrb2ZmQgoKCF90aW1lb3V0Qg0KC191bmlxdWVfa2V5Qg0KC19zZXJpYWxpemVyQggKBl9sYWJlbEIICgZfZ3JvdXBCDQoLX3Jlc3VsdF90dGwicwoNTGF1bmNoUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMiMgoOTGF1bmNoUmVzcG9uc2USIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlIhwKDlN1Ym1pdFJlc3BvbnNlEgoKAmlkGAEgASgJIjoKEUxhdW5jaE1hbnlSZXF1ZXN0EiUKBGpvYnMYASADKAsyFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0IjcKEkxhdW5jaE1hbnlSZXNwb25zZRIhCgdoYW5kbGVzGAEgAygLMhAuZmVycnkudjEuSGFuZGxlIjEKDUhhbmRsZVJlcXVlc3QSIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlIlEKC1dhaXRSZXF1ZXN0EiAKBmhhbmRsZRgBIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZRIUCgd0aW1lb3V0GAIgASgJSACIAQFCCgoIX3RpbWVvdXQiTwoNQ2FuY2VsUmVxdWVzdBIgCgZoYW5kbGUYASABKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JhY2UYAiABKAlIAIgBAUIICgZfZ3JhY2UiHwoOQ2FuY2VsUmVzcG9uc2USDQoFc3RhdGUYASABKAkirgEKCUVycm9ySW5mbxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSLwoGZmllbGRzGAUgAygLMh8uZmVycnkudjEuRXJyb3JJbmZvLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijgMKCUpvYlN0YXR1cxIKCgJpZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg0KBXF1ZXVlGAMgASgJEg0KBXN0YXRlGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEhQKDG1heF9hdHRlbXB0cxgGIAEoBRIVCghwcm9ncmVzcxgHIAEoAUgAiAEBEhIKBWxhYmVsGAggASgJSAGIAQESEAoIcHJpb3JpdHkYCSABKAUSEwoLbGF1bmNoZWRfYXQYCiABKAkSDgoGcnVuX2F0GAsgASgJEhcKCnN0YXJ0ZWRfYXQYDCABKAlIAogBARIYCgtmaW5pc2hlZF9hdBgNIAEoCUgDiAEBEhAKCGNvbnN1bWVkGA4gASgIEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYDyABKAgSJwoKZXJyb3JfaW5mbxgQIAEoCzITLmZlcnJ5LnYxLkVycm9ySW5mb0ILCglfcHJvZ3Jlc3NCCAoGX2xhYmVsQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdCLVAQoJSm9iUmVzdWx0EgoKAmlkGAEgASgJEg0KBXN0YXRlGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiIKBWVycm9yGAQgASgLMhMuZmVycnkudjEuRXJyb3JJbmZvEhAKCGF0dGVtcHRzGAUgASgFEhcKCnN0YXJ0ZWRfYXQYBiABKAlIAIgBARIYCgtmaW5pc2hlZF9hdBgHIAEoCUgBiAEBQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdCLLAQoLTGlzdFJlcXVlc3QSEgoFc3RhdGUYASABKAlIAIgBARISCgVxdWV1ZRgCIAEoCUgBiAEBEhIKBWxhYmVsGAMgASgJSAKIAQESFAoHaGFuZGxlchgEIAEoCUgDiAEBEhIKBWxpbWl0GAUgASgFSASIAQESFQoIYWZ0ZXJfaWQYBiABKAlIBYgBAUIICgZfc3RhdGVCCAoGX3F1ZXVlQggKBl9sYWJlbEIKCghfaGFuZGxlckIICgZfbGltaXRCCwoJX2FmdGVyX2lkIt4CCgpKb2JMaXN0Um93EgoKAmlkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSDQoFcXVldWUYAyABKAkSDQoFc3RhdGUYBCABKAkSEwoLbGF1bmNoZWRfYXQYBSABKAkSFwoKc3RhcnRlZF9hdBgGIAEoCUgAiAEBEhgKC2ZpbmlzaGVkX2F0GAcgASgJSAGIAQESEAoIYXR0ZW1wdHMYCCABKAUSEgoFbGFiZWwYCSABKAlIAogBARIVCghwcm9ncmVzcxgKIAEoAUgDiAEBEhQKB3ByZXZpZXcYCyABKAlIBIgBARIXCgpsYXN0X2Vycm9yGAwgASgJSAWIAQESEAoIY29uc3VtZWQYDSABKAhCDQoLX3N0YXJ0ZWRfYXRCDgoMX2ZpbmlzaGVkX2F0QggKBl9sYWJlbEILCglfcHJvZ3Jlc3NCCgoIX3ByZXZpZXdCDQoLX2xhc3RfZXJyb3IiYAoMTGlzdFJlc3BvbnNlEiIKBGpvYnMYASADKAsyFC5mZXJyeS52MS5Kb2JMaXN0Um93EhoKDW5leHRfYWZ0ZXJfaWQYAiABKAlIAIgBAUIQCg5fbmV4dF9hZnRlcl9pZCJbChBDYW5jZWxBbGxSZXF1ZXN0EhIKBWxhYmVsGAEgASgJSACIAQESCwoDYWxsGAIgASgIEhIKBWdyYWNlGAMgASgJSAGIAQFCCAoGX2xhYmVsQggKBl9ncmFjZSJACgxQdXJnZVJlcXVlc3QSEgoFc3RhdGUYASABKAlIAIgBARISCgpvbGRlcl90aGFuGAIgASgJQggKBl9zdGF0ZSIeCg1Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgFIgcKBUVtcHR5MrwGCgpKb2JTZXJ2aWNlEjsKBkxhdW5jaBIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QaGC5mZXJyeS52MS5MYXVuY2hSZXNwb25zZRI7CgZTdWJtaXQSFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0GhguZmVycnkudjEuU3VibWl0UmVzcG9uc2USRwoKTGF1bmNoTWFueRIbLmZlcnJ5LnYxLkxhdW5jaE1hbnlSZXF1ZXN0GhwuZmVycnkudjEuTGF1bmNoTWFueVJlc3BvbnNlEjYKBlN0YXR1cxIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JTdGF0dXMSMgoEV2FpdBIVLmZlcnJ5LnYxLldhaXRSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzEjYKBlJlc3VsdBIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSNwoHT3V0Y29tZRIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSOwoGQ2FuY2VsEhcuZmVycnkudjEuQ2FuY2VsUmVxdWVzdBoYLmZlcnJ5LnYxLkNhbmNlbFJlc3BvbnNlEjIKBkRldGFjaBIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaDy5mZXJyeS52MS5FbXB0eRIxCgVSZXRyeRIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaDy5mZXJyeS52MS5FbXB0eRJACglDYW5jZWxBbGwSGi5mZXJyeS52MS5DYW5jZWxBbGxSZXF1ZXN0GhcuZmVycnkudjEuQ291bnRSZXNwb25zZRI4CgVQdXJnZRIWLmZlcnJ5LnYxLlB1cmdlUmVxdWVzdBoXLmZlcnJ5LnYxLkNvdW50UmVzcG9uc2USNQoETGlzdBIVLmZlcnJ5LnYxLkxpc3RSZXF1ZXN0GhYuZmVycnkudjEuTGlzdFJlc3BvbnNlEjcKBVdhdGNoEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlN0YXR1czABYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * @generated from message ferry.v1.Handle
@@ -490,7 +490,8 @@ export type JobResult = Message<"ferry.v1.JobResult"> & {
   id: string;
 
   /**
-   * completed, failed or cancelled.
+   * completed, failed or cancelled; from Outcome also scheduled, queued or running (then only
+   * id and state are set).
    *
    * @generated from field: string state = 2;
    */
@@ -681,6 +682,82 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_ferry_v1_jobs, 17);
 
 /**
+ * @generated from message ferry.v1.CancelAllRequest
+ */
+export type CancelAllRequest = Message<"ferry.v1.CancelAllRequest"> & {
+  /**
+   * SQL LIKE pattern ("nightly-%"); give this or `all`, not both.
+   *
+   * @generated from field: optional string label = 1;
+   */
+  label?: string | undefined;
+
+  /**
+   * Every unfinished job the caller may reach.
+   *
+   * @generated from field: bool all = 2;
+   */
+  all: boolean;
+
+  /**
+   * As in Cancel.
+   *
+   * @generated from field: optional string grace = 3;
+   */
+  grace?: string | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.CancelAllRequest.
+ * Use `create(CancelAllRequestSchema)` to create a new message.
+ */
+export const CancelAllRequestSchema: GenMessage<CancelAllRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 18);
+
+/**
+ * @generated from message ferry.v1.PurgeRequest
+ */
+export type PurgeRequest = Message<"ferry.v1.PurgeRequest"> & {
+  /**
+   * completed, failed or cancelled; unset: all three.
+   *
+   * @generated from field: optional string state = 1;
+   */
+  state?: string | undefined;
+
+  /**
+   * A duration such as "7d": jobs finished at least this long ago go.
+   *
+   * @generated from field: string older_than = 2;
+   */
+  olderThan: string;
+};
+
+/**
+ * Describes the message ferry.v1.PurgeRequest.
+ * Use `create(PurgeRequestSchema)` to create a new message.
+ */
+export const PurgeRequestSchema: GenMessage<PurgeRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 19);
+
+/**
+ * @generated from message ferry.v1.CountResponse
+ */
+export type CountResponse = Message<"ferry.v1.CountResponse"> & {
+  /**
+   * @generated from field: int32 count = 1;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message ferry.v1.CountResponse.
+ * Use `create(CountResponseSchema)` to create a new message.
+ */
+export const CountResponseSchema: GenMessage<CountResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 20);
+
+/**
  * @generated from message ferry.v1.Empty
  */
 export type Empty = Message<"ferry.v1.Empty"> & {
@@ -691,7 +768,7 @@ export type Empty = Message<"ferry.v1.Empty"> & {
  * Use `create(EmptySchema)` to create a new message.
  */
 export const EmptySchema: GenMessage<Empty> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 18);
+  messageDesc(file_ferry_v1_jobs, 21);
 
 /**
  * @generated from service ferry.v1.JobService
@@ -756,6 +833,18 @@ export const JobService: GenService<{
     output: typeof JobResultSchema;
   },
   /**
+   * Like Result, but an unfinished job is an answer, not an error: its id and state (scheduled,
+   * queued or running), and nothing is consumed. A finished job's result is handed out as by
+   * Result. A bad handle still answers FERRY_NOT_FOUND.
+   *
+   * @generated from rpc ferry.v1.JobService.Outcome
+   */
+  outcome: {
+    methodKind: "unary";
+    input: typeof HandleRequestSchema;
+    output: typeof JobResultSchema;
+  },
+  /**
    * @generated from rpc ferry.v1.JobService.Cancel
    */
   cancel: {
@@ -782,6 +871,28 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof HandleRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Cancels every unfinished job whose label matches, or every unfinished job: the caller's own
+   * for a submitter, anyone's for an admin. Answers how many.
+   *
+   * @generated from rpc ferry.v1.JobService.CancelAll
+   */
+  cancelAll: {
+    methodKind: "unary";
+    input: typeof CancelAllRequestSchema;
+    output: typeof CountResponseSchema;
+  },
+  /**
+   * Deletes finished jobs (of one state, or all three) that finished longer ago than older_than.
+   * Admins only. Answers how many.
+   *
+   * @generated from rpc ferry.v1.JobService.Purge
+   */
+  purge: {
+    methodKind: "unary";
+    input: typeof PurgeRequestSchema;
+    output: typeof CountResponseSchema;
   },
   /**
    * The caller's jobs, newest last, a page at a time (no payloads for viewers).

@@ -1,0 +1,149 @@
+/**
+ * `ferry.v1.AdminService` (src/daemon/admin-service.ts) through Connect's in-memory transport on a
+ * real SQLite store with a worker: pausing and resuming queues, the live workers, and who may ask.
+ * Without access control (`access: undefined`, authentication off) the queue and worker calls
+ * still answer, while the user calls say there are no users. Callers are chosen by an
+ * `x-test-user` header standing in for the daemon's token check.
+ */
+import { hostname } from "node:os";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Role } from "../../src/auth/access.js";
+import { adminService } from "../../src/daemon/admin-service.js";
+import type { Caller } from "../../src/daemon/authn.js";
+import { ERROR_CODE_HEADER } from "../../src/daemon/rpc-errors.js";
+import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
+import { Ferry, FerryError } from "../../src/index.js";
+import { eventually, sleep, tempDir } from "../helpers/temp.js";
+
+const caller = (user: string, role: Role): Caller => ({
+  user,
+  role,
+  grants: new Set(),
+  hold: () => ({ signal: new AbortController().signal, release: () => undefined }),
+});
+
+const CALLERS: Readonly<Record<string, Caller>> = {
+  bob: caller("bob", "submitter"),
+  vic: caller("vic", "viewer"),
+  root: caller("root", "admin"),
+};
+
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+describe("AdminService", () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function setup() {
+    const dir = tempDir();
+    const ferry = await Ferry.open({ store: `sqlite:${dir.path}/ferry.db` });
+    cleanups.push(() => dir.remove());
+    cleanups.push(() => ferry.close());
+    const worker = ferry.worker({
+      name: "test-worker",
+      queues: ["default", "emails"],
+      pollInterval: "50ms",
+      handlers: { "demo.echo": async (payload: unknown) => payload },
+    });
+    await worker.start();
+    cleanups.push(() => worker.stop());
+    const transport = createRouterTransport(({ service }) =>
+      service(
+        AdminService,
+        adminService(ferry, {
+          callerOf: (context) => {
+            const found = CALLERS[context.requestHeader.get("x-test-user") ?? ""];
+            if (found === undefined) throw new FerryError("FERRY_UNAUTHENTICATED", "no token");
+            return found;
+          },
+          access: undefined,
+        }),
+      ),
+    );
+    const client = createClient(AdminService, transport);
+    const as = (user: string) => ({ headers: { "x-test-user": user } });
+    return { ferry, client, as };
+  }
+
+  /** `Code/FERRY_CODE` of the error a call ends with, or "ok". */
+  async function outcome(call: Promise<unknown>) {
+    try {
+      await call;
+    } catch (error) {
+      const e = ConnectError.from(error);
+      return `${Code[e.code]}/${e.metadata.get(ERROR_CODE_HEADER)}`;
+    }
+    return "ok";
+  }
+
+  it("pauses a queue so no worker claims from it, and resumes it; admins only", async () => {
+    const { ferry, client, as } = await setup();
+    expect(await client.pauseQueue({ queue: "emails" }, as("root"))).toMatchObject({
+      queue: "emails",
+      paused: true,
+    });
+    const handle = await ferry.launch("demo.echo", 1, { queue: "emails" });
+    const other = await ferry.launch("demo.echo", 2);
+    await ferry.wait(other, { timeout: "10s" });
+    // A worker polling every 50 ms had many chances to claim the paused queue's job.
+    await sleep(300);
+    expect((await ferry.status(handle)).state).toBe("queued");
+    expect(await client.resumeQueue({ queue: "emails" }, as("root"))).toMatchObject({
+      queue: "emails",
+      paused: false,
+    });
+    expect((await ferry.wait(handle, { timeout: "10s" })).state).toBe("completed");
+
+    for (const user of ["bob", "vic"]) {
+      expect(await outcome(client.pauseQueue({ queue: "emails" }, as(user)))).toBe(
+        "PermissionDenied/FERRY_PERMISSION_DENIED",
+      );
+      expect(await outcome(client.resumeQueue({ queue: "emails" }, as(user)))).toBe(
+        "PermissionDenied/FERRY_PERMISSION_DENIED",
+      );
+    }
+    for (const queue of ["", "../etc", "__proto__ x"]) {
+      expect(await outcome(client.pauseQueue({ queue }, as("root")))).toBe(
+        "InvalidArgument/FERRY_INVALID_ARGUMENT",
+      );
+    }
+    expect(await outcome(client.pauseQueue({ queue: "emails" }, as("nobody")))).toBe(
+      "Unauthenticated/FERRY_UNAUTHENTICATED",
+    );
+  });
+
+  it("lists live workers for admins and viewers, with times as RFC 3339", async () => {
+    const { client, as } = await setup();
+    await eventually(
+      async () => (await client.listWorkers({}, as("vic"))).workers.length > 0,
+      "the worker's first heartbeat",
+    );
+    const { workers } = await client.listWorkers({}, as("vic"));
+    expect(workers).toHaveLength(1);
+    const [worker] = workers;
+    expect(worker).toMatchObject({
+      name: "test-worker",
+      host: hostname(),
+      pid: process.pid,
+      queues: ["default", "emails"],
+      running: 0,
+    });
+    expect(worker!.startedAt).toMatch(RFC3339);
+    expect(worker!.lastHeartbeatAt).toMatch(RFC3339);
+    expect(Date.parse(worker!.lastHeartbeatAt)).toBeGreaterThanOrEqual(Date.parse(worker!.startedAt));
+    expect((await client.listWorkers({}, as("root"))).workers).toHaveLength(1);
+    expect(await outcome(client.listWorkers({}, as("bob")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
+  });
+
+  it("answers figures to viewers, and says there are no users when authentication is off", async () => {
+    const { ferry, client, as } = await setup();
+    await ferry.wait(await ferry.launch("demo.echo", 1), { timeout: "10s" });
+    expect((await client.stats({}, as("vic"))).launched).toBe(1n);
+    expect(await outcome(client.stats({}, as("bob")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
+    expect(await outcome(client.listUsers({}, as("root")))).toBe("InvalidArgument/FERRY_INVALID_ARGUMENT");
+    expect(await outcome(client.listUsers({}, as("vic")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
+  });
+});

@@ -36,22 +36,14 @@ export function accessCommands(): Command[] {
       );
     });
 
-  const grant = new Command("grant")
-    .description("give USER a role (admin, submitter, viewer) or a restricted handler (sql.exec)")
-    .argument("<role>")
-    .argument("<user>")
-    .option("--json", "print the user as JSON")
-    .action(async (role: string, user: string, flags: { json?: boolean }) => {
-      printUser(await admin().grant({ grant: role, user }), flags.json === true);
-    });
-  const revoke = new Command("revoke")
-    .description("take a role or handler grant away from USER")
-    .argument("<role>")
-    .argument("<user>")
-    .option("--json", "print the user as JSON")
-    .action(async (role: string, user: string, flags: { json?: boolean }) => {
-      printUser(await admin().revoke({ grant: role, user }), flags.json === true);
-    });
+  const grant = rightsCommand(
+    "grant",
+    "give USER a role (admin, submitter, viewer) or a restricted handler (sql.exec)",
+    (request) => admin().grant(request),
+  );
+  const revoke = rightsCommand("revoke", "take a role or handler grant away from USER", (request) =>
+    admin().revoke(request),
+  );
   const users = new Command("users")
     .description("every user with roles, grants and token count")
     .option("--json", "one JSON object per line")
@@ -60,6 +52,22 @@ export function accessCommands(): Command[] {
       for (const user of users) printUser(user, flags.json === true);
     });
   return [token, grant, revoke, users];
+}
+
+/** `ferry grant|revoke ROLE USER`: one change of rights, answered with the user as it is now. */
+function rightsCommand(
+  name: string,
+  description: string,
+  change: (request: { grant: string; user: string }) => Promise<User>,
+): Command {
+  return new Command(name)
+    .description(description)
+    .argument("<role>")
+    .argument("<user>")
+    .option("--json", "print the user as JSON")
+    .action(async (role: string, user: string, flags: { json?: boolean }) => {
+      printUser(await change({ grant: role, user }), flags.json === true);
+    });
 }
 
 function admin() {

@@ -8,26 +8,12 @@
 import { hostname } from "node:os";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Role } from "../../src/auth/access.js";
 import { adminService } from "../../src/daemon/admin-service.js";
-import type { Caller } from "../../src/daemon/authn.js";
 import { ERROR_CODE_HEADER } from "../../src/daemon/rpc-errors.js";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
-import { Ferry, FerryError } from "../../src/index.js";
+import { Ferry } from "../../src/index.js";
+import { as, callerOf } from "../helpers/fake-callers.js";
 import { eventually, sleep, tempDir } from "../helpers/temp.js";
-
-const caller = (user: string, role: Role): Caller => ({
-  user,
-  role,
-  grants: new Set(),
-  hold: () => ({ signal: new AbortController().signal, release: () => undefined }),
-});
-
-const CALLERS: Readonly<Record<string, Caller>> = {
-  bob: caller("bob", "submitter"),
-  vic: caller("vic", "viewer"),
-  root: caller("root", "admin"),
-};
 
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
@@ -54,17 +40,12 @@ describe("AdminService", () => {
       service(
         AdminService,
         adminService(ferry, {
-          callerOf: (context) => {
-            const found = CALLERS[context.requestHeader.get("x-test-user") ?? ""];
-            if (found === undefined) throw new FerryError("FERRY_UNAUTHENTICATED", "no token");
-            return found;
-          },
+          callerOf,
           access: undefined,
         }),
       ),
     );
     const client = createClient(AdminService, transport);
-    const as = (user: string) => ({ headers: { "x-test-user": user } });
     return { ferry, client, as };
   }
 

@@ -8,27 +8,12 @@ import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Role } from "../../src/auth/access.js";
-import type { Caller } from "../../src/daemon/authn.js";
 import { jobService } from "../../src/daemon/job-service.js";
 import { ERROR_CODE_HEADER, toConnectError } from "../../src/daemon/rpc-errors.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { Ferry, FerryError } from "../../src/index.js";
+import { as, callerOf } from "../helpers/fake-callers.js";
 import { tempDir } from "../helpers/temp.js";
-
-const caller = (user: string, role: Role, grants: string[] = []): Caller => ({
-  user,
-  role,
-  grants: new Set(grants),
-  hold: () => ({ signal: new AbortController().signal, release: () => undefined }),
-});
-
-const CALLERS: Readonly<Record<string, Caller>> = {
-  ann: caller("ann", "submitter", ["demo.restricted"]),
-  bob: caller("bob", "submitter"),
-  vic: caller("vic", "viewer"),
-  root: caller("root", "admin"),
-};
 
 describe("JobService", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -58,17 +43,12 @@ describe("JobService", () => {
       service(
         JobService,
         jobService(ferry, {
-          callerOf: (context) => {
-            const caller = CALLERS[context.requestHeader.get("x-test-user") ?? ""];
-            if (caller === undefined) throw new FerryError("FERRY_UNAUTHENTICATED", "no token");
-            return caller;
-          },
+          callerOf,
           restrictedHandlers: new Set(["demo.restricted"]),
         }),
       ),
     );
     const client = createClient(JobService, transport);
-    const as = (user: string) => ({ headers: { "x-test-user": user } });
     return { ferry, client, as };
   }
 

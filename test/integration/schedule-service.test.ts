@@ -7,26 +7,11 @@ import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Role } from "../../src/auth/access.js";
-import type { Caller } from "../../src/daemon/authn.js";
 import { scheduleService } from "../../src/daemon/schedule-service.js";
 import { ScheduleService } from "../../src/gen/ferry/v1/schedules_pb.js";
-import { Ferry, FerryError } from "../../src/index.js";
+import { Ferry } from "../../src/index.js";
+import { as, callerOf } from "../helpers/fake-callers.js";
 import { collect, eventually, tempDir } from "../helpers/temp.js";
-
-const caller = (user: string, role: Role, grants: string[] = []): Caller => ({
-  user,
-  role,
-  grants: new Set(grants),
-  hold: () => ({ signal: new AbortController().signal, release: () => undefined }),
-});
-
-const CALLERS: Readonly<Record<string, Caller>> = {
-  ann: caller("ann", "submitter"),
-  bob: caller("bob", "submitter"),
-  vic: caller("vic", "viewer"),
-  root: caller("root", "admin"),
-};
 
 describe("ScheduleService", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -43,17 +28,12 @@ describe("ScheduleService", () => {
       service(
         ScheduleService,
         scheduleService(ferry, {
-          callerOf: (context) => {
-            const found = CALLERS[context.requestHeader.get("x-test-user") ?? ""];
-            if (found === undefined) throw new FerryError("FERRY_UNAUTHENTICATED", "no token");
-            return found;
-          },
+          callerOf,
           restrictedHandlers: new Set(["sql.exec"]),
         }),
       ),
     );
     const client = createClient(ScheduleService, transport);
-    const as = (user: string) => ({ headers: { "x-test-user": user } });
     return { ferry, client, as };
   }
 

@@ -24,6 +24,8 @@ export {
   type SqlExecResult,
   sqlExecHandler,
 } from "./handlers/sql-exec.js";
+export { PLUGIN_API_VERSION } from "./plugins/api-range.js";
+export { definePlugin, type PluginDefinition } from "./plugins/define-plugin.js";
 export type { Serializer } from "./serializers/index.js";
 export { getSerializer, registerDecoder, registerEncoder, registerSerializer } from "./serializers/index.js";
 export type { Store, StoreStats, WorkerInfo } from "./store/store.js";

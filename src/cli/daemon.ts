@@ -12,6 +12,7 @@ interface DaemonFlags {
   bind?: string;
   port?: string;
   plugins: boolean;
+  pluginDir?: string[];
   printConfig?: boolean;
   insecureNoTls?: boolean;
 }
@@ -20,7 +21,7 @@ interface DaemonFlags {
 const SHUTDOWN_GRACE = "30s";
 
 /**
- * `ferry daemon`: the store, workers on the built-in handlers, and the job API on one port.
+ * `ferry daemon`: the store, workers on the built-in and plugin handlers, and the job API on one port.
  *
  * Safe by default: loopback only unless told otherwise; off loopback it needs authentication and
  * (until TLS is built) an explicit `--insecure-no-tls`. It refuses to start otherwise, with the
@@ -34,6 +35,11 @@ export function daemonCommand(): Command {
     .option("--bind <address>", "address to listen on ([server] bind_address)")
     .option("--port <n>", "port to listen on, 0 for any free one ([server] port)")
     .option("--no-plugins", "load no plugins ([plugins] enabled = false)")
+    .option(
+      "--plugin-dir <dir>",
+      "a folder of plugins; repeat for more; replaces [plugins] dirs",
+      (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir],
+    )
     .option("--print-config", "print the effective config (secrets hidden) and exit")
     .option(
       "--insecure-no-tls",
@@ -62,7 +68,14 @@ function overridesOf(flags: DaemonFlags): Record<string, Record<string, unknown>
   return {
     ...(flags.store === undefined ? {} : { store: { url: flags.store } }),
     ...(Object.keys(server).length === 0 ? {} : { server }),
-    ...(flags.plugins ? {} : { plugins: { enabled: false } }),
+    ...(flags.plugins && flags.pluginDir === undefined
+      ? {}
+      : {
+          plugins: {
+            ...(flags.plugins ? {} : { enabled: false }),
+            ...(flags.pluginDir === undefined ? {} : { dirs: flags.pluginDir }),
+          },
+        }),
   };
 }
 

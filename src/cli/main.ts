@@ -9,6 +9,7 @@ import { launchCommands } from "./launch-commands.js";
 import { listCommand } from "./list-command.js";
 import { migrateCommand } from "./migrate.js";
 import { opsCommands } from "./ops-commands.js";
+import { pluginsCommand } from "./plugins-command.js";
 import { EXIT, explainFailure, remoteFromEnv } from "./remote.js";
 import { scheduleCommand } from "./schedule-commands.js";
 import { workerCommand } from "./worker.js";
@@ -26,6 +27,7 @@ for (const command of [
   listCommand(),
   scheduleCommand(),
   ...opsCommands(),
+  pluginsCommand(),
   ...accessCommands(),
 ])
   program.addCommand(command);

@@ -1,6 +1,6 @@
 /**
  * `ferry.v1.AdminService`: users, tokens and rights, and pausing queues (admins only); the
- * store's figures and its workers (admins and viewers). The rules themselves (nobody grants to
+ * store's figures, its workers and the daemon's plugins (admins and viewers). The rules themselves (nobody grants to
  * itself, the last admin stays) are in src/auth/access.ts, where every daemon sharing the store
  * applies them alike. Queues and workers need no users: they answer with authentication off too.
  */
@@ -20,6 +20,7 @@ import {
 import type { AccessControl } from "../auth/access-control.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import type { AdminService, UserSchema, WorkerSchema } from "../gen/ferry/v1/admin_pb.js";
+import type { PluginStatus } from "../plugins/status.js";
 import type { WorkerInfo } from "../store/store.js";
 import type { Caller } from "./authn.js";
 import { answering, denied } from "./rpc-errors.js";
@@ -28,6 +29,8 @@ export interface AdminServiceOptions {
   readonly callerOf: (context: HandlerContext) => Caller;
   /** Undefined when authentication is off: there are no users to manage. */
   readonly access: AccessControl | undefined;
+  /** The daemon's plugins as they are now; none when not given. */
+  readonly plugins?: () => readonly PluginStatus[];
 }
 
 export function adminService(ferry: Ferry, options: AdminServiceOptions): ServiceImpl<typeof AdminService> {
@@ -140,6 +143,13 @@ export function adminService(ferry: Ferry, options: AdminServiceOptions): Servic
         const workers = [];
         for await (const worker of ferry.workers()) workers.push(workerOut(worker));
         return { workers };
+      }),
+
+    listPlugins: (_request, context) =>
+      answering(async () => {
+        allowed(context, ["admin", "viewer"], "list plugins");
+        const plugins = options.plugins?.() ?? [];
+        return { plugins: plugins.map((plugin) => ({ ...plugin, handlers: [...plugin.handlers] })) };
       }),
   };
 }

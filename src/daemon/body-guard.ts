@@ -11,6 +11,9 @@
  * FERRY_PAYLOAD_TOO_LARGE and the connection closes), checked, and handed on to Connect unchanged.
  * A refused request is handed on with an empty message instead, and the interceptor below answers
  * it with FERRY_INVALID_ARGUMENT, framed as its protocol expects.
+ *
+ * Reading the whole body first suits Ferry's calls, which are all unary or server-streaming (the
+ * client sends one message). A client-streaming call would wait here for its stream to end.
  */
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { createContextKey, type Interceptor } from "@connectrpc/connect";

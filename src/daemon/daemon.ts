@@ -1,5 +1,5 @@
 /**
- * A daemon assembled from its config: the store, workers on the built-in handlers, access
+ * A daemon assembled from its config: the store, workers on the built-in and plugin handlers, access
  * control, and the one-port server with JobService, AdminService, `/healthz` and `/metrics`.
  * `ferry daemon` (src/cli/daemon.ts) adds flags, refusals and signals around it; benchmarks and
  * tests may start one in-process.
@@ -10,15 +10,20 @@ import { Ferry } from "../api/ferry.js";
 import { AccessControl } from "../auth/access-control.js";
 import { FailedAuthLimiter } from "../auth/failed-auth-limiter.js";
 import { ensureFirstAdmin, FIRST_ADMIN } from "../auth/first-admin.js";
+import { parseDuration } from "../core/duration.js";
 import { invalidArgument } from "../core/errors.js";
 import { AdminService } from "../gen/ferry/v1/admin_pb.js";
 import { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import { ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { BUILTIN_HANDLERS } from "../handlers/builtin.js";
+import { sqlExecHandler } from "../handlers/sql-exec.js";
+import { type LoadedPlugins, loadPlugins } from "../plugins/load.js";
+import type { Handler } from "../worker/handler.js";
 import { adminService } from "./admin-service.js";
 import { authenticateRequest, LOCAL_ADMIN, tokenAuthenticator } from "./authn.js";
 import type { DaemonConfig } from "./config-schema.js";
+import { dashboardRoutes } from "./dashboard.js";
 import { healthService } from "./health-service.js";
 import { jobService } from "./job-service.js";
 import { type Logger, logInternalErrors } from "./log.js";
@@ -43,11 +48,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     store: config.store.url,
     maxPayloadBytes: config.limits.max_payload_bytes,
   });
+  const plugins = await openPlugins(config, log);
   const worker = ferry.worker({
     queues: config.workers.queues,
     concurrency: Math.min(config.workers.concurrency, config.workers.max_running),
     defaultTimeout: config.workers.default_timeout,
-    handlers: BUILTIN_HANDLERS,
+    handlers: { ...plugins.handlers, ...BUILTIN_HANDLERS, ...sqlHandlers(config) },
   });
   worker.on("error", ({ error, during }) =>
     log.error({ during, error: String(error) }, `worker ${during} failed`),
@@ -82,9 +88,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
           callerOf,
           restrictedHandlers,
           quotas,
+          cancelGraceMaxMs: parseDuration(config.limits.cancel_grace_max, "limits.cancel_grace_max"),
         }),
       );
-      router.service(AdminService, adminService(ferry, { callerOf, access }));
+      router.service(AdminService, adminService(ferry, { callerOf, access, plugins: () => plugins.list() }));
       router.service(ScheduleService, scheduleService(ferry, { callerOf, restrictedHandlers }));
       router.service(
         Health,
@@ -95,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       );
     },
     getRoutes: {
+      ...dashboardRoutes(),
       "/metrics": (request, response) =>
         serveMetrics(
           metrics,
@@ -115,8 +123,29 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       unsubscribe();
       access?.close();
       await ferry.close({ grace });
+      await plugins.close();
     },
   };
+}
+
+/** The plugins of `[plugins] dirs`, or none when `[plugins] enabled` is false (`--no-plugins`). */
+async function openPlugins(config: DaemonConfig, log: Logger): Promise<LoadedPlugins> {
+  if (!config.plugins.enabled) return { handlers: {}, list: () => [], close: async () => undefined };
+  return loadPlugins(
+    {
+      dirs: config.plugins.dirs,
+      isolation: config.plugins.isolation,
+      builtinHandlers: [...Object.keys(BUILTIN_HANDLERS), "sql.exec"],
+    },
+    log,
+  );
+}
+
+/** `sql.exec` when `[sql] url` names a database: parameterised SQL in its own transaction. */
+function sqlHandlers(config: DaemonConfig): Record<string, Handler<never, unknown>> {
+  if (config.sql.url === "") return {};
+  const handler = sqlExecHandler({ url: config.sql.url, statementTimeout: config.sql.statement_timeout });
+  return { "sql.exec": handler as Handler<never, unknown> };
 }
 
 /** The users and tokens in the store; on the first start, an admin whose token goes to a file. */

@@ -13,6 +13,7 @@
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
+import { parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { type Handle, isFinished } from "../core/job.js";
 import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
@@ -37,6 +38,8 @@ export interface JobServiceOptions {
   readonly restrictedHandlers?: ReadonlySet<string>;
   /** Per-user launch quotas; none when absent. */
   readonly quotas?: LaunchQuotas;
+  /** The longest grace a cancel may ask for, in ms (`limits.cancel_grace_max`; the library caps at 1 h). */
+  readonly cancelGraceMaxMs?: number;
 }
 
 /** A page of `List` holds at most this many rows (100 when the caller asks for none). */
@@ -51,6 +54,16 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
     const caller = options.callerOf(context);
     checkLaunchRights(caller, handlers, restricted);
     return caller;
+  };
+
+  /** A cancel's grace, once within the daemon's cap. */
+  const graceOf = (grace: string | undefined): { grace?: string } => {
+    if (grace === undefined) return {};
+    const cap = options.cancelGraceMaxMs;
+    if (cap !== undefined && parseDuration(grace, "grace") > cap) {
+      throw invalidArgument(`grace is capped at ${cap / 1000} s on this daemon (limits.cancel_grace_max)`);
+    }
+    return { grace };
   };
 
   /** Runs `launch` of `n` jobs within the caller's quotas: a refusal stores nothing. */
@@ -165,7 +178,7 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
     cancel: (request, context) =>
       answering(async () => {
         const handle = await mine(context, handleOf(request.handle));
-        const state = await ferry.cancel(handle, request.grace === undefined ? {} : { grace: request.grace });
+        const state = await ferry.cancel(handle, graceOf(request.grace));
         return { state };
       }),
 
@@ -194,7 +207,7 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
           ...(request.label === undefined ? {} : { label: request.label }),
           // A submitter's sweep never reaches another user's jobs.
           ...(caller.role === "admin" ? {} : { owner: caller.user }),
-          ...(request.grace === undefined ? {} : { grace: request.grace }),
+          ...graceOf(request.grace),
         });
         return { count };
       }),

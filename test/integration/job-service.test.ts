@@ -45,6 +45,7 @@ describe("JobService", () => {
         jobService(ferry, {
           callerOf,
           restrictedHandlers: new Set(["demo.restricted"]),
+          cancelGraceMaxMs: 60_000,
         }),
       ),
     );
@@ -136,6 +137,19 @@ describe("JobService", () => {
     await client.launch({ handler: "demo.restricted" }, as("ann"));
     await client.launch({ handler: "demo.restricted" }, as("root"));
     expect((await ferry.stats()).launched).toBe(2);
+  });
+
+  it("caps a cancel's grace at the daemon's cancel_grace_max", async () => {
+    const { client } = await setup({ worker: false });
+    const { handle } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    expect(await rpcError(client.cancel({ handle, grace: "2m" }, as("ann")))).toMatchObject({
+      code: Code.InvalidArgument,
+      ferry: "FERRY_INVALID_ARGUMENT",
+    });
+    expect(await rpcError(client.cancelAll({ all: true, grace: "61s" }, as("ann")))).toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    expect((await client.cancel({ handle, grace: "60s" }, as("ann"))).state).toBe("cancelled");
   });
 
   it("pages a list with next_after_id", async () => {

@@ -1,0 +1,95 @@
+/**
+ * Starting one plugin host (plugin-host.mjs) as a child process: a clean environment, a capped
+ * heap, the plugin's folder as working directory, its output into the daemon's log. Answers once
+ * the host says what the plugin exports, or fails with why it could not load.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { basename } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "../daemon/log.js";
+
+const HOST = fileURLToPath(new URL("./plugin-host.mjs", import.meta.url));
+/** The heap a plugin process may grow to: a leak ends it, not the machine. */
+export const PLUGIN_HEAP_MB = 256;
+/** How long a plugin's module may take to import. */
+const LOAD_TIMEOUT_MS = 10_000;
+/** Longest line of a plugin's output kept in the log. */
+const MAX_LINE = 2_000;
+
+/** What the host says once the plugin module is imported. */
+export interface HostHello {
+  readonly name: unknown;
+  readonly version: unknown;
+  readonly handlers: [string, boolean][];
+}
+
+export interface StartedHost {
+  readonly child: ChildProcess;
+  readonly hello: HostHello;
+}
+
+export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal !== null ? `killed by ${signal}` : `exit code ${code}`;
+}
+
+/** Forks the host for `module`; rejects (and ends the child) when the module does not load. */
+export function startHost(module: string, folder: string, log: Logger): Promise<StartedHost> {
+  const child = fork(HOST, [module], {
+    cwd: folder,
+    // Nothing of the daemon's environment (store URLs, tokens) reaches plugin code.
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    execArgv: [`--max-old-space-size=${PLUGIN_HEAP_MB}`],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+    serialization: "json",
+  });
+  forwardOutput(child, basename(folder), log);
+  // An IPC error must never become an unhandled 'error' event in the daemon; the owner handles exits.
+  child.on("error", () => undefined);
+  return new Promise<StartedHost>((resolve, reject) => {
+    const fail = (reason: string) => {
+      cleanup();
+      child.kill("SIGKILL");
+      reject(new Error(reason));
+    };
+    const timer = setTimeout(
+      () => fail(`its module did not load within ${LOAD_TIMEOUT_MS / 1000} s`),
+      LOAD_TIMEOUT_MS,
+    );
+    const onMessage = (message: unknown) => {
+      const m = message as { type?: unknown; message?: unknown } & Partial<HostHello>;
+      if (m?.type === "ready") {
+        cleanup();
+        const handlers = Array.isArray(m.handlers)
+          ? m.handlers.filter((h): h is [string, boolean] => Array.isArray(h) && typeof h[0] === "string")
+          : [];
+        resolve({ child, hello: { name: m.name, version: m.version, handlers } });
+      } else if (m?.type === "load-failed") {
+        fail(`its module failed to load: ${String(m.message)}`);
+      }
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      fail(`its process ended while loading (${describeExit(code, signal)})`);
+    const onError = (error: Error) => fail(`its process failed: ${error.message}`);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      child.off("error", onError);
+    };
+    child.on("message", onMessage);
+    child.on("exit", onExit);
+    child.on("error", onError);
+  });
+}
+
+/** A plugin's stdout and stderr, line by line, into the daemon's log (never its stdout). */
+function forwardOutput(child: ChildProcess, plugin: string, log: Logger): void {
+  for (const stream of ["stdout", "stderr"] as const) {
+    const source = child[stream];
+    if (source === null) continue;
+    createInterface({ input: source, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) =>
+      log.info({ plugin, stream }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line),
+    );
+  }
+}

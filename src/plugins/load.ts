@@ -1,0 +1,178 @@
+/**
+ * The daemon's plugins: discovered and checked (discovery.ts), loaded inline or each in its own
+ * process, with name collisions refused, one log line per plugin, and their handlers for the worker.
+ */
+import { basename } from "node:path";
+import type { Logger } from "../daemon/log.js";
+import type { Handler } from "../worker/handler.js";
+import { RESERVED_PLUGIN_NAMES } from "./define-plugin.js";
+import { type Candidate, discoverPlugins } from "./discovery.js";
+import { importInlinePlugin } from "./inline-plugin.js";
+import { type ProcessPlugin, startProcessPlugin } from "./process-plugin.js";
+import type { PluginStatus } from "./status.js";
+
+export interface PluginOptions {
+  readonly dirs: readonly string[];
+  readonly isolation: "process" | "inline";
+  /** Handler names taken already (the built-ins): a plugin may not shadow them. */
+  readonly builtinHandlers: readonly string[];
+}
+
+export interface LoadedPlugins {
+  /** Every loaded plugin's handlers, `NAME.HANDLER`. */
+  readonly handlers: Readonly<Record<string, Handler<never, unknown>>>;
+  /** Every plugin found, loaded or not, as it is now. */
+  list(): PluginStatus[];
+  /** Ends the plugin processes. */
+  close(): Promise<void>;
+}
+
+type Opened =
+  | {
+      ok: true;
+      manifest: { name: string; version: string; handlers: readonly string[] };
+      accept: () => Live;
+      refuse: () => void;
+    }
+  | { ok: false; reason: string };
+
+/** One loaded plugin as ListPlugins shows it. */
+type Live = {
+  status: () => PluginStatus;
+  handlers: Record<string, Handler<never, unknown>>;
+  close: () => Promise<void>;
+};
+
+export async function loadPlugins(options: PluginOptions, log: Logger): Promise<LoadedPlugins> {
+  const found = await discoverPlugins(options.dirs, (dir) =>
+    log.info({ dir }, `no plugin dir at ${dir}: no plugins from there`),
+  );
+  const refused: PluginStatus[] = [];
+  const refuse = (name: string, path: string, reason: string) => {
+    log.error({ path, reason }, `refused plugin ${path}: ${reason}`);
+    refused.push({
+      name,
+      version: "",
+      path,
+      handlers: [],
+      state: "refused",
+      reason,
+      restarts: 0,
+      isolation: options.isolation,
+    });
+  };
+  const candidates: Candidate[] = [];
+  for (const item of found) {
+    if (item.kind === "refused") refuse(item.name, item.path, item.reason);
+    else candidates.push(item);
+  }
+  // Started side by side (a process each takes a moment), judged one by one in name order.
+  const opened = await Promise.all(candidates.map((c) => open(c, options.isolation, log)));
+  const live: Live[] = [];
+  const taken = new Map<string, string>();
+  candidates.forEach((candidate, i) => {
+    const result = opened[i]!;
+    const name = basename(candidate.folder);
+    if (!result.ok) {
+      refuse(name, candidate.folder, result.reason);
+      return;
+    }
+    const { manifest } = result;
+    const clash = collision(manifest.name, taken, options.builtinHandlers);
+    if (clash !== undefined) {
+      result.refuse();
+      refuse(manifest.name, candidate.folder, clash);
+      return;
+    }
+    taken.set(manifest.name, candidate.folder);
+    log.info(
+      {
+        plugin: manifest.name,
+        version: manifest.version,
+        path: candidate.folder,
+        isolation: options.isolation,
+      },
+      `Loading plugin: ${manifest.name} v${manifest.version} from ${candidate.folder}`,
+    );
+    live.push(result.accept());
+  });
+  const handlers: Record<string, Handler<never, unknown>> = {};
+  for (const plugin of live) Object.assign(handlers, plugin.handlers);
+  return {
+    handlers,
+    list: () => [...live.map((plugin) => plugin.status()), ...refused],
+    close: async () => {
+      await Promise.all(live.map((plugin) => plugin.close()));
+    },
+  };
+}
+
+function collision(
+  name: string,
+  taken: ReadonlyMap<string, string>,
+  builtins: readonly string[],
+): string | undefined {
+  if (RESERVED_PLUGIN_NAMES.has(name) || builtins.some((handler) => handler.startsWith(`${name}.`)))
+    return `the name ${name} is reserved for built-in handlers`;
+  const other = taken.get(name);
+  if (other !== undefined) return `the name ${name} is taken by the plugin at ${other}`;
+  return undefined;
+}
+
+async function open(candidate: Candidate, isolation: "process" | "inline", log: Logger): Promise<Opened> {
+  const { folder, module } = candidate;
+  try {
+    if (isolation === "inline") {
+      const plugin = await importInlinePlugin(module);
+      const { manifest } = plugin;
+      let stopped = false;
+      return {
+        ok: true,
+        manifest,
+        refuse: () => undefined,
+        accept: () => ({
+          handlers: plugin.handlers,
+          close: async () => {
+            stopped = true;
+          },
+          status: () => ({
+            name: manifest.name,
+            version: manifest.version,
+            path: folder,
+            handlers: Object.keys(plugin.handlers),
+            state: stopped ? "stopped" : "loaded",
+            reason: "",
+            restarts: 0,
+            isolation,
+          }),
+        }),
+      };
+    }
+    const started = await startProcessPlugin(folder, module, log);
+    return {
+      ok: true,
+      manifest: started.manifest,
+      refuse: started.refuse,
+      accept: () => {
+        const plugin: ProcessPlugin = started.start();
+        const handlers = plugin.handlers();
+        return {
+          handlers,
+          close: () => plugin.close(),
+          status: () => ({
+            name: plugin.manifest.name,
+            version: plugin.manifest.version,
+            path: folder,
+            handlers: Object.keys(handlers),
+            state: plugin.state,
+            reason: plugin.reason,
+            restarts: plugin.restarts,
+            isolation,
+          }),
+        };
+      },
+    };
+  } catch (error) {
+    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+}

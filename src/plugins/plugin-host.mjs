@@ -1,0 +1,139 @@
+/**
+ * The child process that runs one process-isolated plugin (see process-plugin.ts). Plain
+ * JavaScript, so it starts without a TypeScript loader. It imports the plugin module named by its
+ * first argument, tells the daemon what the plugin exports, and runs the handler calls the daemon
+ * sends over IPC:
+ *   daemon -> host: { type: "call", id, handler, payload, job } | { type: "abort", id, code, message }
+ *   host -> daemon: { type: "ready", name, version, handlers: [[key, isFunction]] }
+ *                 | { type: "aborting", id }  (the abort was heard: the host is not stuck)
+ *                 | { type: "load-failed", message }
+ *                 | { type: "progress", id, fraction }
+ *                 | { type: "result", id, ok: true, value } | { type: "result", id, ok: false, error }
+ * Anything the plugin does wrong beyond a thrown error (exit, uncaught exception, OOM, a busy loop)
+ * ends or stalls this process; the daemon notices and fails the calls in flight.
+ */
+import { pathToFileURL } from "node:url";
+
+const file = process.argv[2];
+/** id -> AbortController of the calls running now. */
+const running = new Map();
+let plugin;
+
+/** Thrown by ctx.snooze, ctx.discard and ctx.cancel; the daemon replays it on the real context. */
+class Control extends Error {
+  constructor(action, reason, delay) {
+    super(reason);
+    this.control = { action, reason, delay };
+  }
+}
+
+function send(message) {
+  if (!process.connected) return;
+  try {
+    process.send(message);
+  } catch (error) {
+    // A result that JSON cannot carry (a BigInt, a cycle): the call fails, the host goes on.
+    if (message.type === "result" && message.ok) {
+      send({
+        type: "result",
+        id: message.id,
+        ok: false,
+        error: {
+          code: "FERRY_SERIALIZATION",
+          message: `the result cannot be sent as JSON: ${error.message}`,
+        },
+      });
+    }
+  }
+}
+
+function describe(thrown) {
+  const error = { message: "error" };
+  try {
+    if (thrown instanceof Control) return { message: thrown.message, control: thrown.control };
+    error.message =
+      thrown !== null && typeof thrown === "object" && typeof thrown.message === "string"
+        ? thrown.message
+        : String(thrown);
+    if (thrown !== null && typeof thrown === "object") {
+      if (typeof thrown.code === "string") error.code = thrown.code;
+      if (typeof thrown.retryable === "boolean") error.retryable = thrown.retryable;
+      if (typeof thrown.detail === "string") error.detail = thrown.detail;
+    }
+  } catch {
+    error.message = "thrown value that cannot be described";
+  }
+  // The daemon cuts it again; this only keeps a 100 MB message off the IPC channel.
+  if (error.message.length > 65_536) error.message = error.message.slice(0, 65_536);
+  return error;
+}
+
+async function call({ id, handler, payload, job }) {
+  const controller = new AbortController();
+  running.set(id, controller);
+  const ctx = {
+    job: { ...job, launchedAt: new Date(job.launchedAt) },
+    signal: controller.signal,
+    progress: async (fraction) => {
+      if (typeof fraction !== "number" || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
+        throw Object.assign(new Error("progress must be a number from 0 to 1"), {
+          code: "FERRY_INVALID_ARGUMENT",
+        });
+      }
+      send({ type: "progress", id, fraction });
+    },
+    snooze: (delay) => {
+      throw new Control("snooze", "snoozed", delay);
+    },
+    discard: (reason) => {
+      throw new Control("discard", String(reason));
+    },
+    cancel: (reason) => {
+      throw new Control("cancel", String(reason));
+    },
+  };
+  try {
+    const fn = plugin.handlers[handler];
+    if (typeof fn !== "function")
+      throw Object.assign(new Error(`no handler ${handler}`), { code: "FERRY_UNKNOWN_HANDLER" });
+    const value = await fn(payload, ctx);
+    send({ type: "result", id, ok: true, value });
+  } catch (thrown) {
+    send({ type: "result", id, ok: false, error: describe(thrown) });
+  } finally {
+    running.delete(id);
+  }
+}
+
+process.on("message", (message) => {
+  if (message === null || typeof message !== "object") return;
+  if (message.type === "call") void call(message);
+  else if (message.type === "abort") {
+    // Heard at once: the daemon kills a host whose event loop is too busy to say so.
+    send({ type: "aborting", id: message.id });
+    const reason = Object.assign(new Error(String(message.message)), { code: String(message.code) });
+    running.get(message.id)?.abort(reason);
+  }
+});
+// The daemon went away: nothing more will be asked.
+process.on("disconnect", () => process.exit(0));
+
+try {
+  const module = await import(pathToFileURL(file).href);
+  let exported = module.default;
+  // A CommonJS module compiled from ESM: `exports.default` arrives one level down.
+  if (exported !== null && typeof exported === "object" && !("name" in exported) && "default" in exported) {
+    exported = exported.default;
+  }
+  if (exported === null || typeof exported !== "object") throw new Error("the module has no default export");
+  const handlers = exported.handlers;
+  const entries =
+    handlers !== null && typeof handlers === "object"
+      ? Object.keys(handlers).map((key) => [key, typeof handlers[key] === "function"])
+      : [];
+  plugin = { handlers: handlers ?? {} };
+  send({ type: "ready", name: exported.name, version: exported.version, handlers: entries });
+} catch (error) {
+  // The daemon ends this process once it has read why.
+  send({ type: "load-failed", message: describe(error).message });
+}

@@ -12,7 +12,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterEach, describe, expect, it } from "vitest";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
-import { listening, runFerry } from "../helpers/daemon-process.js";
+import { startTestDaemon } from "../helpers/daemon-process.js";
 import { tempDir } from "../helpers/temp.js";
 
 /** A self-signed certificate for localhost and 127.0.0.1, made by the system's openssl. */
@@ -61,14 +61,9 @@ describe("the daemon's edge: TLS, CORS, /metrics", () => {
   });
 
   async function daemon(env: NodeJS.ProcessEnv, args: string[] = []) {
-    const dir = tempDir();
-    const child = runFerry(["daemon", "--port", "0", "--no-plugins", ...args], env, dir.path);
-    stops.push(() => {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      dir.remove();
-    });
-    const url = await listening(child);
-    return { url, dir, admin: () => readFileSync(join(dir.path, "ferry-admin.token"), "utf8").trim() };
+    const started = await startTestDaemon({ env, args: ["--no-plugins", ...args] });
+    stops.push(started.stop);
+    return { url: started.url, admin: started.adminToken };
   }
 
   it("speaks TLS 1.2+ only, gRPC and Connect on one port, and lets TLS open a non-loopback bind", async () => {

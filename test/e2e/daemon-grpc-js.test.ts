@@ -4,13 +4,10 @@
  * unary round trip with a token in metadata, a server stream, an error's Ferry code in the
  * trailers, and the standard health service without a token.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterEach, describe, expect, it } from "vitest";
-import { listening, runFerry } from "../helpers/daemon-process.js";
-import { tempDir } from "../helpers/temp.js";
+import { startTestDaemon } from "../helpers/daemon-process.js";
 
 const PROTO_DIR = new URL("../../proto", import.meta.url).pathname;
 
@@ -46,14 +43,10 @@ describe("the daemon through @grpc/grpc-js", () => {
   });
 
   it("launches, streams, fails with Ferry's code in the trailers, and answers health checks", async () => {
-    const dir = tempDir();
-    const child = runFerry(["daemon", "--port", "0", "--no-plugins"], {}, dir.path);
-    stops.push(() => {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      dir.remove();
-    });
-    const url = await listening(child);
-    const token = readFileSync(join(dir.path, "ferry-admin.token"), "utf8").trim();
+    const daemon = await startTestDaemon();
+    stops.push(daemon.stop);
+    const { url } = daemon;
+    const token = daemon.adminToken();
     const { jobs, health } = loadClients(new URL(url).host);
     stops.push(() => {
       jobs.close();

@@ -1,10 +1,3 @@
-/**
- * The daemon's limits, as a child process: per-user quotas under a burst of parallel launches
- * (exactly the allowed number get in, the rest answer FERRY_QUOTA_EXCEEDED and store nothing),
- * `max_running` across the daemon, and `default_timeout` for jobs that set none.
- */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -12,8 +5,8 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterEach, describe, expect, it } from "vitest";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
-import { listening, runFerry } from "../helpers/daemon-process.js";
-import { eventually, tempDir } from "../helpers/temp.js";
+import { bearer, startTestDaemon } from "../helpers/daemon-process.js";
+import { eventually } from "../helpers/temp.js";
 
 describe("the daemon's limits", () => {
   const stops: (() => void)[] = [];
@@ -22,23 +15,16 @@ describe("the daemon's limits", () => {
   });
 
   async function daemon(env: NodeJS.ProcessEnv) {
-    const dir = tempDir();
-    const child = runFerry(["daemon", "--port", "0", "--no-plugins"], env, dir.path);
-    stops.push(() => {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      dir.remove();
-    });
-    const url = await listening(child);
-    const admin = readFileSync(join(dir.path, "ferry-admin.token"), "utf8").trim();
+    const daemon = await startTestDaemon({ env });
+    stops.push(daemon.stop);
+    const { url } = daemon;
+    const admin = bearer(daemon.adminToken());
     const connect = createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
-    const { token: user } = await createClient(AdminService, connect).createToken(
-      { user: "burst" },
-      { headers: { authorization: `Bearer ${admin}` } },
-    );
+    const { token: user } = await createClient(AdminService, connect).createToken({ user: "burst" }, admin);
     return {
       url,
-      as: { headers: { authorization: `Bearer ${user}` } },
-      admin: { headers: { authorization: `Bearer ${admin}` } },
+      as: bearer(user),
+      admin,
       jobs: createClient(JobService, connect),
       grpc: createClient(JobService, createGrpcTransport({ baseUrl: url })),
     };

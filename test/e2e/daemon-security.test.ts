@@ -1,13 +1,3 @@
-/**
- * The security suite: each point of issue 5's items 3-6 against one real daemon (a child process,
- * authentication on), with the status and Ferry code it must answer. Afterwards: nothing was
- * stored by a refused call, the daemon is healthy, no answer leaked a stack, a path or SQL, and
- * neither a payload nor a token reached its log. Longer scenarios live beside it:
- * daemon-auth.test.ts (tokens, roles, revocation), daemon-edge.test.ts (TLS, CORS, /metrics),
- * daemon-limits.test.ts (quotas) and daemon.test.ts (refusals to start).
- */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { create, fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
@@ -15,8 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
 import { LaunchRequestSchema } from "../../src/gen/ferry/v1/jobs_pb.js";
-import { listening, output, runFerry } from "../helpers/daemon-process.js";
-import { tempDir } from "../helpers/temp.js";
+import { bearer, startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
 
 /** An array nested `depth` deep. */
 const nest = (depth: number): JsonValue => (depth === 0 ? 1 : [nest(depth - 1)]);
@@ -25,9 +14,7 @@ const nest = (depth: number): JsonValue => (depth === 0 ? 1 : [nest(depth - 1)])
 const SECRET_PAYLOAD = "s3cret-payload-7f3a";
 
 describe("security suite: hostile input and refusals, each with its code", () => {
-  const dir = tempDir();
-  let child: ReturnType<typeof runFerry>;
-  let seen: ReturnType<typeof output>;
+  let daemon: TestDaemon | undefined;
   let url = "";
   let admin = "";
   let submitter = "";
@@ -35,24 +22,18 @@ describe("security suite: hostile input and refusals, each with its code", () =>
   const answers: string[] = [];
 
   beforeAll(async () => {
-    child = runFerry(
-      ["daemon", "--port", "0", "--no-plugins"],
-      { FERRY_LIMITS__MAX_PAYLOAD_BYTES: "10000", FERRY_LIMITS__LAUNCHES_PER_MINUTE: "100000" },
-      dir.path,
-    );
-    seen = output(child);
-    url = await listening(child);
-    admin = readFileSync(join(dir.path, "ferry-admin.token"), "utf8").trim();
+    daemon = await startTestDaemon({
+      env: { FERRY_LIMITS__MAX_PAYLOAD_BYTES: "10000", FERRY_LIMITS__LAUNCHES_PER_MINUTE: "100000" },
+    });
+    url = daemon.url;
+    admin = daemon.adminToken();
     const admins = createClient(AdminService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
-    const as = { headers: { authorization: `Bearer ${admin}` } };
+    const as = bearer(admin);
     submitter = (await admins.createToken({ user: "sam" }, as)).token;
     viewer = (await admins.createToken({ user: "val", role: "viewer" }, as)).token;
   }, 60_000);
 
-  afterAll(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-    dir.remove();
-  });
+  afterAll(() => daemon?.stop());
 
   /** A raw Connect unary call: its HTTP status, Ferry code and body text (kept for the leak check). */
   async function raw(
@@ -212,7 +193,7 @@ describe("security suite: hostile input and refusals, each with its code", () =>
     for (const text of answers) {
       expect(text).not.toMatch(/\bat .+:\d+:\d+|node_modules|\/src\/|SELECT |INSERT |sqlite|postgres/i);
     }
-    const log = seen.stdout() + seen.stderr();
+    const log = daemon!.log();
     expect(log).toContain("listening on");
     expect(log).not.toContain(SECRET_PAYLOAD);
     for (const token of [admin, submitter, viewer]) expect(log).not.toContain(token.slice(6));

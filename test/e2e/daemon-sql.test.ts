@@ -3,8 +3,6 @@
  * PostgreSQL in its own transaction, for an admin or a user granted it; an error answers its
  * SQLSTATE; a submitter without the grant is refused and nothing runs.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -13,8 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { PG_URL } from "../conformance/stores.js";
-import { listening, runFerry } from "../helpers/daemon-process.js";
-import { tempDir } from "../helpers/temp.js";
+import { bearer, startTestDaemon } from "../helpers/daemon-process.js";
 
 describe("sql.exec in the daemon", () => {
   const stops: (() => void)[] = [];
@@ -23,18 +20,10 @@ describe("sql.exec in the daemon", () => {
   });
 
   it("runs parameterised SQL for an admin and a granted user, and for nobody else", async () => {
-    const dir = tempDir();
-    const child = runFerry(["daemon", "--port", "0", "--no-plugins"], { FERRY_SQL__URL: PG_URL }, dir.path);
-    stops.push(() => {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      dir.remove();
-    });
-    const url = await listening(child);
-    const root = {
-      headers: {
-        authorization: `Bearer ${readFileSync(join(dir.path, "ferry-admin.token"), "utf8").trim()}`,
-      },
-    };
+    const daemon = await startTestDaemon({ env: { FERRY_SQL__URL: PG_URL } });
+    stops.push(daemon.stop);
+    const { url } = daemon;
+    const root = bearer(daemon.adminToken());
     const transport = createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
     const jobs = createClient(JobService, transport);
     const admin = createClient(AdminService, transport);
@@ -60,7 +49,7 @@ describe("sql.exec in the daemon", () => {
     expect(broken.error?.fields).toMatchObject({ sqlstate: "42P01" });
 
     const { token } = await admin.createToken({ user: "sam" }, root);
-    const sam = { headers: { authorization: `Bearer ${token}` } };
+    const sam = bearer(token);
     const refused = await jobs
       .launch({ handler: "sql.exec", payload: fromJson(ValueSchema, { sql: "SELECT 1" }) }, sam)
       .catch((e: unknown) => ConnectError.from(e));

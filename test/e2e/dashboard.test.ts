@@ -4,12 +4,10 @@
  * with the first admin's token, launches a job, sees it finish; a payload that looks like HTML is
  * shown as text and runs nothing; the page's headers forbid inline script and framing.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listening, runFerry } from "../helpers/daemon-process.js";
-import { tempDir } from "../helpers/temp.js";
+import { startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -20,8 +18,7 @@ type Page = {
 };
 
 describe("the dashboard in Chromium", () => {
-  const dir = tempDir();
-  let child: ReturnType<typeof runFerry>;
+  let daemon: TestDaemon | undefined;
   let url = "";
   let token = "";
   let browser: Browser;
@@ -29,9 +26,9 @@ describe("the dashboard in Chromium", () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM))
       throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
-    child = runFerry(["daemon", "--port", "0", "--no-plugins"], {}, dir.path);
-    url = await listening(child);
-    token = readFileSync(join(dir.path, "ferry-admin.token"), "utf8").trim();
+    daemon = await startTestDaemon();
+    url = daemon.url;
+    token = daemon.adminToken();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -48,8 +45,7 @@ describe("the dashboard in Chromium", () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (child !== undefined && child.exitCode === null) child.kill("SIGKILL");
-    dir.remove();
+    daemon?.stop();
   });
 
   it("serves the page with headers that allow no inline script, no framing, no sniffing", async () => {

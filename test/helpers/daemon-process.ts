@@ -4,6 +4,9 @@
  * test runner's FERRY_* variables, only the ones a test gives it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const bin = new URL("../../bin/ferry.js", import.meta.url).pathname;
 
@@ -59,3 +62,50 @@ export function listening(child: ChildProcess): Promise<string> {
     child.on("exit", (code) => reject(new Error(`daemon exited (${code}) before listening: ${text}`)));
   });
 }
+
+export interface TestDaemon {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** The daemon's working directory (its ./ferry.db and ./ferry-admin.token). */
+  readonly dir: string;
+  /** The first admin's token, from the file the daemon wrote on its first start (auth on). */
+  adminToken(): string;
+  /** Everything the daemon wrote so far, stdout then stderr. */
+  log(): string;
+  /** Kills the daemon if it still runs and removes its directory. */
+  stop(): void;
+}
+
+/** `ferry daemon` on a free port in a fresh directory (plugins off unless `args` say otherwise). */
+export async function startTestDaemon(
+  options: { readonly args?: string[]; readonly env?: NodeJS.ProcessEnv } = {},
+): Promise<TestDaemon> {
+  const dir = mkdtempSync(join(tmpdir(), "ferry-daemon-"));
+  const child = runFerry(
+    ["daemon", "--port", "0", ...(options.args ?? ["--no-plugins"])],
+    options.env ?? {},
+    dir,
+  );
+  const seen = output(child);
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const url = await listening(child);
+    return {
+      child,
+      url,
+      dir,
+      adminToken: () => readFileSync(join(dir, "ferry-admin.token"), "utf8").trim(),
+      log: () => seen.stdout() + seen.stderr(),
+      stop,
+    };
+  } catch (error) {
+    stop();
+    throw error;
+  }
+}
+
+/** Call options that send `token` as a bearer token. */
+export const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });

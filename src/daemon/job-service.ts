@@ -80,7 +80,11 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
   };
 
   /** The handle, once the caller may act on its job: its owner, or an admin. */
-  const mine = async (context: HandlerContext, handle: Handle): Promise<Handle> => {
+  const mine = async (context: HandlerContext, handle: Handle): Promise<Handle> =>
+    (await mineWithStatus(context, handle)).handle;
+
+  /** `mine`, with the status read to check the owner: `Status` answers it without a second read. */
+  const mineWithStatus = async (context: HandlerContext, handle: Handle) => {
     const caller = options.callerOf(context);
     if (caller.role === "viewer") throw denied("act on jobs");
     // Checks the cookie first: a wrong one is FERRY_NOT_FOUND whoever asks.
@@ -88,7 +92,7 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
     if (caller.role !== "admin" && status.owner !== caller.user) {
       throw new FerryError(ErrorCode.NotFound, "no job with this handle");
     }
-    return handle;
+    return { handle, status };
   };
 
   return {
@@ -136,7 +140,7 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
       }),
 
     status: (request, context) =>
-      answering(async () => statusOut(await ferry.status(await mine(context, handleOf(request.handle))))),
+      answering(async () => statusOut((await mineWithStatus(context, handleOf(request.handle))).status)),
 
     wait: (request, context) =>
       answering(async () => {

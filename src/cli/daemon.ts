@@ -5,6 +5,7 @@ import type { DaemonConfig } from "../daemon/config-schema.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { daemonLogger } from "../daemon/log.js";
 import { isLoopback } from "../daemon/loopback.js";
+import { trapShutdownSignals } from "./shutdown-signals.js";
 
 interface DaemonFlags {
   config?: string;
@@ -97,7 +98,17 @@ function refuseUnsafe(config: DaemonConfig, insecureNoTls: boolean): void {
 
 async function runDaemon(config: DaemonConfig): Promise<void> {
   const log = daemonLogger();
+  const signals = trapShutdownSignals((signal) =>
+    log.info(
+      { signal, grace: SHUTDOWN_GRACE },
+      `${signal}: closing; running jobs get ${SHUTDOWN_GRACE}, again to force`,
+    ),
+  );
   const daemon = await startDaemon(config, log);
+  signals.ready(async () => {
+    await daemon.close(SHUTDOWN_GRACE);
+    log.info("closed");
+  });
   const url = daemon.server.url;
   const tls = config.server.tls_cert !== "";
   log.info(
@@ -110,18 +121,4 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
     },
     `ferry daemon listening on ${url} (gRPC, gRPC-Web, Connect JSON; GET /healthz, /metrics)`,
   );
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    log.info(
-      { signal, grace: SHUTDOWN_GRACE },
-      `${signal}: closing; running jobs get ${SHUTDOWN_GRACE}, again to force`,
-    );
-    await daemon.close(SHUTDOWN_GRACE);
-    log.info("closed");
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
 }

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { Ferry } from "../api/ferry.js";
 import { BUILTIN_HANDLERS } from "../handlers/builtin.js";
+import { trapShutdownSignals } from "./shutdown-signals.js";
 
 /** `ferry worker`: runs workers on the built-in handlers against a store, until SIGINT/SIGTERM. */
 export function workerCommand(): Command {
@@ -11,6 +12,10 @@ export function workerCommand(): Command {
     .option("--concurrency <n>", "jobs at once", "8")
     .option("--no-plugins", "load no plugins (plugins arrive with the daemon)")
     .action(async (options: { store?: string; queues: string; concurrency: string }) => {
+      // Only the CLI traps signals: a library must not decide how its host shuts down.
+      const signals = trapShutdownSignals((signal) =>
+        process.stdout.write(`ferry worker: ${signal}, finishing running jobs (30s grace; again to force)\n`),
+      );
       const ferry = await Ferry.open(options.store === undefined ? {} : { store: options.store });
       const worker = ferry.worker({
         queues: options.queues.split(",").map((q) => q.trim()),
@@ -29,16 +34,6 @@ export function workerCommand(): Command {
         `ferry worker ${worker.name} running on ${where}, queues ${worker.queues.join(",")}, ` +
           `concurrency ${worker.concurrency}, handlers ${Object.keys(BUILTIN_HANDLERS).join(", ")}\n`,
       );
-      // Only the CLI installs signal handlers: a library must not decide how its host shuts down.
-      let stopping = false;
-      const shutdown = async (signal: string) => {
-        if (stopping) process.exit(130);
-        stopping = true;
-        process.stdout.write(`ferry worker: ${signal}, finishing running jobs (30s grace; again to force)\n`);
-        await ferry.close({ grace: "30s" });
-        process.exit(0);
-      };
-      process.on("SIGINT", () => void shutdown("SIGINT"));
-      process.on("SIGTERM", () => void shutdown("SIGTERM"));
+      signals.ready(() => ferry.close({ grace: "30s" }));
     });
 }

@@ -60,7 +60,11 @@ describe("ferry daemon with authentication", () => {
     // A restart finds the admin and leaves the file alone.
     const stopped = finished(first.child);
     first.child.kill("SIGTERM");
-    expect((await stopped).code).toBe(0);
+    const exit = await stopped;
+    expect({ code: exit.code, signal: exit.signal, stderr: exit.stderr }).toMatchObject({
+      code: 0,
+      signal: null,
+    });
     const again = await daemon(first.dir);
     expect(again.admin()).toBe(token);
     expect(again.seen.stdout()).not.toContain("first start");

@@ -73,7 +73,20 @@ describe("ferry daemon", () => {
     expect(unknown.status).toBe(404);
     const done = finished(child);
     child.kill("SIGTERM");
+    expect((await done).signal).toBeNull();
     expect((await done).code).toBe(0);
+  }, 60_000);
+
+  it("closes cleanly on a SIGTERM sent the moment it says it listens", async () => {
+    // A supervisor may signal as soon as it reads the line; the handler must already be in.
+    for (let round = 0; round < 4; round++) {
+      const { child } = await daemon();
+      const done = finished(child);
+      child.kill("SIGTERM");
+      const exit = await done;
+      expect({ round, code: exit.code, signal: exit.signal }).toEqual({ round, code: 0, signal: null });
+      expect(exit.stdout).toContain('"msg":"closed"');
+    }
   }, 60_000);
 
   it("refuses a request body over the payload limit and stays up", async () => {

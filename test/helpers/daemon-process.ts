@@ -12,6 +12,8 @@ const bin = new URL("../../bin/ferry.js", import.meta.url).pathname;
 
 export interface Exited {
   readonly code: number | null;
+  /** The signal that ended the child, when one did (then `code` is null). */
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
 }
@@ -41,7 +43,9 @@ export function output(child: ChildProcess): {
 export function finished(child: ChildProcess): Promise<Exited> {
   const seen = output(child);
   return new Promise((resolve) =>
-    child.on("exit", (code) => resolve({ code, stdout: seen.stdout(), stderr: seen.stderr() })),
+    child.on("exit", (code, signal) =>
+      resolve({ code, signal, stdout: seen.stdout(), stderr: seen.stderr() }),
+    ),
   );
 }
 

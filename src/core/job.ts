@@ -34,7 +34,7 @@ export interface JobPolicy {
   readonly resultTtlMs: number;
 }
 
-/** The structured error kept for a failed attempt. Every string in it is cut to 512 bytes. */
+/** The structured error kept for a failed attempt. Every string in it is cut to 512 bytes (the worker's `errorMaxBytes`). */
 export interface ErrorInfo {
   readonly code: string;
   readonly message: string;

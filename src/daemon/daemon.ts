@@ -44,15 +44,38 @@ export interface RunningDaemon {
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<RunningDaemon> {
   const tls = readTls(config);
+  // What start-up opened, closed again (last first) when a later step fails: a port in use must
+  // not leave workers running on the store.
+  const opened: (() => unknown)[] = [];
+  try {
+    return await assemble(config, log, tls, opened);
+  } catch (error) {
+    for (const close of opened.reverse())
+      await Promise.resolve()
+        .then(close)
+        .catch(() => undefined);
+    throw error;
+  }
+}
+
+async function assemble(
+  config: DaemonConfig,
+  log: Logger,
+  tls: ReturnType<typeof readTls>,
+  opened: (() => unknown)[],
+): Promise<RunningDaemon> {
+  const plugins = await openPlugins(config, log);
+  opened.push(() => plugins.close());
   const ferry = await Ferry.open({
     store: config.store.url,
     maxPayloadBytes: config.limits.max_payload_bytes,
   });
-  const plugins = await openPlugins(config, log);
+  opened.push(() => ferry.close({ grace: 0 }));
   const worker = ferry.worker({
     queues: config.workers.queues,
     concurrency: Math.min(config.workers.concurrency, config.workers.max_running),
     defaultTimeout: config.workers.default_timeout,
+    errorMaxBytes: config.limits.error_max_bytes,
     handlers: { ...plugins.handlers, ...BUILTIN_HANDLERS, ...sqlHandlers(config) },
   });
   worker.on("error", ({ error, during }) =>
@@ -61,6 +84,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
   await worker.start();
 
   const access = config.server.auth_enabled ? await openAccess(ferry, config, log) : undefined;
+  if (access !== undefined) opened.push(() => access.close());
   const limiter = new FailedAuthLimiter();
   // Without authentication (loopback only) every call is the one local user, with every right.
   const callerOf = access === undefined ? () => LOCAL_ADMIN : tokenAuthenticator(access, limiter);
@@ -74,6 +98,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
   const unsubscribe = ferry.store.subscribe((event) => {
     if (event.type === "changed") quotas.noteJobChanged();
   });
+  opened.push(unsubscribe);
   const server = await startServer({
     host: config.server.bind_address,
     port: config.server.port,

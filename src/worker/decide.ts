@@ -8,8 +8,9 @@ import { HandlerControl } from "./control.js";
 export function failureOutcome(
   job: ClaimedJob,
   thrown: unknown,
-  overrides: { code?: string; timedOut?: boolean } = {},
+  overrides: { code?: string; timedOut?: boolean; errorMaxBytes?: number } = {},
 ): Outcome {
+  const cut = overrides.errorMaxBytes === undefined ? {} : { maxBytes: overrides.errorMaxBytes };
   const base = { id: job.id, fence: job.fence };
   if (thrown instanceof HandlerControl) {
     switch (thrown.action) {
@@ -21,6 +22,7 @@ export function failureOutcome(
           kind: "cancelled",
           error: toErrorInfo(thrown.reason, {
             attempt: job.attempt,
+            ...cut,
             code: ErrorCode.Cancelled,
             retryable: false,
           }),
@@ -31,6 +33,7 @@ export function failureOutcome(
           kind: "failed",
           error: toErrorInfo(thrown.reason, {
             attempt: job.attempt,
+            ...cut,
             code: "FERRY_DISCARDED",
             retryable: false,
           }),
@@ -40,6 +43,7 @@ export function failureOutcome(
   }
   const error = toErrorInfo(thrown, {
     attempt: job.attempt,
+    ...cut,
     ...(overrides.code === undefined ? {} : { code: overrides.code }),
   });
   const timedOut = overrides.timedOut ?? false;

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { type Duration, parseDuration } from "../core/duration.js";
-import { toErrorInfo } from "../core/error-info.js";
+import { ERROR_MAX_BYTES, toErrorInfo } from "../core/error-info.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
 import { checkHandlerName, checkQueueName } from "../core/names.js";
@@ -48,6 +48,8 @@ export interface WorkerOptions {
   maintenance?: boolean;
   /** Largest result a handler may return, in bytes. Default 1 MiB. */
   maxResultBytes?: number;
+  /** Stored error strings (message, detail, fields) are cut to this many bytes, UTF-8 safe. Default 512. */
+  errorMaxBytes?: number;
 }
 
 /**
@@ -96,6 +98,7 @@ export class Worker {
   readonly #defaultTimeoutMs: number;
   readonly #pollMs: number;
   readonly #maxResultBytes: number;
+  readonly #errorMaxBytes: number;
   readonly #maintenance: Maintenance | undefined;
   readonly #startedAt = Date.now();
   #state: "idle" | "running" | "stopping" | "stopped" = "idle";
@@ -139,6 +142,10 @@ export class Worker {
     this.#defaultTimeoutMs = parseDuration(options.defaultTimeout ?? "5m", "defaultTimeout");
     this.#pollMs = Math.max(10, parseDuration(options.pollInterval ?? "1s", "pollInterval"));
     this.#maxResultBytes = options.maxResultBytes ?? 1_048_576;
+    this.#errorMaxBytes = options.errorMaxBytes ?? ERROR_MAX_BYTES;
+    if (!Number.isInteger(this.#errorMaxBytes) || this.#errorMaxBytes < 64 || this.#errorMaxBytes > 65_536) {
+      throw invalidArgument("errorMaxBytes must be an integer from 64 to 65536");
+    }
     const entries: [string, HandlerEntry][] = Array.isArray(options.handlers)
       ? options.handlers.map((d: AnyJobDefinition) => [d.name, d] as [string, HandlerEntry])
       : Object.entries(options.handlers as Record<string, HandlerEntry>);
@@ -454,7 +461,7 @@ export class Worker {
     if (definition === undefined) {
       this.settle(
         running,
-        failureOutcome(job, new FerryError(ErrorCode.UnknownHandler, `no handler named ${job.handler}`), {
+        this.failed(job, new FerryError(ErrorCode.UnknownHandler, `no handler named ${job.handler}`), {
           code: ErrorCode.UnknownHandler,
         }),
       );
@@ -477,15 +484,15 @@ export class Worker {
       if (definition.schema !== undefined) payload = definition.schema.parse(payload);
     } catch (error) {
       const code = error instanceof FerryError ? error.code : ErrorCode.InvalidArgument;
-      this.settle(running, failureOutcome({ ...job, maxAttempts: job.attempt }, error, { code }));
+      this.settle(running, this.failed({ ...job, maxAttempts: job.attempt }, error, { code }));
       return;
     }
-    const sink = { fail: (reason: unknown) => this.settle(running, failureOutcome(job, reason)) };
+    const sink = { fail: (reason: unknown) => this.settle(running, this.failed(job, reason)) };
     let result: unknown;
     try {
       result = jobScope.run(sink, () => definition.handler(payload, context));
     } catch (error) {
-      this.settle(running, failureOutcome(job, error));
+      this.settle(running, this.failed(job, error));
       return;
     }
     // Native promises and other thenables alike (a handler may return a Bluebird or a query builder).
@@ -499,6 +506,15 @@ export class Worker {
     }
   }
 
+  /** An attempt's failure as the store records it, its strings cut to `errorMaxBytes`. */
+  private failed(
+    job: ClaimedJob,
+    thrown: unknown,
+    overrides: { code?: string; timedOut?: boolean } = {},
+  ): Outcome {
+    return failureOutcome(job, thrown, { ...overrides, errorMaxBytes: this.#errorMaxBytes });
+  }
+
   /** An error thrown after an abort is reported as the abort's cause (cancel, timeout, lease loss). */
   private failure(running: Running, error: unknown): Outcome {
     const aborted = running.context.aborted;
@@ -507,10 +523,14 @@ export class Worker {
         kind: "cancelled",
         id: running.job.id,
         fence: running.job.fence,
-        error: toErrorInfo(aborted, { attempt: running.job.attempt, retryable: false }),
+        error: toErrorInfo(aborted, {
+          attempt: running.job.attempt,
+          retryable: false,
+          maxBytes: this.#errorMaxBytes,
+        }),
       };
     }
-    return failureOutcome(running.job, error);
+    return this.failed(running.job, error);
   }
 
   private complete(running: Running, value: unknown): void {
@@ -524,7 +544,7 @@ export class Worker {
       const code = error instanceof FerryError ? error.code : ErrorCode.Serialization;
       this.settle(
         running,
-        failureOutcome({ ...running.job, maxAttempts: running.job.attempt }, error, { code }),
+        this.failed({ ...running.job, maxAttempts: running.job.attempt }, error, { code }),
       );
       return;
     }
@@ -535,7 +555,7 @@ export class Worker {
     if (running.settled) return;
     running.context.abort(ErrorCode.Timeout, `timed out after ${ms} ms`);
     const error = new FerryError(ErrorCode.Timeout, `timed out after ${ms} ms`);
-    this.settle(running, failureOutcome(running.job, error, { code: ErrorCode.Timeout, timedOut: true }));
+    this.settle(running, this.failed(running.job, error, { code: ErrorCode.Timeout, timedOut: true }));
   }
 
   private cancelRunning(running: Running, graceMs: number): void {
@@ -551,6 +571,7 @@ export class Worker {
           attempt: running.job.attempt,
           code: ErrorCode.Cancelled,
           retryable: false,
+          maxBytes: this.#errorMaxBytes,
         }),
       });
     };

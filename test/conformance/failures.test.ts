@@ -165,6 +165,27 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
     expect(statuses[1]!.errorInfo!.message).toBe("null");
   });
 
+  it("cuts stored errors to the worker's errorMaxBytes, and refuses a limit out of range", async () => {
+    for (const errorMaxBytes of [63, 65_537, 100.5]) {
+      expect(() => t.ferry.worker({ errorMaxBytes, handlers: {} })).toThrow(
+        expect.objectContaining({ code: ErrorCode.InvalidArgument }),
+      );
+    }
+    await startWorker({
+      errorMaxBytes: 2_000,
+      handlers: {
+        "demo.long": async (length: number) => {
+          throw new Error("é".repeat(length));
+        },
+      },
+    });
+    const handle = await t.ferry.launch("demo.long", 5_000, { attempts: 1 });
+    const [status] = await t.ferry.drain([handle], { timeout: "10s" });
+    const bytes = Buffer.byteLength(status!.errorInfo!.message);
+    expect(bytes).toBeGreaterThan(1_900);
+    expect(bytes).toBeLessThanOrEqual(2_000);
+  });
+
   it("fails the attempt of a handler whose detached timer rejects or throws, and the worker goes on", async () => {
     await startWorker({
       handlers: {

@@ -80,7 +80,7 @@ afterAll(() => {
 describe("ferry daemon with process-isolated plugins", () => {
   let daemon: Daemon;
   beforeAll(async () => {
-    daemon = await startDaemon([], { SECRET_CANARY: "do-not-leak" });
+    daemon = await startDaemon([], { SECRET_CANARY: "do-not-leak", FERRY_LIMITS__ERROR_MAX_BYTES: "1000" });
   }, 30_000);
   afterAll(() => {
     daemon.child.kill("SIGKILL");
@@ -135,6 +135,11 @@ describe("ferry daemon with process-isolated plugins", () => {
     });
     const coded = await run(daemon, "thrower.coded", null);
     expect(coded.status.errorInfo).toMatchObject({ code: "ACME_BAD_INPUT", message: "bad input" });
+    // 6,000 bytes of message, cut to the daemon's limits.error_max_bytes (1000 here, not the default 512).
+    const long = await run(daemon, "thrower.long", { length: 3_000 });
+    const bytes = Buffer.byteLength(long.status.errorInfo?.message ?? "");
+    expect(bytes).toBeGreaterThan(900);
+    expect(bytes).toBeLessThanOrEqual(1_000);
     expect((await run(daemon, "acme.greet", {})).status.state).toBe("completed");
   });
 

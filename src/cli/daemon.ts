@@ -5,15 +5,14 @@ import type { DaemonConfig } from "../daemon/config-schema.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { daemonLogger } from "../daemon/log.js";
 import { isLoopback } from "../daemon/loopback.js";
+import { addPluginFlags, integerFlag, type PluginFlags, pluginLayer } from "./config-flags.js";
 import { trapShutdownSignals } from "./shutdown-signals.js";
 
-interface DaemonFlags {
+interface DaemonFlags extends PluginFlags {
   config?: string;
   store?: string;
   bind?: string;
   port?: string;
-  plugins: boolean;
-  pluginDir?: string[];
   printConfig?: boolean;
   insecureNoTls?: boolean;
 }
@@ -24,23 +23,18 @@ const SHUTDOWN_GRACE = "30s";
 /**
  * `ferry daemon`: the store, workers on the built-in and plugin handlers, and the job API on one port.
  *
- * Safe by default: loopback only unless told otherwise; off loopback it needs authentication and
- * (until TLS is built) an explicit `--insecure-no-tls`. It refuses to start otherwise, with the
+ * Safe by default: loopback only unless told otherwise; off loopback it needs authentication, and
+ * TLS or an explicit `--insecure-no-tls`. It refuses to start otherwise, with the
  * reason, and exits 2.
  */
 export function daemonCommand(): Command {
-  return new Command("daemon")
+  const command = new Command("daemon")
     .description("serve the job API (gRPC, gRPC-Web, Connect JSON) on one port, with workers")
     .option("--config <file>", "TOML config file (docs/config.md)")
-    .option("--store <url>", "store URL ([store] url)")
+    .option("--store <url>", "store URL ([store] url; FERRY_STORE)")
     .option("--bind <address>", "address to listen on ([server] bind_address)")
-    .option("--port <n>", "port to listen on, 0 for any free one ([server] port)")
-    .option("--no-plugins", "load no plugins ([plugins] enabled = false)")
-    .option(
-      "--plugin-dir <dir>",
-      "a folder of plugins; repeat for more; replaces [plugins] dirs",
-      (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir],
-    )
+    .option("--port <n>", "port to listen on, 0 for any free one ([server] port)");
+  return addPluginFlags(command)
     .option("--print-config", "print the effective config (secrets hidden) and exit")
     .option(
       "--insecure-no-tls",
@@ -60,23 +54,11 @@ export function daemonCommand(): Command {
 function overridesOf(flags: DaemonFlags): Record<string, Record<string, unknown>> {
   const server: Record<string, unknown> = {};
   if (flags.bind !== undefined) server.bind_address = flags.bind;
-  if (flags.port !== undefined) {
-    const port = Number(flags.port);
-    if (!Number.isInteger(port))
-      throw invalidArgument(`--port must be a number, got ${JSON.stringify(flags.port)}`);
-    server.port = port;
-  }
+  if (flags.port !== undefined) server.port = integerFlag("--port", flags.port);
   return {
     ...(flags.store === undefined ? {} : { store: { url: flags.store } }),
     ...(Object.keys(server).length === 0 ? {} : { server }),
-    ...(flags.plugins && flags.pluginDir === undefined
-      ? {}
-      : {
-          plugins: {
-            ...(flags.plugins ? {} : { enabled: false }),
-            ...(flags.pluginDir === undefined ? {} : { dirs: flags.pluginDir }),
-          },
-        }),
+    ...pluginLayer(flags),
   };
 }
 

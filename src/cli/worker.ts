@@ -1,39 +1,66 @@
 import { Command } from "commander";
-import { Ferry } from "../api/ferry.js";
-import { BUILTIN_HANDLERS } from "../handlers/builtin.js";
+import { loadConfig, redactUrl } from "../daemon/config.js";
+import { daemonLogger } from "../daemon/log.js";
+import { startWorkers } from "../daemon/worker-setup.js";
+import { addPluginFlags, integerFlag, type PluginFlags, pluginLayer } from "./config-flags.js";
 import { trapShutdownSignals } from "./shutdown-signals.js";
 
-/** `ferry worker`: runs workers on the built-in handlers against a store, until SIGINT/SIGTERM. */
+interface WorkerFlags extends PluginFlags {
+  config?: string;
+  store?: string;
+  queues?: string;
+  concurrency?: string;
+}
+
+/** How long running jobs get to finish after SIGTERM or SIGINT. */
+const SHUTDOWN_GRACE = "30s";
+
+/**
+ * `ferry worker`: workers without the API, set up as `ferry daemon` sets up its own (the same
+ * config file, environment and handlers, plugins included), until SIGINT/SIGTERM.
+ */
 export function workerCommand(): Command {
-  return new Command("worker")
-    .description("run workers (no API) on the built-in handlers")
-    .option("--store <url>", "store URL (default: FERRY_STORE, else sqlite:./ferry.db)")
-    .option("--queues <list>", "comma-separated queues", "default")
-    .option("--concurrency <n>", "jobs at once", "8")
-    .option("--no-plugins", "load no plugins (plugins arrive with the daemon)")
-    .action(async (options: { store?: string; queues: string; concurrency: string }) => {
-      // Only the CLI traps signals: a library must not decide how its host shuts down.
-      const signals = trapShutdownSignals((signal) =>
-        process.stdout.write(`ferry worker: ${signal}, finishing running jobs (30s grace; again to force)\n`),
-      );
-      const ferry = await Ferry.open(options.store === undefined ? {} : { store: options.store });
-      const worker = ferry.worker({
-        queues: options.queues.split(",").map((q) => q.trim()),
-        concurrency: Number(options.concurrency),
-        handlers: BUILTIN_HANDLERS,
-      });
-      worker.on("error", ({ error, during }) =>
-        process.stderr.write(`ferry worker: ${during}: ${String(error)}\n`),
-      );
-      await worker.start();
-      const where =
-        ferry.store.kind === "sqlite"
-          ? (options.store ?? process.env.FERRY_STORE ?? "sqlite:./ferry.db")
-          : ferry.store.kind;
-      process.stdout.write(
-        `ferry worker ${worker.name} running on ${where}, queues ${worker.queues.join(",")}, ` +
-          `concurrency ${worker.concurrency}, handlers ${Object.keys(BUILTIN_HANDLERS).join(", ")}\n`,
-      );
-      signals.ready(() => ferry.close({ grace: "30s" }));
+  const command = new Command("worker")
+    .description("run workers (no API) on the built-in and plugin handlers")
+    .option("--config <file>", "TOML config file, as for ferry daemon (docs/config.md)")
+    .option("--store <url>", "store URL ([store] url; FERRY_STORE)")
+    .option("--queues <list>", "comma-separated queues ([workers] queues)")
+    .option("--concurrency <n>", "jobs at once ([workers] concurrency)");
+  return addPluginFlags(command).action(async (flags: WorkerFlags) => {
+    const config = loadConfig({ file: flags.config, env: process.env, overrides: overridesOf(flags) });
+    const log = daemonLogger();
+    // Only the CLI traps signals: a library must not decide how its host shuts down.
+    const signals = trapShutdownSignals((signal) =>
+      log.info(
+        { signal, grace: SHUTDOWN_GRACE },
+        `${signal}: finishing running jobs; they get ${SHUTDOWN_GRACE}, again to force`,
+      ),
+    );
+    const { worker, close } = await startWorkers(config, log);
+    signals.ready(async () => {
+      await close(SHUTDOWN_GRACE);
+      log.info("closed");
     });
+    log.info(
+      {
+        worker: worker.name,
+        store: redactUrl(config.store.url),
+        queues: worker.queues,
+        concurrency: worker.concurrency,
+      },
+      `ferry worker ${worker.name} running on ${redactUrl(config.store.url)}, queues ` +
+        `${worker.queues.join(",")}, concurrency ${worker.concurrency}`,
+    );
+  });
+}
+
+function overridesOf(flags: WorkerFlags): Record<string, Record<string, unknown>> {
+  const workers: Record<string, unknown> = {};
+  if (flags.queues !== undefined) workers.queues = flags.queues.split(",").map((q) => q.trim());
+  if (flags.concurrency !== undefined) workers.concurrency = integerFlag("--concurrency", flags.concurrency);
+  return {
+    ...(flags.store === undefined ? {} : { store: { url: flags.store } }),
+    ...(Object.keys(workers).length === 0 ? {} : { workers }),
+    ...pluginLayer(flags),
+  };
 }

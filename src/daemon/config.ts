@@ -70,6 +70,10 @@ function envLayer(env: Readonly<Record<string, string | undefined>>): Layer {
     const key = match[2]!.toLowerCase();
     layer[section] = { ...layer[section], [key]: tomlValue(raw) };
   }
+  // The library's own variable for the store (Ferry.open), so that a daemon, a worker and a program
+  // started in one environment share one store. FERRY_STORE__URL wins when both are set.
+  const store = env.FERRY_STORE;
+  if (store !== undefined && layer.store?.url === undefined) layer.store = { ...layer.store, url: store };
   return layer;
 }
 

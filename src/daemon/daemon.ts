@@ -6,20 +6,17 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Ferry } from "../api/ferry.js";
+import type { Ferry } from "../api/ferry.js";
 import { AccessControl } from "../auth/access-control.js";
 import { FailedAuthLimiter } from "../auth/failed-auth-limiter.js";
 import { ensureFirstAdmin, FIRST_ADMIN } from "../auth/first-admin.js";
 import { parseDuration } from "../core/duration.js";
 import { invalidArgument } from "../core/errors.js";
+import { undoOnFailure } from "../core/undo-on-failure.js";
 import { AdminService } from "../gen/ferry/v1/admin_pb.js";
 import { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import { ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { BUILTIN_HANDLERS } from "../handlers/builtin.js";
-import { sqlExecHandler } from "../handlers/sql-exec.js";
-import { type LoadedPlugins, loadPlugins } from "../plugins/load.js";
-import type { Handler } from "../worker/handler.js";
 import { adminService } from "./admin-service.js";
 import { authenticateRequest, LOCAL_ADMIN, tokenAuthenticator } from "./authn.js";
 import type { DaemonConfig } from "./config-schema.js";
@@ -31,6 +28,7 @@ import { daemonMetrics, serveMetrics } from "./metrics.js";
 import { LaunchQuotas } from "./quotas.js";
 import { scheduleService } from "./schedule-service.js";
 import { type RunningServer, startServer } from "./server.js";
+import { startWorkers } from "./worker-setup.js";
 
 /** Room for a call's framing and options around its largest payload. */
 const REQUEST_OVERHEAD_BYTES = 64 * 1024;
@@ -44,47 +42,21 @@ export interface RunningDaemon {
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<RunningDaemon> {
   const tls = readTls(config);
-  // What start-up opened, closed again (last first) when a later step fails: a port in use must
-  // not leave workers running on the store.
-  const opened: (() => unknown)[] = [];
-  try {
-    return await assemble(config, log, tls, opened);
-  } catch (error) {
-    for (const close of opened.reverse())
-      await Promise.resolve()
-        .then(close)
-        .catch(() => undefined);
-    throw error;
-  }
+  return undoOnFailure((opened) => assemble(config, log, tls, opened));
 }
 
 async function assemble(
   config: DaemonConfig,
   log: Logger,
   tls: ReturnType<typeof readTls>,
-  opened: (() => unknown)[],
+  opened: (close: () => unknown) => void,
 ): Promise<RunningDaemon> {
-  const plugins = await openPlugins(config, log);
-  opened.push(() => plugins.close());
-  const ferry = await Ferry.open({
-    store: config.store.url,
-    maxPayloadBytes: config.limits.max_payload_bytes,
-  });
-  opened.push(() => ferry.close({ grace: 0 }));
-  const worker = ferry.worker({
-    queues: config.workers.queues,
-    concurrency: Math.min(config.workers.concurrency, config.workers.max_running),
-    defaultTimeout: config.workers.default_timeout,
-    errorMaxBytes: config.limits.error_max_bytes,
-    handlers: { ...plugins.handlers, ...BUILTIN_HANDLERS, ...sqlHandlers(config) },
-  });
-  worker.on("error", ({ error, during }) =>
-    log.error({ during, error: String(error) }, `worker ${during} failed`),
-  );
-  await worker.start();
+  const workers = await startWorkers(config, log);
+  opened(() => workers.close(0));
+  const { ferry, plugins } = workers;
 
   const access = config.server.auth_enabled ? await openAccess(ferry, config, log) : undefined;
-  if (access !== undefined) opened.push(() => access.close());
+  if (access !== undefined) opened(() => access.close());
   const limiter = new FailedAuthLimiter();
   // Without authentication (loopback only) every call is the one local user, with every right.
   const callerOf = access === undefined ? () => LOCAL_ADMIN : tokenAuthenticator(access, limiter);
@@ -98,7 +70,7 @@ async function assemble(
   const unsubscribe = ferry.store.subscribe((event) => {
     if (event.type === "changed") quotas.noteJobChanged();
   });
-  opened.push(unsubscribe);
+  opened(unsubscribe);
   const server = await startServer({
     host: config.server.bind_address,
     port: config.server.port,
@@ -147,30 +119,9 @@ async function assemble(
       await server.close();
       unsubscribe();
       access?.close();
-      await ferry.close({ grace });
-      await plugins.close();
+      await workers.close(grace);
     },
   };
-}
-
-/** The plugins of `[plugins] dirs`, or none when `[plugins] enabled` is false (`--no-plugins`). */
-async function openPlugins(config: DaemonConfig, log: Logger): Promise<LoadedPlugins> {
-  if (!config.plugins.enabled) return { handlers: {}, list: () => [], close: async () => undefined };
-  return loadPlugins(
-    {
-      dirs: config.plugins.dirs,
-      isolation: config.plugins.isolation,
-      builtinHandlers: [...Object.keys(BUILTIN_HANDLERS), "sql.exec"],
-    },
-    log,
-  );
-}
-
-/** `sql.exec` when `[sql] url` names a database: parameterised SQL in its own transaction. */
-function sqlHandlers(config: DaemonConfig): Record<string, Handler<never, unknown>> {
-  if (config.sql.url === "") return {};
-  const handler = sqlExecHandler({ url: config.sql.url, statementTimeout: config.sql.statement_timeout });
-  return { "sql.exec": handler as Handler<never, unknown> };
 }
 
 /** The users and tokens in the store; on the first start, an admin whose token goes to a file. */

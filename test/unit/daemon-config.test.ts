@@ -71,6 +71,16 @@ describe("daemon config", () => {
     expect(config.workers.concurrency).toBe(2);
   });
 
+  it("takes the library's FERRY_STORE as the store, under FERRY_STORE__URL and flags", () => {
+    const file = configFile('[store]\nurl = "sqlite:./file.db"\n');
+    expect(loadConfig({ file, env: { FERRY_STORE: "sqlite:./lib.db" } }).store.url).toBe("sqlite:./lib.db");
+    const both = { FERRY_STORE: "sqlite:./lib.db", FERRY_STORE__URL: "sqlite:./var.db" };
+    expect(loadConfig({ file, env: both }).store.url).toBe("sqlite:./var.db");
+    const flagged = loadConfig({ file, env: both, overrides: { store: { url: "sqlite:./flag.db" } } });
+    expect(flagged.store.url).toBe("sqlite:./flag.db");
+    expect(loadConfig({ file, env: {} }).store.url).toBe("sqlite:./file.db");
+  });
+
   it("refuses an unknown key, naming it and its line", () => {
     const file = configFile(
       '[store]\nurl = "sqlite:./a.db"\n\n[server]\nport = 50051\nbind_adress = "0.0.0.0"\n',

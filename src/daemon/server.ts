@@ -39,7 +39,31 @@ export interface ServerOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Browser origins allowed by CORS, matched exactly. */
   readonly allowedOrigins?: ReadonlySet<string>;
+  /** Connection time limits; the defaults are the daemon's, tests shorten them. */
+  readonly timeouts?: Partial<ServerTimeouts>;
 }
+
+/** How long a client may take, so a slow or silent one cannot hold connections open. */
+export interface ServerTimeouts {
+  /** From connect to the first bytes (cleartext: they pick HTTP/1.1 or HTTP/2). */
+  readonly firstBytesMs: number;
+  /** From the first bytes to the end of an HTTP/1.1 request's headers (slowloris). */
+  readonly headersMs: number;
+  /** From the start to the end of an HTTP/1.1 request, body included. */
+  readonly requestMs: number;
+  /** An HTTP/1.1 keep-alive connection with no request in flight. */
+  readonly keepAliveMs: number;
+  /** An HTTP/2 session (or, with TLS, any connection) with nothing sent either way. */
+  readonly idleMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = {
+  firstBytesMs: 10_000,
+  headersMs: 10_000,
+  requestMs: 300_000,
+  keepAliveMs: 5_000,
+  idleMs: 120_000,
+};
 
 export interface RunningServer {
   /** Where it listens, e.g. `http://127.0.0.1:50051`. */
@@ -49,10 +73,6 @@ export interface RunningServer {
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
-/** A client that sends nothing at all is dropped after this. */
-const FIRST_BYTES_TIMEOUT_MS = 10_000;
-/** An idle connection (HTTP/1.1 keep-alive aside) or HTTP/2 session is closed after this. */
-const IDLE_TIMEOUT_MS = 120_000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const getRoutes: NonNullable<ServerOptions["getRoutes"]> = { "/healthz": healthz, ...options.getRoutes };
@@ -101,22 +121,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       () => response.destroy(),
     );
   };
-  if (options.tls !== undefined) return listenTls(options, handler);
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  if (options.tls !== undefined) return listenTls(options, timeouts, handler);
   const http1 = http.createServer(
-    { requestTimeout: 300_000, headersTimeout: 10_000, maxHeaderSize: 16_384 },
+    {
+      requestTimeout: timeouts.requestMs,
+      headersTimeout: timeouts.headersMs,
+      // Node checks those two only this often (30 s by default), which would stretch them.
+      connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs),
+      maxHeaderSize: 16_384,
+    },
     handler,
   );
-  http1.keepAliveTimeout = 5_000;
+  http1.keepAliveTimeout = timeouts.keepAliveMs;
+  // This server never listens itself (the front one hands it its connections), and Node starts
+  // the timer that enforces headersTimeout and requestTimeout on 'listening': without this, a
+  // client that drips its headers would hold its connection for ever.
+  http1.emit("listening");
   const h2 = http2.createServer({ maxSessionMemory: 10 }, handler);
   // An idle HTTP/2 session is destroyed after a while, as an idle HTTP/1.1 connection is closed:
   // with no 'timeout' listener Node destroys it (a listener, even an empty one, would keep it).
-  h2.setTimeout(IDLE_TIMEOUT_MS);
+  h2.setTimeout(timeouts.idleMs);
   const sockets = new Set<net.Socket>();
 
   const front = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+    socket.setTimeout(timeouts.firstBytesMs, () => socket.destroy());
     socket.once("readable", () => {
       const first: Buffer | null = socket.read(HTTP2_PREFACE.length) ?? socket.read();
       socket.setTimeout(0);
@@ -126,12 +157,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (isHttp2 ? h2 : http1).emit("connection", socket);
     });
   });
-  return listening(front, options, "http", sockets, () => http1.closeIdleConnections());
+  // close(), not only closeIdleConnections(): it also stops the timer started above.
+  return listening(front, options, "http", sockets, () => http1.close());
 }
 
 /** TLS 1.2+: HTTP/2 or HTTP/1.1 as the client's ALPN asks, on one Node server. */
 async function listenTls(
   options: ServerOptions,
+  timeouts: ServerTimeouts,
   handler: (request: Request, response: Response) => void,
 ): Promise<RunningServer> {
   const server = http2.createSecureServer(
@@ -139,13 +172,22 @@ async function listenTls(
       cert: options.tls!.cert,
       key: options.tls!.key,
       minVersion: "TLSv1.2",
+      // A client that opens a connection and never completes its handshake (120 s by default).
+      handshakeTimeout: timeouts.firstBytesMs,
       allowHTTP1: true,
       maxSessionMemory: 10,
       settings: { maxHeaderListSize: 16_384 },
     },
     handler,
   );
-  server.setTimeout(IDLE_TIMEOUT_MS);
+  server.setTimeout(timeouts.idleMs);
+  // Its HTTP/1.1 side enforces these as http.Server does; Node's own defaults are 60 s and 300 s,
+  // checked every 30 s. Plain properties, read when it starts listening.
+  Object.assign(server, {
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: timeouts.requestMs,
+    connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs),
+  });
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {
     sockets.add(socket);

@@ -2,10 +2,7 @@
  * The daemon's edge, as a child process: TLS (1.2+, HTTP/2 and HTTP/1.1 on one port by ALPN),
  * CORS for exact origins only, and `/metrics`, open on loopback and token-only from elsewhere.
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
-import { join } from "node:path";
 import tls from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -13,37 +10,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { startTestDaemon } from "../helpers/daemon-process.js";
+import { selfSigned } from "../helpers/self-signed.js";
 import { tempDir } from "../helpers/temp.js";
-
-/** A self-signed certificate for localhost and 127.0.0.1, made by the system's openssl. */
-function selfSigned(dir: string): { cert: string; key: string; pem: Buffer } {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    ],
-    { stdio: "ignore" },
-  );
-  return { cert, key, pem: readFileSync(cert) };
-}
 
 /** This machine's first non-loopback IPv4 address: a peer that is not loopback. */
 function outsideAddress(): string {

@@ -5,13 +5,27 @@
 import type { Command } from "commander";
 import { invalidArgument } from "../core/errors.js";
 
+export interface ConfigFlags extends PluginFlags {
+  config?: string;
+  store?: string;
+}
+
 export interface PluginFlags {
   /** False with `--no-plugins`. */
   plugins: boolean;
   pluginDir?: string[];
 }
 
-export function addPluginFlags(command: Command): Command {
+/** `--config`, `--store` and the plugin flags. */
+export function addConfigFlags(command: Command): Command {
+  return addPluginFlags(
+    command
+      .option("--config <file>", "TOML config file (docs/config.md)")
+      .option("--store <url>", "store URL ([store] url; FERRY_STORE)"),
+  );
+}
+
+function addPluginFlags(command: Command): Command {
   return command
     .option("--no-plugins", "load no plugins ([plugins] enabled = false)")
     .option(
@@ -21,8 +35,15 @@ export function addPluginFlags(command: Command): Command {
     );
 }
 
-/** The `[plugins]` layer the flags set, if any. */
-export function pluginLayer(flags: PluginFlags): Record<string, Record<string, unknown>> {
+/** The `[store]` and `[plugins]` layers the flags set, if any. */
+export function configLayer(flags: ConfigFlags): Record<string, Record<string, unknown>> {
+  return {
+    ...(flags.store === undefined ? {} : { store: { url: flags.store } }),
+    ...pluginLayer(flags),
+  };
+}
+
+function pluginLayer(flags: PluginFlags): Record<string, Record<string, unknown>> {
   if (flags.plugins && flags.pluginDir === undefined) return {};
   return {
     plugins: {

@@ -5,12 +5,10 @@ import type { DaemonConfig } from "../daemon/config-schema.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { daemonLogger } from "../daemon/log.js";
 import { isLoopback } from "../daemon/loopback.js";
-import { addPluginFlags, integerFlag, type PluginFlags, pluginLayer } from "./config-flags.js";
+import { addConfigFlags, type ConfigFlags, configLayer, integerFlag } from "./config-flags.js";
 import { trapShutdownSignals } from "./shutdown-signals.js";
 
-interface DaemonFlags extends PluginFlags {
-  config?: string;
-  store?: string;
+interface DaemonFlags extends ConfigFlags {
   bind?: string;
   port?: string;
   printConfig?: boolean;
@@ -28,13 +26,13 @@ const SHUTDOWN_GRACE = "30s";
  * reason, and exits 2.
  */
 export function daemonCommand(): Command {
-  const command = new Command("daemon")
-    .description("serve the job API (gRPC, gRPC-Web, Connect JSON) on one port, with workers")
-    .option("--config <file>", "TOML config file (docs/config.md)")
-    .option("--store <url>", "store URL ([store] url; FERRY_STORE)")
+  return addConfigFlags(
+    new Command("daemon").description(
+      "serve the job API (gRPC, gRPC-Web, Connect JSON) on one port, with workers",
+    ),
+  )
     .option("--bind <address>", "address to listen on ([server] bind_address)")
-    .option("--port <n>", "port to listen on, 0 for any free one ([server] port)");
-  return addPluginFlags(command)
+    .option("--port <n>", "port to listen on, 0 for any free one ([server] port)")
     .option("--print-config", "print the effective config (secrets hidden) and exit")
     .option(
       "--insecure-no-tls",
@@ -55,11 +53,7 @@ function overridesOf(flags: DaemonFlags): Record<string, Record<string, unknown>
   const server: Record<string, unknown> = {};
   if (flags.bind !== undefined) server.bind_address = flags.bind;
   if (flags.port !== undefined) server.port = integerFlag("--port", flags.port);
-  return {
-    ...(flags.store === undefined ? {} : { store: { url: flags.store } }),
-    ...(Object.keys(server).length === 0 ? {} : { server }),
-    ...pluginLayer(flags),
-  };
+  return { ...configLayer(flags), ...(Object.keys(server).length === 0 ? {} : { server }) };
 }
 
 function refuseUnsafe(config: DaemonConfig, insecureNoTls: boolean): void {

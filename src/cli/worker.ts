@@ -2,12 +2,10 @@ import { Command } from "commander";
 import { loadConfig, redactUrl } from "../daemon/config.js";
 import { daemonLogger } from "../daemon/log.js";
 import { startWorkers } from "../daemon/worker-setup.js";
-import { addPluginFlags, integerFlag, type PluginFlags, pluginLayer } from "./config-flags.js";
+import { addConfigFlags, type ConfigFlags, configLayer, integerFlag } from "./config-flags.js";
 import { trapShutdownSignals } from "./shutdown-signals.js";
 
-interface WorkerFlags extends PluginFlags {
-  config?: string;
-  store?: string;
+interface WorkerFlags extends ConfigFlags {
   queues?: string;
   concurrency?: string;
 }
@@ -20,47 +18,42 @@ const SHUTDOWN_GRACE = "30s";
  * config file, environment and handlers, plugins included), until SIGINT/SIGTERM.
  */
 export function workerCommand(): Command {
-  const command = new Command("worker")
-    .description("run workers (no API) on the built-in and plugin handlers")
-    .option("--config <file>", "TOML config file, as for ferry daemon (docs/config.md)")
-    .option("--store <url>", "store URL ([store] url; FERRY_STORE)")
+  return addConfigFlags(
+    new Command("worker").description("run workers (no API) on the built-in and plugin handlers"),
+  )
     .option("--queues <list>", "comma-separated queues ([workers] queues)")
-    .option("--concurrency <n>", "jobs at once ([workers] concurrency)");
-  return addPluginFlags(command).action(async (flags: WorkerFlags) => {
-    const config = loadConfig({ file: flags.config, env: process.env, overrides: overridesOf(flags) });
-    const log = daemonLogger();
-    // Only the CLI traps signals: a library must not decide how its host shuts down.
-    const signals = trapShutdownSignals((signal) =>
+    .option("--concurrency <n>", "jobs at once ([workers] concurrency)")
+    .action(async (flags: WorkerFlags) => {
+      const config = loadConfig({ file: flags.config, env: process.env, overrides: overridesOf(flags) });
+      const log = daemonLogger();
+      // Only the CLI traps signals: a library must not decide how its host shuts down.
+      const signals = trapShutdownSignals((signal) =>
+        log.info(
+          { signal, grace: SHUTDOWN_GRACE },
+          `${signal}: finishing running jobs; they get ${SHUTDOWN_GRACE}, again to force`,
+        ),
+      );
+      const { worker, close } = await startWorkers(config, log);
+      signals.ready(async () => {
+        await close(SHUTDOWN_GRACE);
+        log.info("closed");
+      });
       log.info(
-        { signal, grace: SHUTDOWN_GRACE },
-        `${signal}: finishing running jobs; they get ${SHUTDOWN_GRACE}, again to force`,
-      ),
-    );
-    const { worker, close } = await startWorkers(config, log);
-    signals.ready(async () => {
-      await close(SHUTDOWN_GRACE);
-      log.info("closed");
+        {
+          worker: worker.name,
+          store: redactUrl(config.store.url),
+          queues: worker.queues,
+          concurrency: worker.concurrency,
+        },
+        `ferry worker ${worker.name} running on ${redactUrl(config.store.url)}, queues ` +
+          `${worker.queues.join(",")}, concurrency ${worker.concurrency}`,
+      );
     });
-    log.info(
-      {
-        worker: worker.name,
-        store: redactUrl(config.store.url),
-        queues: worker.queues,
-        concurrency: worker.concurrency,
-      },
-      `ferry worker ${worker.name} running on ${redactUrl(config.store.url)}, queues ` +
-        `${worker.queues.join(",")}, concurrency ${worker.concurrency}`,
-    );
-  });
 }
 
 function overridesOf(flags: WorkerFlags): Record<string, Record<string, unknown>> {
   const workers: Record<string, unknown> = {};
   if (flags.queues !== undefined) workers.queues = flags.queues.split(",").map((q) => q.trim());
   if (flags.concurrency !== undefined) workers.concurrency = integerFlag("--concurrency", flags.concurrency);
-  return {
-    ...(flags.store === undefined ? {} : { store: { url: flags.store } }),
-    ...(Object.keys(workers).length === 0 ? {} : { workers }),
-    ...pluginLayer(flags),
-  };
+  return { ...configLayer(flags), ...(Object.keys(workers).length === 0 ? {} : { workers }) };
 }

@@ -1,5 +1,6 @@
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
+import { parseGroupRate } from "../core/group-rate.js";
 import { cookieMatches, isCookie, isJobId } from "../core/ids.js";
 import {
   type Handle,
@@ -37,6 +38,11 @@ export interface QueueOptions {
   serializer?: string;
   /** At most this many jobs of one group run at once on this queue (across all workers). */
   groupConcurrency?: number;
+  /**
+   * At most this many starts of one group's jobs per window on this queue (across all workers):
+   * "100/m", "5/s", "10/30s". Windows are fixed, aligned to the epoch; a retry counts as a start.
+   */
+  groupRate?: string;
 }
 
 export interface OpenOptions {
@@ -137,11 +143,17 @@ export class Ferry {
           getSerializer(queueOptions.serializer);
           ferry.#queueSerializers.set(queue, queueOptions.serializer);
         }
-        if (queueOptions.groupConcurrency !== undefined) {
-          const n = queueOptions.groupConcurrency;
-          if (!Number.isInteger(n) || n < 1 || n > 10_000)
+        const { groupConcurrency, groupRate } = queueOptions;
+        if (groupConcurrency !== undefined) {
+          if (!Number.isInteger(groupConcurrency) || groupConcurrency < 1 || groupConcurrency > 10_000)
             throw invalidArgument("groupConcurrency must be 1 to 10000");
-          await store.setQueueOptions(queue, { groupConcurrency: queueOptions.groupConcurrency });
+        }
+        const rate = groupRate === undefined ? undefined : parseGroupRate(groupRate);
+        if (groupConcurrency !== undefined || rate !== undefined) {
+          await store.setQueueOptions(queue, {
+            ...(groupConcurrency === undefined ? {} : { groupConcurrency }),
+            ...(rate === undefined ? {} : { groupRate: rate }),
+          });
         }
       }
       return ferry;

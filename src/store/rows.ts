@@ -105,12 +105,19 @@ export interface QueueRow {
   name: string;
   paused: Flag;
   group_concurrency: number | null;
+  group_rate_limit: number | null;
+  /** bigint in PostgreSQL, which pg answers as a string. */
+  group_rate_period_ms: number | string | null;
 }
 
 export const toQueueInfo = (row: QueueRow): QueueInfo => ({
   name: row.name,
   paused: isSet(row.paused),
   groupConcurrency: row.group_concurrency,
+  groupRate:
+    row.group_rate_limit === null || row.group_rate_period_ms === null
+      ? null
+      : { limit: row.group_rate_limit, periodMs: Number(row.group_rate_period_ms) },
 });
 
 export interface ScheduleRow {

@@ -12,6 +12,7 @@
  *   rule (src/core/retry.ts) to attempts whose worker vanished.
  * - Payloads and results are opaque bytes, encoded by the job's serializer.
  */
+import type { GroupRate } from "../core/group-rate.js";
 import type { ErrorInfo, JobPolicy, JobState, Progress } from "../core/job.js";
 
 export interface NewJob {
@@ -193,6 +194,14 @@ export interface QueueInfo {
   readonly name: string;
   readonly paused: boolean;
   readonly groupConcurrency: number | null;
+  /** At most `limit` starts of one group's jobs per fixed window of `periodMs` (src/core/group-rate.ts). */
+  readonly groupRate: GroupRate | null;
+}
+
+/** A queue's group settings; a field left out is left as it is. */
+export interface QueueOptionsUpdate {
+  readonly groupConcurrency?: number | null;
+  readonly groupRate?: GroupRate | null;
 }
 
 export interface StoreStats {
@@ -348,7 +357,7 @@ export interface Store {
 
   // --- queues ------------------------------------------------------------------------------
   setQueuePaused(queue: string, paused: boolean): Promise<void>;
-  setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void>;
+  setQueueOptions(queue: string, options: QueueOptionsUpdate): Promise<void>;
   listQueues(): Promise<QueueInfo[]>;
 
   // --- workers -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defineJob, ErrorCode, FerryError, registerEncoder, type Worker } from "../../src/index.js";
+import { defineJob, ErrorCode, Ferry, FerryError, registerEncoder, type Worker } from "../../src/index.js";
 import { plainNewJob } from "../helpers/new-job.js";
 import { collect, eventually, sleep } from "../helpers/temp.js";
 import { useStore } from "./setup.js";
@@ -274,6 +274,40 @@ describe.each(STORES)("running jobs on $name", (store) => {
     );
     await ferry.drain(handles, { timeout: "20s" });
     expect(peak).toBe(2);
+  });
+
+  it("starts at most groupRate jobs of one group per window, and other groups as usual", async () => {
+    const { ferry } = t;
+    const rate = { limit: 4, periodMs: 1_000 };
+    const open = (groupRate: string) => Ferry.open({ store: ferry.store, queues: { rated: { groupRate } } });
+    await expect(open("4 per second")).rejects.toMatchObject({ code: ErrorCode.InvalidArgument });
+    await (await open("4/s")).close();
+    expect((await ferry.store.listQueues()).find((q) => q.name === "rated")).toMatchObject({
+      groupRate: rate,
+      groupConcurrency: null,
+    });
+    await startWorker({ queues: ["rated"], concurrency: 8, handlers: { "demo.rated": async () => "ok" } });
+    const launch = (group: string, n: number) =>
+      ferry.launchMany(
+        Array.from({ length: n }, () => ({ handler: "demo.rated", options: { queue: "rated", group } })),
+      );
+    const limited = await launch("g-1", 10);
+    const other = await launch("g-2", 3);
+    const statuses = await ferry.drain([...limited, ...other], { timeout: "20s" });
+    expect(statuses.every((s) => s.state === "completed")).toBe(true);
+    // Starts by window, as the store counted them (its clock, the claim's start time).
+    const windows = (from: typeof statuses) => {
+      const counts = new Map<number, number>();
+      for (const s of from) {
+        const w = Math.floor(s.startedAt!.getTime() / rate.periodMs);
+        counts.set(w, (counts.get(w) ?? 0) + 1);
+      }
+      return counts;
+    };
+    const limitedWindows = windows(statuses.slice(0, 10));
+    expect(Math.max(...limitedWindows.values())).toBeLessThanOrEqual(rate.limit);
+    expect(limitedWindows.size).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...windows(statuses.slice(10)).values())).toBeLessThanOrEqual(3);
   });
 
   it("stops gracefully, handing unfinished jobs back without using an attempt", async () => {

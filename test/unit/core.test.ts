@@ -3,6 +3,7 @@ import { backoffDelay } from "../../src/core/backoff.js";
 import { parseDuration } from "../../src/core/duration.js";
 import { toErrorInfo } from "../../src/core/error-info.js";
 import { ErrorCode, FerryError } from "../../src/core/errors.js";
+import { parseGroupRate, rateWindow } from "../../src/core/group-rate.js";
 import { cookieMatches, hashCookie, isCookie, newCookie, newJobId } from "../../src/core/ids.js";
 import { cutUtf8 } from "../../src/core/utf8.js";
 
@@ -21,6 +22,41 @@ describe("durations", () => {
         expect.objectContaining({ code: ErrorCode.InvalidArgument }),
       );
     }
+  });
+});
+
+describe("group rates", () => {
+  it("reads a count per unit or per duration", () => {
+    expect(parseGroupRate("100/m")).toEqual({ limit: 100, periodMs: 60_000 });
+    expect(parseGroupRate("5/s")).toEqual({ limit: 5, periodMs: 1_000 });
+    expect(parseGroupRate("10/30s")).toEqual({ limit: 10, periodMs: 30_000 });
+    expect(parseGroupRate("1/d")).toEqual({ limit: 1, periodMs: 86_400_000 });
+  });
+
+  it("refuses anything else with FERRY_INVALID_ARGUMENT", () => {
+    for (const bad of [
+      "",
+      "100",
+      "/m",
+      "0/m",
+      "-1/m",
+      "1.5/m",
+      "100/x",
+      "1/50ms",
+      "1/2d",
+      "10000000/m",
+      100,
+      null,
+    ]) {
+      expect(() => parseGroupRate(bad), String(bad)).toThrow(
+        expect.objectContaining({ code: ErrorCode.InvalidArgument }),
+      );
+    }
+  });
+
+  it("counts in fixed windows aligned to the epoch", () => {
+    expect(rateWindow(59_999, 60_000)).toBe(0);
+    expect(rateWindow(60_000, 60_000)).toBe(1);
   });
 });
 

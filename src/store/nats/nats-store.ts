@@ -11,7 +11,7 @@
 
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import type { KV } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { ErrorCode, invalidArgument } from "../../core/errors.js";
 import { isFinished, type JobState, type Progress } from "../../core/job.js";
@@ -37,6 +37,7 @@ import type {
   Outcome,
   PurgeRequest,
   QueueInfo,
+  QueueOptionsUpdate,
   ScheduleFiring,
   ScheduleInput,
   SchedulePatch,
@@ -48,6 +49,7 @@ import type {
 } from "../store.js";
 import { CoalescedWrite } from "./coalesced-write.js";
 import { ExpiryLog } from "./expiry-log.js";
+import { GroupRates } from "./group-rates.js";
 import { GroupSlots } from "./group-slots.js";
 import { HeldRegistry } from "./held-registry.js";
 import { encodeJob, hashText, type StoredJob, toClaimedJob, toJobRecord } from "./job-codec.js";
@@ -130,6 +132,7 @@ export class NatsStore implements Store {
   readonly #repo: JobRepo;
   readonly #puller: Puller;
   readonly #slots: GroupSlots;
+  readonly #rates: GroupRates;
   readonly #schedules: NatsSchedules;
   readonly #events = new EventEmitter();
   readonly #origin = randomUUID();
@@ -194,6 +197,7 @@ export class NatsStore implements Store {
         setTimeout(() => this.#events.emit("event", { type: "enqueued", queue }), 5).unref();
     });
     this.#slots = new GroupSlots(resources.meta, this.#repo);
+    this.#rates = new GroupRates(resources.meta);
     // One instance for the store's life: its identity lets it retry its own failed enqueues at once.
     this.#schedules = new NatsSchedules(resources.meta, enqueueOnce(this));
     this.#events.setMaxListeners(0);
@@ -829,8 +833,12 @@ export class NatsStore implements Store {
     if (!paused) this.announce([{ type: "enqueued", queue }]);
   }
 
-  async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
-    await this.changeQueue(queue, (q) => ({ ...q, groupConcurrency: options.groupConcurrency }));
+  async setQueueOptions(queue: string, options: QueueOptionsUpdate): Promise<void> {
+    await this.changeQueue(queue, (q) => ({
+      ...q,
+      ...(options.groupConcurrency === undefined ? {} : { groupConcurrency: options.groupConcurrency }),
+      ...(options.groupRate === undefined ? {} : { groupRate: options.groupRate }),
+    }));
   }
 
   async listQueues(): Promise<QueueInfo[]> {
@@ -843,20 +851,14 @@ export class NatsStore implements Store {
   }
 
   private async queueInfo(name: string): Promise<QueueInfo> {
-    const entry = await this.#r.meta.get(`queue.${name}`);
-    if (entry === null || entry.operation !== "PUT") return { name, paused: false, groupConcurrency: null };
-    return { name, ...entry.json<{ paused: boolean; groupConcurrency: number | null }>() };
+    return queueFromEntry(name, await this.#r.meta.get(`queue.${name}`));
   }
 
   private async changeQueue(name: string, change: (q: QueueInfo) => QueueInfo): Promise<void> {
     for (;;) {
       const entry = await this.#r.meta.get(`queue.${name}`);
-      const current: QueueInfo =
-        entry === null || entry.operation !== "PUT"
-          ? { name, paused: false, groupConcurrency: null }
-          : { name, ...entry.json<{ paused: boolean; groupConcurrency: number | null }>() };
-      const { paused, groupConcurrency } = change(current);
-      const value = JSON.stringify({ paused, groupConcurrency });
+      const { paused, groupConcurrency, groupRate } = change(queueFromEntry(name, entry));
+      const value = JSON.stringify({ paused, groupConcurrency, groupRate });
       try {
         if (entry === null) await this.#r.meta.create(`queue.${name}`, value);
         else await this.#r.meta.update(`queue.${name}`, value, entry.revision);
@@ -1061,7 +1063,8 @@ export class NatsStore implements Store {
         this.putBack(message, job.queue, Math.min(job.runAt - now, MAX_NAK_MS));
         return undefined;
       }
-      const limit = job.group === null ? null : (await this.queueInfo(job.queue)).groupConcurrency;
+      const settings = job.group === null ? undefined : await this.queueInfo(job.queue);
+      const limit = settings?.groupConcurrency ?? null;
       if (
         job.group !== null &&
         limit !== null &&
@@ -1071,9 +1074,20 @@ export class NatsStore implements Store {
         this.putBack(message, job.queue, GROUP_FULL_RETRY_MS);
         return undefined;
       }
+      const rate = settings?.groupRate ?? null;
+      const waitMs =
+        job.group === null || rate === null ? 0 : await this.#rates.take(job.queue, job.group, rate, now);
+      if (waitMs > 0) {
+        // Its group used up this window's starts: back on the stream until the next window.
+        if (job.group !== null && limit !== null)
+          await this.#slots.release(job.queue, job.group, limit, job.id);
+        this.putBack(message, job.queue, Math.min(waitMs, MAX_NAK_MS));
+        return undefined;
+      }
       const next = claimed(job, request.workerId, request.leaseMs, now);
       const revision = await this.#repo.write(next, current.revision);
       if (revision === undefined) {
+        // The counted start stays counted: a lost race costs the group a start, never adds one.
         if (job.group !== null && limit !== null)
           await this.#slots.release(job.queue, job.group, limit, job.id);
         continue;
@@ -1524,6 +1538,20 @@ export class NatsStore implements Store {
   private flushCounts(): Promise<void> {
     return this.#countsWrite.run();
   }
+}
+
+/** A queue's settings from its meta entry; none stored: the defaults. */
+function queueFromEntry(name: string, entry: KvEntry | null): QueueInfo {
+  if (entry === null || entry.operation !== "PUT")
+    return { name, paused: false, groupConcurrency: null, groupRate: null };
+  const stored = entry.json<Partial<Omit<QueueInfo, "name">>>();
+  return {
+    name,
+    paused: stored.paused ?? false,
+    groupConcurrency: stored.groupConcurrency ?? null,
+    // Absent from entries written before groupRate existed.
+    groupRate: stored.groupRate ?? null,
+  };
 }
 
 function matches(job: StoredJob, filter: JobFilter): boolean {

@@ -1,4 +1,12 @@
-import { byClaimOrder, CLAIMED_COLUMNS, type ClaimedRow, toClaimedJob } from "../rows.js";
+import { type GroupRate, rateWindow } from "../../core/group-rate.js";
+import {
+  byClaimOrder,
+  CLAIMED_COLUMNS,
+  type ClaimedRow,
+  type QueueRow,
+  toClaimedJob,
+  toQueueInfo,
+} from "../rows.js";
 import type { ClaimedJob, ClaimRequest, HeartbeatResult, LeaseRef, WorkerInfo } from "../store.js";
 import type { Client } from "./connection.js";
 import type { Outbox } from "./notifier.js";
@@ -11,6 +19,12 @@ export interface PgClaimedRow extends ClaimedRow {
 const RETURNING = `RETURNING ${CLAIMED_COLUMNS.map((c) => `j.${c}`).join(", ")}, j.started_at`;
 
 export const toPgClaimedJob = (row: PgClaimedRow): ClaimedJob => toClaimedJob(row, row.started_at);
+
+/** A queue's group settings, as the claim applies them (null: no such limit). */
+interface GroupLimits {
+  readonly perGroup: number | null;
+  readonly rate: GroupRate | null;
+}
 
 /** Claiming with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's rows, never wait. */
 export function makeClaim(s: string) {
@@ -25,24 +39,28 @@ export function makeClaim(s: string) {
       ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED`);
   const claimIds = take("SELECT unnest($3::uuid[])");
 
-  /** Queues with a group limit: claims in that queue take turns (advisory lock), then pick in order. */
+  /**
+   * Queues with group limits (`groupConcurrency`, `groupRate`): claims in that queue take turns
+   * (advisory lock), then pick in order, skipping groups at their limit.
+   */
   async function claimWithGroups(
     client: Client,
     request: ClaimRequest,
     queue: string,
     limit: number,
-    perGroup: number,
+    limits: GroupLimits,
   ): Promise<PgClaimedRow[]> {
     await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`ferry-groups:${s}:${queue}`]);
-    const candidates = await client.query<{ id: string; group_key: string | null }>(
-      `SELECT id, group_key FROM ${s}.jobs
+    const candidates = await client.query<{ id: string; group_key: string | null; now: string }>(
+      `SELECT id, group_key, ${s}.ms_now() AS now FROM ${s}.jobs
        WHERE state = 'queued' AND pending_deps = 0 AND queue = $1 AND handler = ANY($2::text[])
        ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`,
       [queue, request.handlers, limit * 8],
     );
+    if (candidates.rows.length === 0) return [];
     const groups = [...new Set(candidates.rows.map((r) => r.group_key).filter((g) => g !== null))];
     const running = new Map<string, number>();
-    if (groups.length > 0) {
+    if (groups.length > 0 && limits.perGroup !== null) {
       const counts = await client.query<{ group_key: string; n: number }>(
         `SELECT group_key, count(*)::int AS n FROM ${s}.jobs
          WHERE state = 'running' AND queue = $1 AND group_key = ANY($2::text[]) GROUP BY group_key`,
@@ -50,18 +68,57 @@ export function makeClaim(s: string) {
       );
       for (const row of counts.rows) running.set(row.group_key, row.n);
     }
+    // The database's clock, as for started_at: every claimer agrees on the window.
+    const window =
+      limits.rate === null ? 0 : rateWindow(Number(candidates.rows[0]!.now), limits.rate.periodMs);
+    const started = new Map<string, number>();
+    if (groups.length > 0 && limits.rate !== null) {
+      const counts = await client.query<{ group_key: string; starts: number }>(
+        `SELECT group_key, starts FROM ${s}.group_rates
+         WHERE queue = $1 AND group_key = ANY($2::text[]) AND window_no = $3`,
+        [queue, groups, window],
+      );
+      for (const row of counts.rows) started.set(row.group_key, row.starts);
+    }
     const picked: string[] = [];
     for (const row of candidates.rows) {
       if (picked.length >= limit) break;
-      if (row.group_key !== null) {
-        const count = running.get(row.group_key) ?? 0;
-        if (count >= perGroup) continue;
-        running.set(row.group_key, count + 1);
-      }
+      const group = row.group_key;
+      if (group !== null && limits.perGroup !== null && (running.get(group) ?? 0) >= limits.perGroup)
+        continue;
+      if (group !== null && limits.rate !== null && (started.get(group) ?? 0) >= limits.rate.limit) continue;
       picked.push(row.id);
+      if (group === null) continue;
+      running.set(group, (running.get(group) ?? 0) + 1);
+      started.set(group, (started.get(group) ?? 0) + 1);
     }
     if (picked.length === 0) return [];
-    return (await client.query<PgClaimedRow>(claimIds, [request.workerId, request.leaseMs, picked])).rows;
+    const claimed = (await client.query<PgClaimedRow>(claimIds, [request.workerId, request.leaseMs, picked]))
+      .rows;
+    if (limits.rate !== null) await countStarts(client, queue, claimed, window);
+    return claimed;
+  }
+
+  /** Adds the claimed jobs' starts to their groups' counts in this window. */
+  async function countStarts(
+    client: Client,
+    queue: string,
+    claimed: readonly PgClaimedRow[],
+    window: number,
+  ) {
+    const perGroup = new Map<string, number>();
+    for (const row of claimed) {
+      if (row.group_key !== null) perGroup.set(row.group_key, (perGroup.get(row.group_key) ?? 0) + 1);
+    }
+    if (perGroup.size === 0) return;
+    await client.query(
+      `INSERT INTO ${s}.group_rates AS r (queue, group_key, window_no, starts)
+       SELECT $1, g, $2, n FROM unnest($3::text[], $4::int[]) AS x(g, n)
+       ON CONFLICT (queue, group_key) DO UPDATE SET
+         starts = CASE WHEN r.window_no = excluded.window_no THEN r.starts + excluded.starts ELSE excluded.starts END,
+         window_no = excluded.window_no`,
+      [queue, window, [...perGroup.keys()], [...perGroup.values()]],
+    );
   }
 
   return async function claim(client: Client, request: ClaimRequest, outbox: Outbox): Promise<ClaimedJob[]> {
@@ -76,11 +133,10 @@ export function makeClaim(s: string) {
     for (const row of promoted.rows) outbox.queues.add(row.queue);
     const settings = new Map(
       (
-        await client.query<{ name: string; paused: boolean; group_concurrency: number | null }>(
-          `SELECT name, paused, group_concurrency FROM ${s}.queues WHERE name = ANY($1::text[])`,
-          [request.queues],
-        )
-      ).rows.map((q) => [q.name, q]),
+        await client.query<QueueRow>(`SELECT * FROM ${s}.queues WHERE name = ANY($1::text[])`, [
+          request.queues,
+        ])
+      ).rows.map((q) => [q.name, toQueueInfo(q)]),
     );
     const out: ClaimedJob[] = [];
     for (const queue of request.queues) {
@@ -89,8 +145,11 @@ export function makeClaim(s: string) {
       const setting = settings.get(queue);
       if (setting?.paused) continue;
       const rows =
-        setting?.group_concurrency != null
-          ? await claimWithGroups(client, request, queue, remaining, setting.group_concurrency)
+        setting !== undefined && (setting.groupConcurrency !== null || setting.groupRate !== null)
+          ? await claimWithGroups(client, request, queue, remaining, {
+              perGroup: setting.groupConcurrency,
+              rate: setting.groupRate,
+            })
           : (
               await client.query<PgClaimedRow>(claimBatch, [
                 request.workerId,

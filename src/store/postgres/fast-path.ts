@@ -77,7 +77,7 @@ export function makeFastRound(s: string) {
       ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + excluded.value
       RETURNING 1),
     gate AS (SELECT NOT EXISTS (SELECT 1 FROM ${s}.queues
-                                WHERE name = $5 AND (paused OR group_concurrency IS NOT NULL)) AS open),
+                                WHERE name = $5 AND (paused OR group_concurrency IS NOT NULL OR group_rate_limit IS NOT NULL)) AS open),
     promoted AS (
       UPDATE ${s}.jobs SET state = 'queued' WHERE id IN (
         SELECT id FROM ${s}.jobs WHERE state = 'scheduled' AND run_at <= (SELECT n FROM c)
@@ -168,7 +168,7 @@ export function makeDispatchLaunch(s: string) {
   const text = `
     WITH c AS (SELECT ${s}.ms_now() AS n),
     g AS (SELECT NOT EXISTS (SELECT 1 FROM ${s}.queues
-                             WHERE name = $3 AND (paused OR group_concurrency IS NOT NULL)) AS open),
+                             WHERE name = $3 AND (paused OR group_concurrency IS NOT NULL OR group_rate_limit IS NOT NULL)) AS open),
     ins AS (
       INSERT INTO ${s}.jobs (id, handler, queue, state, priority, owner, label, serializer, payload,
         cookie_hash, max_attempts, policy, launched_at, run_at, detached,

@@ -8,6 +8,7 @@ import { rescueOutcome } from "../rescue.js";
 import {
   byClaimOrder,
   type JobRow,
+  type QueueRow,
   type ScheduleRow,
   toJobRecord,
   toQueueInfo,
@@ -32,6 +33,7 @@ import type {
   Outcome,
   PurgeRequest,
   QueueInfo,
+  QueueOptionsUpdate,
   ScheduleFiring,
   ScheduleInput,
   SchedulePatch,
@@ -319,22 +321,29 @@ export class PostgresStore implements Store {
     });
   }
 
-  async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
-    await this.write((client) =>
-      client.query(
-        `INSERT INTO ${this.schema}.queues (name, group_concurrency) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
-        [queue, options.groupConcurrency],
-      ),
-    );
+  async setQueueOptions(queue: string, options: QueueOptionsUpdate): Promise<void> {
+    const { groupConcurrency, groupRate } = options;
+    await this.write(async (client) => {
+      if (groupConcurrency !== undefined) {
+        await client.query(
+          `INSERT INTO ${this.schema}.queues (name, group_concurrency) VALUES ($1, $2)
+           ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
+          [queue, groupConcurrency],
+        );
+      }
+      if (groupRate !== undefined) {
+        await client.query(
+          `INSERT INTO ${this.schema}.queues (name, group_rate_limit, group_rate_period_ms) VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET group_rate_limit = excluded.group_rate_limit,
+             group_rate_period_ms = excluded.group_rate_period_ms`,
+          [queue, groupRate?.limit ?? null, groupRate?.periodMs ?? null],
+        );
+      }
+    });
   }
 
   async listQueues(): Promise<QueueInfo[]> {
-    return (
-      await this.read<{ name: string; paused: boolean; group_concurrency: number | null }>(
-        `SELECT * FROM ${this.schema}.queues ORDER BY name`,
-      )
-    ).map(toQueueInfo);
+    return (await this.read<QueueRow>(`SELECT * FROM ${this.schema}.queues ORDER BY name`)).map(toQueueInfo);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {

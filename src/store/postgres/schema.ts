@@ -119,6 +119,18 @@ export const MIGRATIONS: readonly ((schema: string) => string)[] = [
     data     bytea NOT NULL
   );
   `,
+  // 3: groupRate, a queue's limit on starts per group per window, and each group's count in the
+  // current window (one row per queue and group, overwritten when a new window opens).
+  (s) => `
+  ALTER TABLE ${s}.queues ADD COLUMN group_rate_limit integer, ADD COLUMN group_rate_period_ms bigint;
+  CREATE TABLE ${s}.group_rates (
+    queue     text NOT NULL,
+    group_key text NOT NULL,
+    window_no bigint NOT NULL,
+    starts    integer NOT NULL,
+    PRIMARY KEY (queue, group_key)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,3 +1,4 @@
+import type { GroupRate } from "../../core/group-rate.js";
 import { type QueueRow, toQueueInfo, toWorkerInfo, type WorkerRow } from "../rows.js";
 import type { QueueInfo, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
@@ -11,12 +12,19 @@ export function makeRegistry(db: Db) {
     `INSERT INTO queues (name, group_concurrency) VALUES (?, ?)
      ON CONFLICT (name) DO UPDATE SET group_concurrency = excluded.group_concurrency`,
   );
+  const groupRate = db.prepare(
+    `INSERT INTO queues (name, group_rate_limit, group_rate_period_ms) VALUES (?, ?, ?)
+     ON CONFLICT (name) DO UPDATE SET group_rate_limit = excluded.group_rate_limit,
+       group_rate_period_ms = excluded.group_rate_period_ms`,
+  );
   const queues = db.prepare("SELECT * FROM queues ORDER BY name");
   const removeWorker = db.prepare("DELETE FROM workers WHERE id = ?");
   const workers = db.prepare("SELECT * FROM workers ORDER BY started_at");
   return {
     setPaused: (queue: string, paused: boolean) => pause.run(queue, paused ? 1 : 0),
     setGroupConcurrency: (queue: string, limit: number | null) => groupLimit.run(queue, limit),
+    setGroupRate: (queue: string, rate: GroupRate | null) =>
+      groupRate.run(queue, rate?.limit ?? null, rate?.periodMs ?? null),
     listQueues: (): QueueInfo[] => (queues.all() as QueueRow[]).map(toQueueInfo),
     removeWorker: (workerId: string) => removeWorker.run(workerId),
     listWorkers: (): WorkerInfo[] => (workers.all() as WorkerRow[]).map(toWorkerInfo),

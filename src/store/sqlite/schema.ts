@@ -115,6 +115,19 @@ export const MIGRATIONS: readonly string[] = [
     data     BLOB NOT NULL
   );
   `,
+  // 3: groupRate, a queue's limit on starts per group per window, and each group's count in the
+  // current window (one row per queue and group, overwritten when a new window opens).
+  `
+  ALTER TABLE queues ADD COLUMN group_rate_limit INTEGER;
+  ALTER TABLE queues ADD COLUMN group_rate_period_ms INTEGER;
+  CREATE TABLE group_rates (
+    queue     TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    window_no INTEGER NOT NULL,
+    starts    INTEGER NOT NULL,
+    PRIMARY KEY (queue, group_key)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -18,6 +18,7 @@ import type {
   Outcome,
   PurgeRequest,
   QueueInfo,
+  QueueOptionsUpdate,
   ScheduleFiring,
   ScheduleInput,
   SchedulePatch,
@@ -215,8 +216,12 @@ export class SqliteStore implements Store {
     if (!paused) this.emit({ type: "enqueued", queue });
   }
 
-  async setQueueOptions(queue: string, options: { readonly groupConcurrency: number | null }): Promise<void> {
-    await writeTx(this.#db, () => this.parts.registry.setGroupConcurrency(queue, options.groupConcurrency));
+  async setQueueOptions(queue: string, options: QueueOptionsUpdate): Promise<void> {
+    await writeTx(this.#db, () => {
+      const { groupConcurrency, groupRate } = options;
+      if (groupConcurrency !== undefined) this.parts.registry.setGroupConcurrency(queue, groupConcurrency);
+      if (groupRate !== undefined) this.parts.registry.setGroupRate(queue, groupRate);
+    });
   }
 
   async listQueues(): Promise<QueueInfo[]> {

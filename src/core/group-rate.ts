@@ -33,3 +33,6 @@ export function parseGroupRate(value: unknown): GroupRate {
 
 /** The window `now` falls in: starts are counted per window. */
 export const rateWindow = (now: number, periodMs: number): number => Math.floor(now / periodMs);
+
+/** How often a SQL store deletes the counts of ended windows (inside `pruneExpired`). */
+export const RATE_PRUNE_EVERY_MS = 60_000;

@@ -1087,9 +1087,9 @@ export class NatsStore implements Store {
       const next = claimed(job, request.workerId, request.leaseMs, now);
       const revision = await this.#repo.write(next, current.revision);
       if (revision === undefined) {
-        // The counted start stays counted: a lost race costs the group a start, never adds one.
         if (job.group !== null && limit !== null)
           await this.#slots.release(job.queue, job.group, limit, job.id);
+        if (job.group !== null && rate !== null) await this.#rates.giveBack(job.queue, job.group, rate, now);
         continue;
       }
       this.#held.set(job.id, { message, known: { job: next, revision } });
@@ -1359,6 +1359,7 @@ export class NatsStore implements Store {
         if (n >= limit) break;
         if (await pruneIfDue(current)) n += 1;
       }
+      await this.#rates.pruneEnded(now);
     }
     // Only what the expiry notes say is due (expiry-log.ts); this process's own notes first.
     await this.#expiry.flush();

@@ -164,6 +164,11 @@ export function makeControls(s: string, cascade: Cascade) {
         ids.rows.map((r) => r.id),
       );
     },
+    // Counts of windows that have ended count as zero: a group idle for a window needs no row.
+    pruneEndedRatesSql: `DELETE FROM ${s}.group_rates WHERE (queue, group_key) IN (
+        SELECT r.queue, r.group_key FROM ${s}.group_rates r LEFT JOIN ${s}.queues q ON q.name = r.queue
+        WHERE q.group_rate_period_ms IS NULL OR (r.window_no + 1) * q.group_rate_period_ms <= ${s}.ms_now()
+        LIMIT $1)`,
     anyExpiredSql: `SELECT 1 FROM ${s}.jobs WHERE finished_at IS NOT NULL AND expires_at <= ${s}.ms_now() LIMIT 1`,
     async pruneExpired(client: Client, limit: number): Promise<number> {
       const ids = await client.query<{ id: string }>(

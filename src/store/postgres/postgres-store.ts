@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import pg from "pg";
 import { ErrorCode, FerryError } from "../../core/errors.js";
+import { RATE_PRUNE_EVERY_MS } from "../../core/group-rate.js";
 import type { JobState, Progress } from "../../core/job.js";
 import { canDispatch } from "../dispatch.js";
 import { rescueOutcome } from "../rescue.js";
@@ -89,6 +90,8 @@ export class PostgresStore implements Store {
   readonly #listener: Listener;
   readonly #channel: string;
   readonly #events = new EventEmitter();
+  /** When pruneExpired last deleted ended group-rate windows (0: not yet). */
+  #ratesPrunedAt = 0;
   readonly #enqueue: ReturnType<typeof makeEnqueue>;
   readonly #claim: ReturnType<typeof makeClaim>;
   readonly #leases: ReturnType<typeof makeLeases>;
@@ -499,6 +502,10 @@ export class PostgresStore implements Store {
   }
 
   async pruneExpired(limit: number): Promise<number> {
+    if (Date.now() - this.#ratesPrunedAt >= RATE_PRUNE_EVERY_MS) {
+      this.#ratesPrunedAt = Date.now();
+      await this.write((client) => client.query(this.#controls.pruneEndedRatesSql, [limit]));
+    }
     if ((await this.read(this.#controls.anyExpiredSql)).length === 0) return 0;
     return this.write((client) => this.#controls.pruneExpired(client, limit));
   }

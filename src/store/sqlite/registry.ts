@@ -17,6 +17,13 @@ export function makeRegistry(db: Db) {
      ON CONFLICT (name) DO UPDATE SET group_rate_limit = excluded.group_rate_limit,
        group_rate_period_ms = excluded.group_rate_period_ms`,
   );
+  // Counts of windows that have ended count as zero: a group idle for a window needs no row.
+  const endedRates = db.prepare(
+    `DELETE FROM group_rates WHERE (queue, group_key) IN (
+       SELECT r.queue, r.group_key FROM group_rates r LEFT JOIN queues q ON q.name = r.queue
+       WHERE q.group_rate_period_ms IS NULL OR (r.window_no + 1) * q.group_rate_period_ms <= ?
+       LIMIT ?)`,
+  );
   const queues = db.prepare("SELECT * FROM queues ORDER BY name");
   const removeWorker = db.prepare("DELETE FROM workers WHERE id = ?");
   const workers = db.prepare("SELECT * FROM workers ORDER BY started_at");
@@ -25,6 +32,7 @@ export function makeRegistry(db: Db) {
     setGroupConcurrency: (queue: string, limit: number | null) => groupLimit.run(queue, limit),
     setGroupRate: (queue: string, rate: GroupRate | null) =>
       groupRate.run(queue, rate?.limit ?? null, rate?.periodMs ?? null),
+    pruneEndedRates: (now: number, limit: number): number => endedRates.run(now, limit).changes,
     listQueues: (): QueueInfo[] => (queues.all() as QueueRow[]).map(toQueueInfo),
     removeWorker: (workerId: string) => removeWorker.run(workerId),
     listWorkers: (): WorkerInfo[] => (workers.all() as WorkerRow[]).map(toWorkerInfo),

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { ErrorCode, FerryError, invalidArgument } from "../../core/errors.js";
+import { RATE_PRUNE_EVERY_MS } from "../../core/group-rate.js";
 import type { Progress } from "../../core/job.js";
 import { rescueOutcome } from "../rescue.js";
 import type {
@@ -50,6 +51,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: Db;
   readonly #events = new EventEmitter();
+  /** When pruneExpired last deleted ended group-rate windows (0: not yet). */
+  #ratesPrunedAt = 0;
   #parts: ReturnType<SqliteStore["prepare"]> | undefined;
 
   #background: BackgroundThread | undefined;
@@ -307,6 +310,11 @@ export class SqliteStore implements Store {
   }
 
   async pruneExpired(limit: number): Promise<number> {
+    const now = Date.now();
+    if (now - this.#ratesPrunedAt >= RATE_PRUNE_EVERY_MS) {
+      this.#ratesPrunedAt = now;
+      await writeTx(this.#db, () => this.parts.registry.pruneEndedRates(now, limit));
+    }
     if (!(await readRetry(() => this.parts.controls.anyExpired(Date.now())))) return 0;
     return writeTx(this.#db, () => this.parts.controls.pruneExpired(limit, Date.now()));
   }

@@ -26,6 +26,7 @@ export {
 } from "./handlers/sql-exec.js";
 export { PLUGIN_API_VERSION } from "./plugins/api-range.js";
 export { definePlugin, type PluginDefinition } from "./plugins/define-plugin.js";
+export type { FiringGate } from "./scheduler/fire.js";
 export type { Serializer } from "./serializers/index.js";
 export { getSerializer, registerDecoder, registerEncoder, registerSerializer } from "./serializers/index.js";
 export type { Store, StoreStats, WorkerInfo } from "./store/store.js";

@@ -29,7 +29,7 @@ import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
 import { type DispatchTicket, Worker, type WorkerOptions } from "../worker/worker.js";
 import { ChangeWaiter } from "./change-waiter.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
-import { type LaunchContext, prepareLaunch } from "./prepare-launch.js";
+import { type LaunchContext, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
 import { Schedules } from "./schedules.js";
 import { toListRow, toResult, toStatus } from "./views.js";
 
@@ -217,14 +217,14 @@ export class Ferry {
     this.open();
     const prepared: { job: NewJob; cookie: string }[] = [];
     for (const item of items) {
-      // A parent is named by its handle: you may only wait on jobs you hold.
-      const parents: string[] = [];
-      const dependsOn = item.options?.dependsOn ?? [];
-      if (!Array.isArray(dependsOn) || dependsOn.length > 100)
-        throw invalidArgument("dependsOn is a list of up to 100 handles");
-      for (const parent of dependsOn) parents.push((await this.owned(parent)).id);
-      // Once each: a parent named twice is one link, and must be waited for once.
-      prepared.push(prepareLaunch(item, detached, [...new Set(parents)], this.#launchContext));
+      // Parents by handle, in the launch's owner's scope; once each (a parent named twice is one link).
+      // Most launches have none: they skip the await, which bulk launches would pay per job.
+      const dependsOn = item.options?.dependsOn;
+      const parents =
+        dependsOn === undefined
+          ? []
+          : await parentIdsOf(dependsOn, item.options?.owner, (h) => this.owned(h));
+      prepared.push(prepareLaunch(item, detached, parents, this.#launchContext));
     }
     // One job launched where one of our workers idles on its queue: the store may hand it over
     // already claimed, and it starts without waiting for the worker's next claim.
@@ -275,9 +275,13 @@ export class Ferry {
     return record!;
   }
 
-  /** State, attempts, progress and times. Does not consume the result. */
-  async status(handle: Handle): Promise<JobStatus> {
+  /**
+   * State, attempts, progress and times. Does not consume the result. With `owner`, another
+   * owner's job answers FERRY_NOT_FOUND as an unknown one does, after the same work.
+   */
+  async status(handle: Handle, options: { owner?: string } = {}): Promise<JobStatus> {
     const record = await this.owned(handle);
+    if (options.owner !== undefined && record.owner !== options.owner) throw notFound();
     return toStatus(record, await this.store.now());
   }
 

@@ -1,15 +1,41 @@
-import { invalidArgument } from "../core/errors.js";
+import { invalidArgument, notFound } from "../core/errors.js";
 import { hashCookie, newCookie, newJobId } from "../core/ids.js";
+import type { Handle } from "../core/job.js";
 import { checkHandlerName } from "../core/names.js";
 import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
 import { getSerializer } from "../serializers/index.js";
-import type { NewJob } from "../store/store.js";
+import type { JobRecord, NewJob } from "../store/store.js";
 import type { LaunchItem } from "./ferry.js";
 
 /** What preparing a launch needs from the Ferry that launches it. */
 export interface LaunchContext {
   readonly serializerFor: (queue: string, own: string | null) => string;
   readonly maxPayloadBytes: number;
+}
+
+/**
+ * The ids of a launch's `dependsOn` parents, once each. A parent is named by its handle (you may
+ * only wait on jobs you hold, `jobOf` checks the cookie) and, when the launch has an owner, must
+ * be that owner's job: another owner's answers exactly as an unknown handle (FERRY_NOT_FOUND,
+ * `no such job`), so a leaked handle neither links to that job nor tells that it exists. Checked
+ * before the launch is prepared, so no other error can tell the two cases apart. The store checks
+ * the owner again inside its write.
+ */
+export async function parentIdsOf(
+  dependsOn: unknown,
+  owner: unknown,
+  jobOf: (handle: Handle) => Promise<JobRecord>,
+): Promise<string[]> {
+  if (dependsOn === undefined) return [];
+  if (!Array.isArray(dependsOn) || dependsOn.length > 100)
+    throw invalidArgument("dependsOn is a list of up to 100 handles");
+  const ids = new Set<string>();
+  for (const handle of dependsOn) {
+    const parent = await jobOf(handle as Handle);
+    if (owner !== undefined && owner !== null && parent.owner !== owner) throw notFound();
+    ids.add(parent.id);
+  }
+  return [...ids];
 }
 
 /** Validates one launch and builds the stored job; synchronous, so bulk launches stay cheap. */

@@ -20,6 +20,8 @@ export interface ScheduleView {
   readonly everyMs: number | null;
   readonly repeatLeft: number | null;
   readonly paused: boolean;
+  /** Why the scheduler paused it (its owner may no longer start its handler); null when a user did. */
+  readonly pausedReason: string | null;
   readonly nextRunAt: Date | null;
   readonly lastFiredAt: Date | null;
 }
@@ -61,6 +63,7 @@ const view = (s: ScheduleRecord): ScheduleView => ({
   everyMs: s.spec.kind === "every" ? s.spec.everyMs : null,
   repeatLeft: s.repeatLeft,
   paused: s.paused,
+  pausedReason: s.paused ? s.pausedReason : null,
   nextRunAt: s.nextRunAt === null ? null : new Date(s.nextRunAt),
   lastFiredAt: s.lastFiredAt === null ? null : new Date(s.lastFiredAt),
 });
@@ -118,22 +121,22 @@ export class Schedules {
   async get(id: string): Promise<ScheduleView> {
     this.ensureOpen();
     const record = await this.store.getSchedule(id);
-    if (record === undefined) throw notFound();
+    if (record === undefined) throw notFound("schedule");
     return view(record);
   }
 
   async pause(id: string): Promise<ScheduleView> {
-    return this.patch(id, { paused: true });
+    return this.patch(id, { paused: true, pausedReason: null });
   }
 
   /** Resumes; a tick missed while paused fires once, at the next scheduler pass. */
   async resume(id: string): Promise<ScheduleView> {
-    return this.patch(id, { paused: false });
+    return this.patch(id, { paused: false, pausedReason: null });
   }
 
   async cancel(id: string): Promise<void> {
     this.ensureOpen();
-    if (!(await this.store.deleteSchedule(id))) throw notFound();
+    if (!(await this.store.deleteSchedule(id))) throw notFound("schedule");
   }
 
   async update(
@@ -142,7 +145,7 @@ export class Schedules {
   ): Promise<ScheduleView> {
     this.ensureOpen();
     const current = await this.store.getSchedule(id);
-    if (current === undefined) throw notFound();
+    if (current === undefined) throw notFound("schedule");
     const patch: { spec?: ScheduleSpec; repeatLeft?: number | null; nextRunAt?: number | null } = {};
     if (change.cron !== undefined || change.every !== undefined || change.tz !== undefined) {
       const when: ScheduleWhen =
@@ -168,7 +171,7 @@ export class Schedules {
   private async patch(id: string, patch: Parameters<Store["updateSchedule"]>[1]): Promise<ScheduleView> {
     this.ensureOpen();
     const record = await this.store.updateSchedule(id, patch);
-    if (record === undefined) throw notFound();
+    if (record === undefined) throw notFound("schedule");
     return view(record);
   }
 }

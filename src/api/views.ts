@@ -85,6 +85,7 @@ export function toListRow(record: JobRecord, now: number, showPayload: boolean):
     progress: record.progress,
     preview: showPayload ? previewOf(record) : null,
     lastError: record.error === null ? null : record.error.message,
+    lastErrorCode: record.error === null ? null : record.error.code,
     consumed: record.consumed,
   };
 }

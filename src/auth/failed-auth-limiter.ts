@@ -1,7 +1,9 @@
 /**
  * Slows down token guessing: an address that presented `maxFailures` bad tokens within
- * `windowMs` is refused, good token or not, until that window ends. Memory stays bounded: past
- * `maxAddresses` the least recently failing address is forgotten first.
+ * `windowMs` has its further bad tokens refused (429) until that window ends. It never judges a
+ * good token: the caller checks the token first and asks here only about a bad one, since every
+ * local process shares 127.0.0.1 and one of them must not lock the others out. Memory stays
+ * bounded: past `maxAddresses` the least recently failing address is forgotten first.
  */
 export interface FailedAuthLimits {
   readonly maxFailures: number;

@@ -70,7 +70,8 @@ export function listCommand(): Command {
           row.progress === undefined ? "-" : percent(row.progress),
           cell(row.label),
           row.launchedAt,
-          cell(firstLine(row.lastError)),
+          // Viewers get the error's code only.
+          cell(firstLine(row.lastError ?? row.lastErrorCode)),
         ]),
       );
     });

@@ -1,7 +1,8 @@
 /**
  * `ferry schedule add|list|pause|resume|cancel`: recurring jobs over the daemon's
  * ScheduleService. A schedule belongs to its maker and fires jobs owned by it; `add` replaces the
- * maker's own schedule of the same name.
+ * maker's own schedule of the same name. One whose owner lost the right to launch its handler is
+ * paused by the scheduler, and `list` says why.
  */
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -60,7 +61,7 @@ export function scheduleCommand(): Command {
 
   schedule
     .command("list")
-    .description("schedules (yours; viewers and admins: every one)")
+    .description("schedules (yours; viewers and admins: every one), and why one is paused")
     .option("--json", "one JSON object per schedule, one per line")
     .action(async (flags: { json?: boolean }) => {
       const { schedules: all } = await schedules().list({});
@@ -76,7 +77,7 @@ export function scheduleCommand(): Command {
           s.handler,
           when(s),
           cell(s.repeatLeft),
-          s.paused ? "yes" : "no",
+          pausedCell(s),
           cell(s.nextRunAt),
           cell(s.lastFiredAt),
         ]),
@@ -121,10 +122,15 @@ function scheduleJson(s: Schedule) {
     ...(s.everyMs === undefined ? {} : { everyMs: Number(s.everyMs) }),
     ...(s.repeatLeft === undefined ? {} : { repeatLeft: s.repeatLeft }),
     paused: s.paused,
+    ...(s.pausedReason === undefined ? {} : { pausedReason: s.pausedReason }),
     ...(s.nextRunAt === undefined ? {} : { nextRunAt: s.nextRunAt }),
     ...(s.lastFiredAt === undefined ? {} : { lastFiredAt: s.lastFiredAt }),
   };
 }
+
+/** "no", "yes", or, when the scheduler paused it, "yes: " and why. */
+const pausedCell = (s: Schedule): string =>
+  !s.paused ? "no" : s.pausedReason === undefined ? "yes" : `yes: ${s.pausedReason}`;
 
 const when = (s: Schedule): string =>
   s.cron !== undefined

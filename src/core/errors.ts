@@ -61,5 +61,10 @@ function safeMessage(error: Error): string {
 export const invalidArgument = (message: string, details?: Record<string, unknown>): FerryError =>
   new FerryError(ErrorCode.InvalidArgument, message, details === undefined ? undefined : { details });
 
-/** The one answer for an unknown id and a wrong cookie alike, so ids can't be probed. */
-export const notFound = (): FerryError => new FerryError(ErrorCode.NotFound, "no such job");
+/**
+ * The one answer for an unknown id, a wrong cookie and another owner's job or schedule alike, so
+ * ids can't be probed: every not-found answer about one kind of thing is built here, byte for byte
+ * the same whatever the reason.
+ */
+export const notFound = (thing: "job" | "schedule" = "job"): FerryError =>
+  new FerryError(ErrorCode.NotFound, thing === "job" ? "no such job" : "no such schedule");

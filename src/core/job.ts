@@ -92,6 +92,9 @@ export interface JobListRow {
   readonly progress: Progress | null;
   /** First 120 characters of the payload as JSON; null when the caller may not see it. */
   readonly preview: string | null;
+  /** The last error's message. */
   readonly lastError: string | null;
+  /** The last error's stable code (FERRY_TIMEOUT, FERRY_SQL_ERROR…). */
+  readonly lastErrorCode: string | null;
   readonly consumed: boolean;
 }

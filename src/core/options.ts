@@ -43,7 +43,7 @@ const launchOptionsSchema = z.strictObject({
   retryOn: z.array(code).max(32).optional(),
   ignoreOn: z.array(code).max(32).optional(),
   resultTtl: duration.optional(),
-  owner: z.string().max(128).optional(),
+  owner: z.string().min(1).max(128).optional(),
   tx: z.unknown().optional(),
 });
 

@@ -1,7 +1,8 @@
 /**
  * Who is calling: the token a call presents (`Authorization: Bearer T` or `x-api-key: T`) turned
- * into a Caller, or a refusal. Nothing is granted without a token. An address that keeps
- * presenting bad tokens is refused for a while, whatever it presents next.
+ * into a Caller, or a refusal. Nothing is granted without a token. A good token always passes:
+ * the bad-token limit only refuses bad tokens, so a flood of them from an address every local
+ * process shares (127.0.0.1) cannot lock the admin out.
  *
  * With authentication off (allowed only on loopback) every call is one local admin.
  */
@@ -53,6 +54,16 @@ export function authenticateRequest(
   headers: Headers,
   address: string,
 ): Caller {
+  const token = presentedToken(headers);
+  if (token === undefined) {
+    throw new FerryError(
+      ErrorCode.Unauthenticated,
+      "a token is required: send Authorization: Bearer TOKEN or x-api-key: TOKEN",
+    );
+  }
+  // The token is checked first, in constant time, whatever the address's record.
+  const principal = access.authenticate(token);
+  if (principal !== undefined) return { ...principal, hold: () => access.hold(principal) };
   const client = clientKey(address);
   const blockedMs = limiter.blockedForMs(client);
   if (blockedMs > 0) {
@@ -61,17 +72,6 @@ export function authenticateRequest(
       `too many bad tokens from your address: try again in ${Math.ceil(blockedMs / 1000)} s`,
     );
   }
-  const token = presentedToken(headers);
-  if (token === undefined) {
-    throw new FerryError(
-      ErrorCode.Unauthenticated,
-      "a token is required: send Authorization: Bearer TOKEN or x-api-key: TOKEN",
-    );
-  }
-  const principal = access.authenticate(token);
-  if (principal === undefined) {
-    limiter.recordFailure(client);
-    throw new FerryError(ErrorCode.Unauthenticated, "the token is not valid");
-  }
-  return { ...principal, hold: () => access.hold(principal) };
+  limiter.recordFailure(client);
+  throw new FerryError(ErrorCode.Unauthenticated, "the token is not valid");
 }

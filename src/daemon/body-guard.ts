@@ -2,25 +2,31 @@
  * Holds request bodies to strict rules before Connect parses them, and answers a refusal with a
  * Ferry code whatever the protocol:
  *
- * - JSON (Connect JSON unary and enveloped streams, gRPC-Web or gRPC with JSON messages):
- *   `strictJsonProblem`'s rules (duplicate and prototype keys, depth, UTF-8, huge numbers);
- * - binary protobuf: the message must decode against its method's schema, so that a string that
- *   is not UTF-8 is FERRY_INVALID_ARGUMENT (Connect itself would answer it as an internal error).
+ * - each message, JSON or binary protobuf, is decoded against its method's schema with the strict
+ *   rules of message-check.ts (duplicate and prototype keys, depth, UTF-8, finite numbers);
+ * - an enveloped body's frames are read as Connect reads them (envelope-check.ts): no frame that
+ *   Connect would decode escapes the check.
  *
- * The body is read here (no further than the size limit; a body over it is answered here with
- * FERRY_PAYLOAD_TOO_LARGE and the connection closes), checked, and handed on to Connect unchanged.
- * A refused request is handed on with an empty message instead, and the interceptor below answers
- * it with FERRY_INVALID_ARGUMENT, framed as its protocol expects.
+ * The body is read here, checked, and handed on to Connect unchanged. A body that breaks the rules
+ * is handed on as an empty message instead, and the interceptor below answers it with
+ * FERRY_INVALID_ARGUMENT, framed as its protocol expects. Reading stops when the body grows past
+ * the size limit (FERRY_PAYLOAD_TOO_LARGE) or past what the body budget has room for
+ * (FERRY_QUOTA_EXCEEDED): that refusal goes back to the server, which answers it at once
+ * (early-answer.ts) without the rest of the body. The server refuses a caller without a good
+ * token before this reads anything.
  *
  * Reading the whole body first suits Ferry's calls, which are all unary or server-streaming (the
  * client sends one message). A client-streaming call would wait here for its stream to end.
  */
-import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
+import type { DescMessage } from "@bufbuild/protobuf";
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
 import { ErrorCode, FerryError } from "../core/errors.js";
+import type { BodyBudget, BodyReservation } from "./body-budget.js";
+import { CONNECT_END_STREAM, envelopedProblem, GRPC_WEB_TRAILERS } from "./envelope-check.js";
 import type { NodeRequest, NodeResponse } from "./http-types.js";
-import { ERROR_CODE_HEADER, toConnectError } from "./rpc-errors.js";
-import { strictJsonProblem } from "./strict-json.js";
+import { messageProblem } from "./message-check.js";
+import { toConnectError } from "./rpc-errors.js";
+import { connectionOf } from "./stream-limits.js";
 
 /** The reason a request's body was refused, for the interceptor to answer with. */
 export const refusedInput = createContextKey<FerryError | undefined>(undefined, {
@@ -31,14 +37,20 @@ const REFUSED = Symbol("ferry.refusedInput");
 type Guarded = NodeRequest & { [REFUSED]?: FerryError };
 
 /** How each content type frames its messages, and in which encoding. */
-const FORMATS: Readonly<Record<string, { readonly enveloped: boolean; readonly json: boolean }>> = {
+interface Format {
+  readonly enveloped: boolean;
+  readonly json: boolean;
+  /** The flags of the protocol's frame that is not a message, when it has one. */
+  readonly endFlag?: number;
+}
+const FORMATS: Readonly<Record<string, Format>> = {
   "application/json": { enveloped: false, json: true },
   "application/proto": { enveloped: false, json: false },
-  "application/connect+json": { enveloped: true, json: true },
-  "application/connect+proto": { enveloped: true, json: false },
-  "application/grpc-web+json": { enveloped: true, json: true },
-  "application/grpc-web+proto": { enveloped: true, json: false },
-  "application/grpc-web": { enveloped: true, json: false },
+  "application/connect+json": { enveloped: true, json: true, endFlag: CONNECT_END_STREAM },
+  "application/connect+proto": { enveloped: true, json: false, endFlag: CONNECT_END_STREAM },
+  "application/grpc-web+json": { enveloped: true, json: true, endFlag: GRPC_WEB_TRAILERS },
+  "application/grpc-web+proto": { enveloped: true, json: false, endFlag: GRPC_WEB_TRAILERS },
+  "application/grpc-web": { enveloped: true, json: false, endFlag: GRPC_WEB_TRAILERS },
   "application/grpc+json": { enveloped: true, json: true },
   "application/grpc+proto": { enveloped: true, json: false },
   "application/grpc": { enveloped: true, json: false },
@@ -46,52 +58,48 @@ const FORMATS: Readonly<Record<string, { readonly enveloped: boolean; readonly j
 const EMPTY_JSON = new TextEncoder().encode("{}");
 const EMPTY_PROTO = new Uint8Array(0);
 
+export interface BodyLimits {
+  /** The largest body a request may send, in bytes. */
+  readonly maxBytes: number;
+  /** Body bytes held at once per connection and per daemon; unbounded when absent. */
+  readonly budget?: BodyBudget | undefined;
+}
+
 /**
- * Reads and checks a request's body. Answers false when it answered the request itself (a body
- * over `maxBytes`: reading stops there, and the connection closes), true when Connect should
- * serve it.
+ * Reads and checks a request's body for Connect to serve next. Answers undefined when Connect
+ * should serve it (its body checked, or refused for the interceptor to answer), or why reading
+ * stopped early: the server then answers that itself, and Connect never sees the call.
  */
 export async function guardBody(
   request: NodeRequest,
   response: NodeResponse,
-  maxBytes: number,
+  limits: BodyLimits,
   inputOf: (path: string) => DescMessage | undefined,
-): Promise<boolean> {
-  if (request.method !== "POST") return true;
-  const type = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-  const format = Object.hasOwn(FORMATS, type) ? FORMATS[type] : undefined;
+): Promise<FerryError | undefined> {
+  if (request.method !== "POST") return undefined;
+  const format = formatOf(request);
   const input = inputOf(request.url?.split("?")[0] ?? "");
-  // Unknown content types and paths are Connect's to refuse.
-  if (format === undefined || input === undefined) return true;
-  const { enveloped, json } = format;
-  const body = await readBody(request, maxBytes);
-  if (body === undefined) {
-    response.writeHead(400, {
-      "content-type": "application/json",
-      [ERROR_CODE_HEADER]: ErrorCode.PayloadTooLarge,
-      connection: "close",
-    });
-    response.end(
-      JSON.stringify({ code: "invalid_argument", message: `the request is larger than ${maxBytes} bytes` }),
-    );
-    return false;
+  // Unknown content types and paths are Connect's to refuse (it reads no body to do so).
+  if (format === undefined || input === undefined) return undefined;
+  const reservation = limits.budget?.open(connectionOf(request));
+  // Held until the answer is done: the body lives on in the call that serves it.
+  if (reservation !== undefined) response.once("close", reservation.release);
+  const body = await readBody(request, limits.maxBytes, reservation);
+  if (body instanceof FerryError) {
+    // What was read is dropped: its bytes are free for other requests at once.
+    reservation?.release();
+    return body;
   }
-  const check = (message: Uint8Array) => (json ? strictJsonProblem(message) : protoProblem(input, message));
-  const reason = enveloped ? envelopedProblem(body, check) : check(body);
-  const problem = reason === undefined ? undefined : new FerryError(ErrorCode.InvalidArgument, reason);
-  const empty = json ? EMPTY_JSON : EMPTY_PROTO;
-  const passOn = problem === undefined ? body : enveloped ? envelope(empty) : empty;
-  if (problem !== undefined) (request as Guarded)[REFUSED] = problem;
-  // Connect checks the body against its declared length.
-  if (request.headers["content-length"] !== undefined)
-    request.headers["content-length"] = String(passOn.length);
-  // Connect reads the body by iterating the request: give it the bytes read here.
-  Object.defineProperty(request, Symbol.asyncIterator, {
-    value: async function* () {
-      yield passOn;
-    },
-  });
-  return true;
+  const { enveloped, json, endFlag } = format;
+  const check = (message: Uint8Array) => messageProblem(input, message, json);
+  const reason = enveloped ? envelopedProblem(body, endFlag, check) : check(body);
+  if (reason !== undefined) {
+    (request as Guarded)[REFUSED] = new FerryError(ErrorCode.InvalidArgument, reason);
+    handOn(request, emptyMessage(format));
+    return undefined;
+  }
+  handOn(request, body);
+  return undefined;
 }
 
 /** For the server's `contextValues`: the refusal `guardBody` recorded, if any. */
@@ -106,52 +114,95 @@ export const refuseGuarded: Interceptor = (next) => async (request) => {
   return next(request);
 };
 
-/** The whole body, or undefined when it is longer than `maxBytes` (reading stops there). */
-async function readBody(request: NodeRequest, maxBytes: number): Promise<Uint8Array | undefined> {
-  const declared = Number(request.headers["content-length"]);
-  if (declared > maxBytes) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+function formatOf(request: NodeRequest): Format | undefined {
+  const type = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  return Object.hasOwn(FORMATS, type) ? FORMATS[type] : undefined;
 }
 
-/** Why a binary message does not decode as `input`, or undefined when it does. */
-function protoProblem(input: DescMessage, message: Uint8Array): string | undefined {
-  try {
-    fromBinary(input, message);
-    return undefined;
-  } catch {
-    return `the body is not a valid ${input.typeName} (a string that is not UTF-8, or broken protobuf)`;
-  }
+function emptyMessage({ enveloped, json }: Format): Uint8Array {
+  const empty = json ? EMPTY_JSON : EMPTY_PROTO;
+  return enveloped ? envelope(empty) : empty;
 }
 
-/** Checks each message of an enveloped body (flags, 4-byte length, message). */
-function envelopedProblem(
-  body: Uint8Array,
-  check: (message: Uint8Array) => string | undefined,
-): string | undefined {
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  for (let at = 0; at < body.length; ) {
-    if (at + 5 > body.length) return "the body ends inside a message's frame";
-    const flags = body[at]!;
-    const length = view.getUint32(at + 1);
-    const end = at + 5 + length;
-    if (end > body.length) return "the body ends inside a message";
-    if ((flags & 0x01) !== 0) return "compressed messages are not accepted";
-    // 0x02 (Connect end-of-stream) and 0x80 (gRPC-Web trailers) frames are not messages.
-    if ((flags & 0x82) === 0) {
-      const problem = check(body.subarray(at + 5, end));
-      if (problem !== undefined) return problem;
-    }
-    at = end;
-  }
-  return undefined;
+/** Connect reads the body by iterating the request: it gets `body` instead of the socket's bytes. */
+function handOn(request: NodeRequest, body: Uint8Array): void {
+  // Connect checks the body against its declared length.
+  if (request.headers["content-length"] !== undefined)
+    request.headers["content-length"] = String(body.length);
+  Object.defineProperty(request, Symbol.asyncIterator, {
+    value: async function* () {
+      yield body;
+    },
+  });
 }
+
+/**
+ * The whole body, or why reading stopped: longer than `maxBytes`, or more than the budget has
+ * room for. Bytes are reserved before they are kept: a declared length at once, and whatever
+ * arrives beyond it (all of it, without one) chunk by chunk. Reading stops at a refusal and the
+ * request is paused, so the client's flow-control window closes.
+ */
+function readBody(
+  request: NodeRequest,
+  maxBytes: number,
+  reservation: BodyReservation | undefined,
+): Promise<Uint8Array | FerryError> {
+  const declared = Number(request.headers["content-length"] ?? Number.NaN);
+  if (declared > maxBytes) return Promise.resolve(tooLarge(maxBytes));
+  let reserved = 0;
+  const fits = (bytes: number) => {
+    if (reservation === undefined || bytes <= reserved) return true;
+    if (!reservation.reserve(bytes - reserved)) return false;
+    reserved = bytes;
+    return true;
+  };
+  if (Number.isSafeInteger(declared) && declared > 0 && !fits(declared)) return Promise.resolve(busy());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = () => {
+      request.off("data", onData);
+      request.off("end", onEnd);
+      request.off("error", onError);
+      request.off("close", onClose);
+    };
+    const stop = (refusal: FerryError) => {
+      settle();
+      request.pause();
+      resolve(refusal);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) return stop(tooLarge(maxBytes));
+      if (!fits(size)) return stop(busy());
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      settle();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (error: unknown) => {
+      settle();
+      reject(error);
+    };
+    // Closed before its end: the client went away.
+    const onClose = () => onError(new Error("the request closed before its body ended"));
+    request.on("data", onData);
+    request.once("end", onEnd);
+    request.once("error", onError);
+    request.once("close", onClose);
+  });
+}
+
+const tooLarge = (maxBytes: number) =>
+  new FerryError(ErrorCode.PayloadTooLarge, `the request is larger than ${maxBytes} bytes`);
+
+const busy = () =>
+  new FerryError(
+    ErrorCode.QuotaExceeded,
+    "the daemon holds too many request bytes at once (limits.max_body_bytes_per_connection, " +
+      "limits.max_body_bytes_in_flight): try again shortly",
+  );
 
 function envelope(message: Uint8Array): Uint8Array {
   const framed = new Uint8Array(5 + message.length);

@@ -27,10 +27,67 @@ export function loadConfig(sources: ConfigSources = {}): DaemonConfig {
   const text = sources.file === undefined ? undefined : readConfigFile(sources.file);
   const fromFile = text === undefined ? {} : parseToml(text, sources.file!);
   const fromEnv = envLayer(sources.env ?? {});
-  const merged = mergeLayers(fromFile, fromEnv, sources.overrides ?? {});
+  const overrides = sources.overrides ?? {};
+  const merged = mergeLayers(fromFile, fromEnv, overrides);
   const parsed = configSchema.safeParse(merged);
-  if (parsed.success) return parsed.data;
-  throw configError(parsed.error, text, sources.file, fromEnv);
+  if (!parsed.success) throw configError(parsed.error, text, sources.file, fromEnv);
+  refuseBothTwins(merged, (section, key) => {
+    if (overrides[section]?.[key] !== undefined) return "a command-line flag";
+    if (fromEnv[section]?.[key] !== undefined)
+      return section === "store" && key === "url" && sources.env?.FERRY_STORE__URL === undefined
+        ? "FERRY_STORE"
+        : `FERRY_${section.toUpperCase()}__${key.toUpperCase()}`;
+    return sources.file ?? "config";
+  });
+  return readSecretFiles(parsed.data);
+}
+
+/**
+ * Keys that hold a secret, each with a `_file` twin naming a file to read it from instead, so the
+ * secret need not sit in the config file or in the environment (where any process of the same user
+ * can read it from /proc/PID/environ).
+ */
+const SECRET_KEYS = [
+  ["store", "url"],
+  ["sql", "url"],
+] as const;
+
+/** A key and its `_file` twin exclude each other: which one wins would be a guess. */
+function refuseBothTwins(merged: Layer, origin: (section: string, key: string) => string): void {
+  for (const [section, key] of SECRET_KEYS) {
+    const values = merged[section];
+    const file = values?.[`${key}_file`];
+    if (values?.[key] === undefined || file === undefined || file === "") continue;
+    throw invalidArgument(
+      `${section}.${key} (from ${origin(section, key)}) and ${section}.${key}_file ` +
+        `(from ${origin(section, `${key}_file`)}) are both set: set one`,
+      { key: `${section}.${key}_file` },
+    );
+  }
+}
+
+/** The secrets named by `_file` keys, read now: the file's text without its trailing newline. */
+function readSecretFiles(config: DaemonConfig): DaemonConfig {
+  const read = (key: string, file: string): string => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw invalidArgument(`${key}: cannot read ${file}${typeof code === "string" ? ` (${code})` : ""}`, {
+        key,
+      });
+    }
+    const value = text.replace(/(\r?\n)+$/, "");
+    if (value === "") throw invalidArgument(`${key}: ${file} is empty`, { key });
+    return value;
+  };
+  const { store, sql } = config;
+  return {
+    ...config,
+    store: store.url_file === "" ? store : { ...store, url: read("store.url_file", store.url_file) },
+    sql: sql.url_file === "" ? sql : { ...sql, url: read("sql.url_file", sql.url_file) },
+  };
 }
 
 function readConfigFile(path: string): string {
@@ -172,12 +229,13 @@ export function redactUrl(value: string): string {
   return url.href.replaceAll("%2A%2A%2A", "***");
 }
 
-/** The effective configuration as TOML, secrets hidden: what `ferry daemon --print-config` shows. */
+/**
+ * The effective configuration as TOML, secrets hidden: what `ferry daemon --print-config` shows. A
+ * URL read from a `_file` key is shown as that key alone, the file's path.
+ */
 export function printConfig(config: DaemonConfig): string {
-  const shown = {
-    ...config,
-    store: { ...config.store, url: redactUrl(config.store.url) },
-    sql: { ...config.sql, url: redactUrl(config.sql.url) },
-  };
+  const shownUrl = <T extends { url: string; url_file: string }>({ url, ...rest }: T) =>
+    rest.url_file === "" ? { url: redactUrl(url), ...rest } : rest;
+  const shown = { ...config, store: shownUrl(config.store), sql: shownUrl(config.sql) };
   return `${stringify(shown)}\n`;
 }

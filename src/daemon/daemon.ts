@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Ferry } from "../api/ferry.js";
-import { AccessControl } from "../auth/access-control.js";
+import type { AccessControl } from "../auth/access-control.js";
 import { FailedAuthLimiter } from "../auth/failed-auth-limiter.js";
 import { ensureFirstAdmin, FIRST_ADMIN } from "../auth/first-admin.js";
 import { parseDuration } from "../core/duration.js";
@@ -18,20 +18,22 @@ import { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import { ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { adminService } from "./admin-service.js";
+import { admittedOr } from "./admission.js";
 import { authenticateRequest, LOCAL_ADMIN, tokenAuthenticator } from "./authn.js";
 import type { DaemonConfig } from "./config-schema.js";
 import { dashboardRoutes } from "./dashboard.js";
 import { healthService } from "./health-service.js";
+import { hostRule } from "./host-check.js";
 import { jobService } from "./job-service.js";
+import { firingGate } from "./launch-rights.js";
 import { type Logger, logInternalErrors } from "./log.js";
 import { daemonMetrics, serveMetrics } from "./metrics.js";
+import { OpenWatches } from "./open-watches.js";
 import { LaunchQuotas } from "./quotas.js";
 import { scheduleService } from "./schedule-service.js";
 import { type RunningServer, startServer } from "./server.js";
+import { serverLimits } from "./server-limits.js";
 import { startWorkers } from "./worker-setup.js";
-
-/** Room for a call's framing and options around its largest payload. */
-const REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
 export interface RunningDaemon {
   readonly server: RunningServer;
@@ -53,13 +55,12 @@ async function assemble(
 ): Promise<RunningDaemon> {
   const workers = await startWorkers(config, log);
   opened(() => workers.close(0));
-  const { ferry, plugins } = workers;
-
-  const access = config.server.auth_enabled ? await openAccess(ferry, config, log) : undefined;
-  if (access !== undefined) opened(() => access.close());
+  // The workers' access document (their scheduler's gate reads it) serves the calls too.
+  const { ferry, plugins, access } = workers;
+  if (access !== undefined) await makeFirstAdmin(access, config, log);
   const limiter = new FailedAuthLimiter();
   // Without authentication (loopback only) every call is the one local user, with every right.
-  const callerOf = access === undefined ? () => LOCAL_ADMIN : tokenAuthenticator(access, limiter);
+  const callerOf = access === undefined ? () => LOCAL_ADMIN : admittedOr(tokenAuthenticator(access, limiter));
   let closing = false;
   const restrictedHandlers = new Set(config.server.restricted_handlers);
   const metrics = daemonMetrics(ferry);
@@ -74,9 +75,16 @@ async function assemble(
   const server = await startServer({
     host: config.server.bind_address,
     port: config.server.port,
-    maxRequestBytes: config.limits.max_payload_bytes + REQUEST_OVERHEAD_BYTES,
+    ...serverLimits(
+      config,
+      access === undefined
+        ? undefined
+        : (headers, address) => authenticateRequest(access, limiter, headers, address),
+    ),
+    onEarlyRefusal: metrics.countEarlyRefusal,
     ...(tls === undefined ? {} : { tls }),
     allowedOrigins: new Set(config.server.allowed_origins),
+    hostRule: hostRule(config.server.auth_enabled, config.server.allowed_hosts),
     interceptors: [metrics.interceptor, logInternalErrors(log)],
     routes: (router) => {
       router.service(
@@ -85,11 +93,19 @@ async function assemble(
           callerOf,
           restrictedHandlers,
           quotas,
+          openWatches: new OpenWatches(config.limits.max_watches_per_user),
           cancelGraceMaxMs: parseDuration(config.limits.cancel_grace_max, "limits.cancel_grace_max"),
         }),
       );
       router.service(AdminService, adminService(ferry, { callerOf, access, plugins: () => plugins.list() }));
-      router.service(ScheduleService, scheduleService(ferry, { callerOf, restrictedHandlers }));
+      router.service(
+        ScheduleService,
+        scheduleService(ferry, {
+          callerOf,
+          restrictedHandlers,
+          ...(access === undefined ? {} : { firingGate: firingGate(() => access.data, restrictedHandlers) }),
+        }),
+      );
       router.service(
         Health,
         healthService(ferry, {
@@ -103,7 +119,7 @@ async function assemble(
       "/metrics": (request, response) =>
         serveMetrics(
           metrics,
-          access === undefined
+          access === undefined || config.server.metrics_public
             ? undefined
             : (headers, address) => authenticateRequest(access, limiter, headers, address),
           request,
@@ -124,9 +140,8 @@ async function assemble(
   };
 }
 
-/** The users and tokens in the store; on the first start, an admin whose token goes to a file. */
-async function openAccess(ferry: Ferry, config: DaemonConfig, log: Logger): Promise<AccessControl> {
-  const access = await AccessControl.open(ferry.store);
+/** On the first start (no users in the store yet), an admin whose token goes to a file. */
+async function makeFirstAdmin(access: AccessControl, config: DaemonConfig, log: Logger): Promise<void> {
   const file = resolve(config.server.admin_token_file);
   if ((await ensureFirstAdmin(access, file, Date.now())) !== undefined) {
     log.warn(
@@ -134,7 +149,6 @@ async function openAccess(ferry: Ferry, config: DaemonConfig, log: Logger): Prom
       `first start, no users yet: made user "${FIRST_ADMIN}" and wrote its token to ${file} (mode 0600)`,
     );
   }
-  return access;
 }
 
 function readTls(config: DaemonConfig): { cert: Buffer; key: Buffer } | undefined {

@@ -7,7 +7,10 @@
  * - `submitter`: launch, and every call on jobs it launched (the handle alone is not enough: a
  *   leaked handle of another user's job answers FERRY_NOT_FOUND, as a wrong cookie does);
  *   `CancelAll` reaches its own jobs only;
- * - `viewer`: list jobs, without payload previews; nothing else.
+ * - `viewer`: list jobs, with error codes but no error text or payload previews; nothing else.
+ *
+ * `Retry` starts a job again, so it needs what `Launch` of that job would: the handler's rights
+ * (restricted handlers need a grant) and the caller's quota.
  *
  * Jobs launched here carry the caller's user as their owner; a caller cannot choose another.
  */
@@ -19,9 +22,12 @@ import { type Handle, isFinished } from "../core/job.js";
 import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import type { Caller } from "./authn.js";
 import { checkLaunchRights } from "./launch-rights.js";
+import type { OpenWatches } from "./open-watches.js";
 import type { LaunchQuotas } from "./quotas.js";
 import {
   handleOf,
+  type JobDetail,
+  jobDetailFor,
   launchOptionsOf,
   listFilterOf,
   listRowOut,
@@ -40,6 +46,8 @@ export interface JobServiceOptions {
   readonly quotas?: LaunchQuotas;
   /** The longest grace a cancel may ask for, in ms (`limits.cancel_grace_max`; the library caps at 1 h). */
   readonly cancelGraceMaxMs?: number;
+  /** `Watch` and `Wait` calls each user may hold open at once; unbounded when absent. */
+  readonly openWatches?: OpenWatches;
 }
 
 /** A page of `List` holds at most this many rows (100 when the caller asks for none). */
@@ -83,15 +91,16 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
   const mine = async (context: HandlerContext, handle: Handle): Promise<Handle> =>
     (await mineWithStatus(context, handle)).handle;
 
+  /** What the caller may see of jobs' errors and payloads (viewers: codes only). */
+  const detailFor = (context: HandlerContext): JobDetail => jobDetailFor(options.callerOf(context).role);
+
   /** `mine`, with the status read to check the owner: `Status` answers it without a second read. */
   const mineWithStatus = async (context: HandlerContext, handle: Handle) => {
     const caller = options.callerOf(context);
     if (caller.role === "viewer") throw denied("act on jobs");
-    // Checks the cookie first: a wrong one is FERRY_NOT_FOUND whoever asks.
-    const status = await ferry.status(handle);
-    if (caller.role !== "admin" && status.owner !== caller.user) {
-      throw new FerryError(ErrorCode.NotFound, "no job with this handle");
-    }
+    // A wrong cookie and another user's job answer byte for byte as an unknown id, and after the
+    // same work (the owner is checked before the status is read on): a leaked handle proves nothing.
+    const status = await ferry.status(handle, caller.role === "admin" ? {} : { owner: caller.user });
     return { handle, status };
   };
 
@@ -140,36 +149,45 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
       }),
 
     status: (request, context) =>
-      answering(async () => statusOut((await mineWithStatus(context, handleOf(request.handle))).status)),
+      answering(async () =>
+        statusOut((await mineWithStatus(context, handleOf(request.handle))).status, detailFor(context)),
+      ),
 
     wait: (request, context) =>
       answering(async () => {
         const handle = await mine(context, handleOf(request.handle));
+        const caller = options.callerOf(context);
+        // Refused past the user's cap before it subscribes to anything.
+        const closeWatch = options.openWatches?.open(caller.user);
         // A revoked token ends the wait too, not only the next call.
-        const session = options.callerOf(context).hold();
+        const session = caller.hold();
         try {
           const signal = AbortSignal.any([context.signal, session.signal]);
           const status = await ferry.wait(handle, {
             signal,
             ...(request.timeout === undefined ? {} : { timeout: request.timeout }),
           });
-          return statusOut(status);
+          return statusOut(status, jobDetailFor(caller.role));
         } finally {
           session.release();
+          closeWatch?.();
         }
       }),
 
     result: (request, context) =>
-      answering(async () => resultOut(await ferry.result(await mine(context, handleOf(request.handle))))),
+      answering(async () =>
+        resultOut(await ferry.result(await mine(context, handleOf(request.handle))), detailFor(context)),
+      ),
 
     outcome: (request, context) =>
       answering(async () => {
         const handle = await mine(context, handleOf(request.handle));
         // The library's outcome, but errors stay errors: a bad handle is FERRY_NOT_FOUND, and a
         // failure inside stays hidden (FERRY_INTERNAL) instead of becoming an answer.
+        const detail = detailFor(context);
         for (;;) {
           try {
-            return resultOut(await ferry.result(handle));
+            return resultOut(await ferry.result(handle), detail);
           } catch (error) {
             if (!(error instanceof FerryError && error.code === ErrorCode.NotFinished)) throw error;
           }
@@ -194,7 +212,10 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     retry: (request, context) =>
       answering(async () => {
-        await ferry.retry(await mine(context, handleOf(request.handle)));
+        const { handle, status } = await mineWithStatus(context, handleOf(request.handle));
+        // A retry starts the job again: the caller needs the rights and quota a launch of it would.
+        const caller = launcher(context, [status.handler]);
+        await withinQuota(caller, 1, () => ferry.retry(handle));
         return {};
       }),
 
@@ -250,24 +271,28 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
         for await (const row of ferry.list(filter)) rows.push(row);
         const page = rows.slice(0, limit);
         return {
-          jobs: page.map(listRowOut),
+          jobs: page.map((row) => listRowOut(row, jobDetailFor(caller.role))),
           ...(rows.length > limit ? { nextAfterId: page[page.length - 1]!.id } : {}),
         };
       }),
 
     async *watch(request, context) {
       const handle = await answering(() => mine(context, handleOf(request.handle)));
+      const caller = options.callerOf(context);
+      // Refused past the user's cap before it subscribes to anything.
+      const closeWatch = await answering(async () => options.openWatches?.open(caller.user));
       // A revoked token ends the stream within the access document's refresh time.
-      const session = options.callerOf(context).hold();
+      const session = caller.hold();
       try {
         const signal = AbortSignal.any([context.signal, session.signal]);
         for await (const _ of ferry.watch(handle, { signal })) {
-          yield statusOut(await ferry.status(handle));
+          yield statusOut(await ferry.status(handle), jobDetailFor(caller.role));
         }
       } catch (error) {
         throw toConnectError(error);
       } finally {
         session.release();
+        closeWatch?.();
       }
     },
   };

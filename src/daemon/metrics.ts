@@ -1,17 +1,18 @@
 /**
  * `GET /metrics` in Prometheus's text format (prom-client): the process's own figures, every RPC
  * by service, method and status with its duration, and the store's jobs by queue and state, read
- * when scraped. A scrape from anywhere but loopback needs a token (admin or viewer), since queue
- * names and counts say something about the business behind them.
+ * when scraped. With authentication on, a scrape needs a token (any role), from loopback
+ * too: every local process shares that address, and a browser page can reach it by DNS rebinding.
+ * Queue names and counts say something about the business behind them, so only
+ * `server.metrics_public = true` opens them to anyone.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Ferry } from "../api/ferry.js";
-import { FerryError } from "../core/errors.js";
 import type { Caller } from "./authn.js";
 import type { NodeRequest, NodeResponse } from "./http-types.js";
-import { isLoopback } from "./loopback.js";
-import { toConnectError } from "./rpc-errors.js";
+import { ERROR_CODE_HEADER, toConnectError } from "./rpc-errors.js";
 
 type Request = NodeRequest;
 type Response = NodeResponse;
@@ -20,6 +21,8 @@ export interface DaemonMetrics {
   readonly registry: Registry;
   /** Counts and times every call the daemon answers. */
   readonly interceptor: Interceptor;
+  /** Counts a call the server refused before Connect saw it (no good token, no room for its body). */
+  readonly countEarlyRefusal: (path: string, error: ConnectError) => void;
   readonly authFailures: Counter;
 }
 
@@ -74,12 +77,18 @@ export function daemonMetrics(ferry: Ferry): DaemonMetrics {
       stop();
     }
   };
-  return { registry, interceptor, authFailures };
+  const countEarlyRefusal = (path: string, error: ConnectError) => {
+    // An RPC's path (the server refuses early only on those): `/service/method`.
+    const [, service = "", method = ""] = path.split("/");
+    requests.inc({ service, method, code: Code[error.code] ?? String(error.code) });
+    if (error.code === Code.Unauthenticated) authFailures.inc();
+  };
+  return { registry, interceptor, countEarlyRefusal, authFailures };
 }
 
 /**
- * Answers `GET /metrics`. `authorize` checks a caller from off loopback (throws when it may not
- * read them); from loopback nothing is asked.
+ * Answers `GET /metrics`. `authorize` names the caller from its token (throws when there is no
+ * good one); undefined means anyone may read them (authentication off, or `metrics_public`).
  */
 export async function serveMetrics(
   metrics: DaemonMetrics,
@@ -87,16 +96,17 @@ export async function serveMetrics(
   request: Request,
   response: Response,
 ): Promise<void> {
-  const address = request.socket?.remoteAddress ?? "unknown";
-  if (authorize !== undefined && !isLoopback(address)) {
+  if (authorize !== undefined) {
     try {
-      const caller = authorize(headersOf(request), address);
-      if (caller.role === "submitter")
-        throw new FerryError("FERRY_PERMISSION_DENIED", "your role may not read metrics");
+      // Any role: the figures are counts by queue and state, never a job's data.
+      authorize(headersOf(request), request.socket?.remoteAddress ?? "unknown");
     } catch (error) {
+      // The refusal alone: no figure is collected before the caller is known.
       const refused = toConnectError(error);
-      response.writeHead(refused.code === Code.PermissionDenied ? 403 : 401, {
+      response.writeHead(codeToHttpStatus(refused.code), {
         "content-type": "text/plain; charset=utf-8",
+        [ERROR_CODE_HEADER]: String(refused.metadata.get(ERROR_CODE_HEADER) ?? "FERRY_INTERNAL"),
+        ...(refused.code === Code.Unauthenticated ? { "www-authenticate": "Bearer" } : {}),
       });
       response.end(`${refused.rawMessage}\n`);
       return;

@@ -1,11 +1,13 @@
 /**
  * Between the RPC messages (src/gen/ferry/v1/jobs_pb.ts) and the library's types: handles,
  * launch options, statuses, results and list rows. Times go out as RFC 3339 strings, payloads and
- * results as JSON values.
+ * results as JSON values. Everything that shows a job's error or payload takes the caller's
+ * `JobDetail`, so no answer can forget to hide them from a viewer.
  */
 import { fromJson, type JsonValue, type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { ListFilter } from "../api/ferry.js";
+import type { Role } from "../auth/access.js";
 import { invalidArgument } from "../core/errors.js";
 import type { ErrorInfo, Handle, JobListRow, JobResult, JobState, JobStatus } from "../core/job.js";
 import type { LaunchOptions } from "../core/options.js";
@@ -93,20 +95,31 @@ export function listFilterOf(request: ListRequest): ListFilter {
 
 const time = (date: Date | null): string | undefined => (date === null ? undefined : date.toISOString());
 
+/**
+ * How much of a job's error and payload a caller sees: "full", or "codes" (the error's code,
+ * never its message, fields or a payload preview: those are where payload secrets end up).
+ */
+export type JobDetail = "full" | "codes";
+
+/** Viewers watch over everyone's jobs: they see codes only. */
+export const jobDetailFor = (role: Role): JobDetail => (role === "viewer" ? "codes" : "full");
+
 function errorInfoOf(
   info: ErrorInfo | null | undefined,
+  detail: JobDetail,
 ): MessageInitShape<typeof ErrorInfoSchema> | undefined {
   if (info === null || info === undefined) return undefined;
+  const text = detail === "full";
   return {
     code: info.code,
-    message: info.message,
+    message: text ? info.message : "",
     retryable: info.retryable,
     attempt: info.attempt,
-    fields: { ...(info.fields ?? {}) },
+    fields: text ? { ...(info.fields ?? {}) } : {},
   };
 }
 
-export function statusOut(status: JobStatus): MessageInitShape<typeof JobStatusSchema> {
+export function statusOut(status: JobStatus, detail: JobDetail): MessageInitShape<typeof JobStatusSchema> {
   return {
     id: status.id,
     handler: status.handler,
@@ -123,23 +136,24 @@ export function statusOut(status: JobStatus): MessageInitShape<typeof JobStatusS
     ...(status.finishedAt === null ? {} : { finishedAt: time(status.finishedAt) }),
     consumed: status.consumed,
     cancelRequested: status.cancelRequested,
-    ...(status.errorInfo === null ? {} : { errorInfo: errorInfoOf(status.errorInfo) }),
+    ...(status.errorInfo === null ? {} : { errorInfo: errorInfoOf(status.errorInfo, detail) }),
   };
 }
 
-export function resultOut(result: JobResult): MessageInitShape<typeof JobResultSchema> {
+export function resultOut(result: JobResult, detail: JobDetail): MessageInitShape<typeof JobResultSchema> {
   return {
     id: result.id,
     state: result.state,
     ...("value" in result ? { value: jsonValue(result.value) } : {}),
-    ...(result.error === undefined ? {} : { error: errorInfoOf(result.error) }),
+    ...(result.error === undefined ? {} : { error: errorInfoOf(result.error, detail) }),
     attempts: result.attempts,
     ...(result.startedAt === null ? {} : { startedAt: time(result.startedAt) }),
     ...(result.finishedAt === null ? {} : { finishedAt: time(result.finishedAt) }),
   };
 }
 
-export function listRowOut(row: JobListRow): MessageInitShape<typeof JobListRowSchema> {
+export function listRowOut(row: JobListRow, detail: JobDetail): MessageInitShape<typeof JobListRowSchema> {
+  const text = detail === "full";
   return {
     id: row.id,
     handler: row.handler,
@@ -151,8 +165,9 @@ export function listRowOut(row: JobListRow): MessageInitShape<typeof JobListRowS
     attempts: row.attempts,
     ...(row.label === null ? {} : { label: row.label }),
     ...(row.progress === null ? {} : { progress: row.progress }),
-    ...(row.preview === null ? {} : { preview: row.preview }),
-    ...(row.lastError === null ? {} : { lastError: row.lastError }),
+    ...(row.preview === null || !text ? {} : { preview: row.preview }),
+    ...(row.lastError === null || !text ? {} : { lastError: row.lastError }),
+    ...(row.lastErrorCode === null ? {} : { lastErrorCode: row.lastErrorCode }),
     consumed: row.consumed,
   };
 }

@@ -7,15 +7,20 @@
  *   another user's schedule answers FERRY_NOT_FOUND, and its name cannot be taken over;
  * - `viewer`: lists every schedule, nothing else.
  *
+ * What makes a schedule run (create, update, resume) needs the caller's right to launch its
+ * handler; resume also needs its owner's, which the scheduler checks again at every firing
+ * (`firingGate`): a schedule whose owner lost that right is paused, with the reason in `List`.
  * Quotas apply to launches, not to the jobs a schedule fires later.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
 import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
-import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import { checkHandlerName } from "../core/names.js";
 import type { ScheduleSchema, ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
+import type { FiringGate } from "../scheduler/fire.js";
+import type { ScheduleRecord } from "../store/store.js";
 import type { Caller } from "./authn.js";
 import { checkLaunchRights } from "./launch-rights.js";
 import { launchOptionsOf, payloadOf } from "./rpc-convert.js";
@@ -24,6 +29,8 @@ import { answering, denied } from "./rpc-errors.js";
 export interface ScheduleServiceOptions {
   readonly callerOf: (context: HandlerContext) => Caller;
   readonly restrictedHandlers?: ReadonlySet<string>;
+  /** Whether a schedule's owner may still start its handler; none with authentication off. */
+  readonly firingGate?: FiringGate;
 }
 
 export function scheduleService(
@@ -32,16 +39,23 @@ export function scheduleService(
 ): ServiceImpl<typeof ScheduleService> {
   const restricted = options.restrictedHandlers ?? new Set<string>();
 
-  /** The schedule's id, once the caller may change it: its owner, or an admin. */
-  const mine = async (context: HandlerContext, id: string): Promise<string> => {
+  /** The schedule, once the caller may change it: its owner, or an admin. */
+  const mine = async (context: HandlerContext, id: string): Promise<ScheduleRecord> => {
     const caller = options.callerOf(context);
     if (caller.role === "viewer") throw denied("change schedules");
     const record = typeof id === "string" && id.length <= 64 ? await ferry.store.getSchedule(id) : undefined;
     // Another user's schedule answers as a missing one: ids are not to be probed.
     if (record === undefined || (caller.role !== "admin" && record.owner !== caller.user)) {
-      throw new FerryError(ErrorCode.NotFound, "no such schedule");
+      throw notFound("schedule");
     }
-    return id;
+    return record;
+  };
+
+  /** `mine`, once the caller may launch its handler (changing a schedule can make it fire). */
+  const mineToRun = async (context: HandlerContext, id: string): Promise<ScheduleRecord> => {
+    const record = await mine(context, id);
+    checkLaunchRights(options.callerOf(context), [record.handler], restricted);
+    return record;
   };
 
   return {
@@ -77,20 +91,27 @@ export function scheduleService(
       }),
 
     pause: (request, context) =>
-      answering(async () => scheduleOut(await ferry.schedules.pause(await mine(context, request.id)))),
+      answering(async () => scheduleOut(await ferry.schedules.pause((await mine(context, request.id)).id))),
 
     resume: (request, context) =>
-      answering(async () => scheduleOut(await ferry.schedules.resume(await mine(context, request.id)))),
+      answering(async () => {
+        const record = await mineToRun(context, request.id);
+        // An admin resuming another user's schedule: it would only be paused again at its next tick.
+        const refusal = options.firingGate?.(record.owner, record.handler);
+        if (refusal !== undefined)
+          throw new FerryError(ErrorCode.PermissionDenied, `cannot resume: ${refusal}`);
+        return scheduleOut(await ferry.schedules.resume(record.id));
+      }),
 
     cancel: (request, context) =>
       answering(async () => {
-        await ferry.schedules.cancel(await mine(context, request.id));
+        await ferry.schedules.cancel((await mine(context, request.id)).id);
         return {};
       }),
 
     update: (request, context) =>
       answering(async () => {
-        const id = await mine(context, request.id);
+        const { id } = await mineToRun(context, request.id);
         const nextRunAt = request.nextRunAt === undefined ? undefined : new Date(request.nextRunAt);
         if (nextRunAt !== undefined && Number.isNaN(nextRunAt.getTime())) {
           throw invalidArgument("next_run_at must be an RFC 3339 time");
@@ -135,6 +156,7 @@ function scheduleOut(view: ScheduleView): MessageInitShape<typeof ScheduleSchema
     ...(view.everyMs === null ? {} : { everyMs: BigInt(view.everyMs) }),
     ...(view.repeatLeft === null ? {} : { repeatLeft: view.repeatLeft }),
     paused: view.paused,
+    ...(view.pausedReason === null ? {} : { pausedReason: view.pausedReason }),
     ...(view.nextRunAt === null ? {} : { nextRunAt: view.nextRunAt.toISOString() }),
     ...(view.lastFiredAt === null ? {} : { lastFiredAt: view.lastFiredAt.toISOString() }),
   };

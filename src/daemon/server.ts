@@ -7,18 +7,46 @@
  *   method starts with.
  * - TLS (1.2 or newer): the client names its protocol in the handshake (ALPN `h2` or `http/1.1`),
  *   and one Node HTTP/2 server answers both.
+ *
+ * Before Connect sees a call, in this order: its header list's size (stream-limits.ts), a few
+ * HTTP/2 calls started per turn (call-starts.ts), the host it names, CORS, its token from the
+ * headers alone (admission.ts), then its body against the size limit, the body budget and the
+ * strict rules (body-guard.ts). A call refused on the way is answered here (early-answer.ts).
  */
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { DescMessage } from "@bufbuild/protobuf";
-import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
+import {
+  type ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  type Admission,
+  type Admit,
+  admittedCaller,
+  admittedOf,
+  rememberAdmitted,
+  tokenHeaders,
+} from "./admission.js";
 import { peerAddress } from "./authn.js";
+import type { BodyBudget } from "./body-budget.js";
 import { guardBody, refusalOf, refusedInput, refuseGuarded } from "./body-guard.js";
+import { CallStarts } from "./call-starts.js";
 import { applyCors } from "./cors.js";
+import { answerEarly } from "./early-answer.js";
+import { type HostRule, refuseForeignHost } from "./host-check.js";
 import type { NodeRequest, NodeResponse } from "./http-types.js";
 import { ERROR_CODE_HEADER } from "./rpc-errors.js";
+import {
+  DEFAULT_STREAM_LIMITS,
+  http2Settings,
+  resetOversizedHeaders,
+  type StreamLimits,
+} from "./stream-limits.js";
 
 type Request = NodeRequest;
 type Response = NodeResponse;
@@ -35,10 +63,20 @@ export interface ServerOptions {
   >;
   /** Largest request body a call may send, in bytes (the payload limit plus framing). */
   readonly maxRequestBytes: number;
+  /** Decides from an RPC's headers, before its body is read, whether it may go on; all may when absent. */
+  readonly admit?: Admit | undefined;
+  /** Told of each call refused before Connect saw it (the interceptors never do), e.g. for metrics. */
+  readonly onEarlyRefusal?: ((path: string, error: ConnectError) => void) | undefined;
+  /** Request-body bytes held at once, per connection and in all; unbounded when absent. */
+  readonly bodyBudget?: BodyBudget | undefined;
+  /** Streams per HTTP/2 connection and header list size; the defaults are the daemon's. */
+  readonly streamLimits?: Partial<StreamLimits> | undefined;
   /** PEM certificate and key: the port speaks TLS 1.2+ only. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Browser origins allowed by CORS, matched exactly. */
   readonly allowedOrigins?: ReadonlySet<string>;
+  /** The host names requests may be addressed to (DNS rebinding); undefined: any. */
+  readonly hostRule?: HostRule | undefined;
   /** Connection time limits; the defaults are the daemon's, tests shorten them. */
   readonly timeouts?: Partial<ServerTimeouts>;
 }
@@ -73,6 +111,11 @@ export interface RunningServer {
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
+/**
+ * What one HTTP/2 session may hold in nghttp2 (header tables, frames queued to send), in MB; past
+ * it new streams are refused (ENHANCE_YOUR_CALM). Node's default, set so it cannot drift.
+ */
+const MAX_SESSION_MEMORY_MB = 10;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const getRoutes: NonNullable<ServerOptions["getRoutes"]> = { "/healthz": healthz, ...options.getRoutes };
@@ -95,7 +138,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       createContextValues()
         // The socket's own address: a client cannot claim another by a header.
         .set(peerAddress, request.socket?.remoteAddress ?? "unknown")
-        .set(refusedInput, refusalOf(request)),
+        .set(refusedInput, refusalOf(request))
+        .set(admittedCaller, admittedOf(request)),
     fallback: (request, response) => {
       const path = request.url?.split("?")[0] ?? "";
       const route = request.method === "GET" && Object.hasOwn(getRoutes, path) ? getRoutes[path] : undefined;
@@ -110,26 +154,56 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       response.end("not found\n");
     },
   });
-  const handler = (request: Request, response: Response) => {
+  const streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
+  const bodyLimits = { maxBytes: options.maxRequestBytes, budget: options.bodyBudget };
+  /** An RPC's admission from its headers alone: why it is refused, or whom it admits. */
+  const admission = (request: Request): Admission | { readonly refusal: unknown } => {
+    const path = request.url?.split("?")[0] ?? "";
+    if (options.admit === undefined || !inputs.has(path)) return {};
+    const address = request.socket?.remoteAddress ?? "unknown";
+    try {
+      return options.admit({ path, headers: tokenHeaders(request.headers), address });
+    } catch (error) {
+      // Answered as an internal error, with nothing from inside.
+      return { refusal: error };
+    }
+  };
+  /** Answers a call refused before its body was read (through): Connect never sees it. */
+  const refuse = (request: Request, response: Response, refusal: unknown) => {
+    const error = answerEarly(request, response, refusal);
+    options.onEarlyRefusal?.(request.url?.split("?")[0] ?? "", error);
+  };
+  const serve = (request: Request, response: Response) => {
+    if (refuseForeignHost(options.hostRule, request, response)) return;
     if (applyCors(allowedOrigins, request, response)) return;
     labelDecodeErrors(response);
-    guardBody(request, response, options.maxRequestBytes, (path) => inputs.get(path)).then(
-      (serve) => {
-        if (serve) rpc(request, response);
-      },
+    const admitted = admission(request);
+    if (admitted.refusal !== undefined) {
+      refuse(request, response, admitted.refusal);
+      return;
+    }
+    // Its handler takes this caller rather than authenticate the same headers again.
+    if ("caller" in admitted) rememberAdmitted(request, admitted.caller);
+    guardBody(request, response, bodyLimits, (path) => inputs.get(path)).then(
+      (stopped) => (stopped === undefined ? rpc(request, response) : refuse(request, response, stopped)),
       // The body could not be read (the client went away): nothing to answer.
       () => response.destroy(),
     );
   };
+  const starts = new CallStarts();
+  const handler = (request: Request, response: Response) => {
+    if (resetOversizedHeaders(request, streamLimits.maxHeaderBytes)) return;
+    starts.start(request, () => serve(request, response));
+  };
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-  if (options.tls !== undefined) return listenTls(options, timeouts, handler);
+  if (options.tls !== undefined) return listenTls(options, timeouts, streamLimits, handler);
   const http1 = http.createServer(
     {
       requestTimeout: timeouts.requestMs,
       headersTimeout: timeouts.headersMs,
       // Node checks those two only this often (30 s by default), which would stretch them.
       connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs),
-      maxHeaderSize: 16_384,
+      maxHeaderSize: streamLimits.maxHeaderBytes,
     },
     handler,
   );
@@ -138,7 +212,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // the timer that enforces headersTimeout and requestTimeout on 'listening': without this, a
   // client that drips its headers would hold its connection for ever.
   http1.emit("listening");
-  const h2 = http2.createServer({ maxSessionMemory: 10 }, handler);
+  const h2 = http2.createServer(
+    { maxSessionMemory: MAX_SESSION_MEMORY_MB, settings: http2Settings(streamLimits) },
+    handler,
+  );
   // An idle HTTP/2 session is destroyed after a while, as an idle HTTP/1.1 connection is closed:
   // with no 'timeout' listener Node destroys it (a listener, even an empty one, would keep it).
   h2.setTimeout(timeouts.idleMs);
@@ -165,6 +242,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 async function listenTls(
   options: ServerOptions,
   timeouts: ServerTimeouts,
+  streamLimits: StreamLimits,
   handler: (request: Request, response: Response) => void,
 ): Promise<RunningServer> {
   const server = http2.createSecureServer(
@@ -175,8 +253,8 @@ async function listenTls(
       // A client that opens a connection and never completes its handshake (120 s by default).
       handshakeTimeout: timeouts.firstBytesMs,
       allowHTTP1: true,
-      maxSessionMemory: 10,
-      settings: { maxHeaderListSize: 16_384 },
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      settings: http2Settings(streamLimits),
     },
     handler,
   );
@@ -187,6 +265,7 @@ async function listenTls(
     headersTimeout: timeouts.headersMs,
     requestTimeout: timeouts.requestMs,
     connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs),
+    maxHeaderSize: streamLimits.maxHeaderBytes,
   });
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {

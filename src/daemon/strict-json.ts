@@ -15,18 +15,29 @@ export const MAX_JSON_DEPTH = 64;
 
 /** Why `bytes` are refused, or undefined when they are strict JSON. */
 export function strictJsonProblem(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): string | undefined {
+  const parsed = parseStrictJson(bytes, maxDepth);
+  return "problem" in parsed ? parsed.problem : undefined;
+}
+
+/** `bytes` as the JSON value they hold, parsed once, or why they are refused. */
+export function parseStrictJson(
+  bytes: Uint8Array,
+  maxDepth = MAX_JSON_DEPTH,
+): { readonly value: unknown } | { readonly problem: string } {
   let text: string;
   try {
     text = fatalUtf8.decode(bytes);
   } catch {
-    return "the body is not valid UTF-8";
+    return { problem: "the body is not valid UTF-8" };
   }
+  let value: unknown;
   try {
-    JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
-    return "the body is not valid JSON";
+    return { problem: "the body is not valid JSON" };
   }
-  return scan(text, maxDepth);
+  const problem = scan(text, maxDepth);
+  return problem === undefined ? { value } : { problem };
 }
 
 interface Frame {
@@ -62,6 +73,7 @@ function scan(text: string, maxDepth: number): string | undefined {
     } else if (c === "-" || (c >= "0" && c <= "9")) {
       let end = i;
       while (end + 1 < text.length && /[0-9eE+\-.]/.test(text[end + 1]!)) end++;
+      // JSON.parse reads 1e309 as Infinity, which no later step could store or send back.
       if (!Number.isFinite(Number(text.slice(i, end + 1)))) return "a number is too large";
       i = end;
     }
@@ -79,13 +91,16 @@ function stringEnd(text: string, start: number): number {
 }
 
 /**
- * The same key and depth rules for a value that arrived as binary protobuf (a
+ * The same key, depth and number rules for a value that arrived as binary protobuf (a
  * `google.protobuf.Value`), which never passed through the JSON scanner.
  */
 export function valueProblem(value: Value, maxDepth = MAX_JSON_DEPTH): string | undefined {
   const walk = (v: Value, depth: number): string | undefined => {
     if (depth > maxDepth) return `the payload nests deeper than ${maxDepth} levels`;
     const kind = v.kind;
+    // Binary protobuf carries any double, Infinity and NaN included, which JSON cannot hold.
+    if (kind.case === "numberValue" && !Number.isFinite(kind.value))
+      return "a number in the payload is not finite";
     if (kind.case === "structValue") {
       for (const [key, field] of Object.entries(kind.value.fields)) {
         if (PROTOTYPE_KEYS.has(key)) return `the key ${JSON.stringify(key)} is not allowed`;

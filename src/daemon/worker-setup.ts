@@ -5,20 +5,29 @@
  * deployment runs the same handlers the same way.
  */
 import { Ferry } from "../api/ferry.js";
+import { AccessControl } from "../auth/access-control.js";
 import type { Duration } from "../core/duration.js";
 import { undoOnFailure } from "../core/undo-on-failure.js";
 import { BUILTIN_HANDLERS } from "../handlers/builtin.js";
 import { sqlExecHandler } from "../handlers/sql-exec.js";
 import { type LoadedPlugins, loadPlugins } from "../plugins/load.js";
+import { resolvePluginUser } from "../plugins/plugin-user.js";
 import type { Handler } from "../worker/handler.js";
 import type { Worker, WorkerOptions } from "../worker/worker.js";
 import type { DaemonConfig } from "./config-schema.js";
+import { firingGate } from "./launch-rights.js";
 import type { Logger } from "./log.js";
+import { checkSqlRoleAtStart } from "./sql-role-check.js";
 
 export interface StartedWorkers {
   readonly ferry: Ferry;
   readonly worker: Worker;
   readonly plugins: LoadedPlugins;
+  /**
+   * The users and their rights, kept fresh from the store, when `[server] auth_enabled`: the
+   * scheduler fires a schedule only while its owner may still launch its handler.
+   */
+  readonly access: AccessControl | undefined;
   /** Lets running jobs finish within `grace`, closes the store, ends the plugin processes. */
   close(grace: Duration): Promise<void>;
 }
@@ -33,7 +42,14 @@ export async function startWorkers(config: DaemonConfig, log: Logger): Promise<S
       maxPayloadBytes: config.limits.max_payload_bytes,
     });
     opened(() => ferry.close({ grace: 0 }));
-    const worker = ferry.worker(workerOptions(config, handlers));
+    for (const notice of ferry.store.notices ?? []) log.warn(notice);
+    const access = config.server.auth_enabled ? await AccessControl.open(ferry.store) : undefined;
+    if (access !== undefined) opened(() => access.close());
+    const gate =
+      access === undefined
+        ? {}
+        : { firingGate: firingGate(() => access.data, new Set(config.server.restricted_handlers)) };
+    const worker = ferry.worker({ ...workerOptions(config, handlers), ...gate });
     worker.on("error", ({ error, during }) =>
       log.error({ during, error: String(error) }, `worker ${during} failed`),
     );
@@ -42,7 +58,9 @@ export async function startWorkers(config: DaemonConfig, log: Logger): Promise<S
       ferry,
       worker,
       plugins,
+      access,
       close: async (grace) => {
+        access?.close();
         await ferry.close({ grace });
         await plugins.close();
       },
@@ -57,8 +75,10 @@ export interface ConfiguredHandlers {
 }
 
 export async function openHandlers(config: DaemonConfig, log: Logger): Promise<ConfiguredHandlers> {
+  // Before the plugins start: a refused [sql] role leaves no plugin process behind.
+  const sql = await sqlHandlers(config, log);
   const plugins = await openPlugins(config, log);
-  return { plugins, handlers: { ...plugins.handlers, ...BUILTIN_HANDLERS, ...sqlHandlers(config) } };
+  return { plugins, handlers: { ...plugins.handlers, ...BUILTIN_HANDLERS, ...sql } };
 }
 
 /** The worker options `[workers]` and `[limits]` set, with these handlers. */
@@ -72,22 +92,40 @@ export function workerOptions(config: DaemonConfig, handlers: ConfiguredHandlers
   };
 }
 
-/** The plugins of `[plugins] dirs`, or none when `[plugins] enabled` is false (`--no-plugins`). */
+/**
+ * The plugins of `[plugins] dirs`, or none when `[plugins] enabled` is false (`--no-plugins`);
+ * their processes run as `[plugins] user` (nobody, for a root daemon that names none).
+ */
 async function openPlugins(config: DaemonConfig, log: Logger): Promise<LoadedPlugins> {
   if (!config.plugins.enabled) return { handlers: {}, list: () => [], close: async () => undefined };
+  const { dirs, isolation, user, writable_dirs } = config.plugins;
   return loadPlugins(
     {
-      dirs: config.plugins.dirs,
-      isolation: config.plugins.isolation,
+      dirs,
+      isolation,
       builtinHandlers: [...Object.keys(BUILTIN_HANDLERS), "sql.exec"],
+      // Inline plugins run in the daemon, as its user: there is no other to resolve.
+      user: isolation === "process" ? resolvePluginUser(user) : undefined,
+      writableDirs: writable_dirs,
     },
     log,
   );
 }
 
-/** `sql.exec` when `[sql] url` names a database: parameterised SQL in its own transaction. */
-function sqlHandlers(config: DaemonConfig): Record<string, Handler<never, unknown>> {
+/**
+ * `sql.exec` when `[sql] url` names a database: parameterised SQL in its own transaction, once
+ * the role it connects as is not too strong (or `[sql] allow_superuser` allows it).
+ */
+async function sqlHandlers(
+  config: DaemonConfig,
+  log: Logger,
+): Promise<Record<string, Handler<never, unknown>>> {
   if (config.sql.url === "") return {};
-  const handler = sqlExecHandler({ url: config.sql.url, statementTimeout: config.sql.statement_timeout });
+  await checkSqlRoleAtStart(config.sql, log);
+  const handler = sqlExecHandler({
+    url: config.sql.url,
+    statementTimeout: config.sql.statement_timeout,
+    allowSuperuser: config.sql.allow_superuser,
+  });
   return { "sql.exec": handler as Handler<never, unknown> };
 }

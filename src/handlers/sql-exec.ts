@@ -4,12 +4,14 @@ import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { jsonSerializer } from "../serializers/json.js";
 import type { Handler, JobContext } from "../worker/handler.js";
+import { TOO_STRONG_REASONS_SQL, tooStrongError } from "./sql-role.js";
 
 /**
  * sql.exec: one SQL statement, with bound parameters, in its own transaction on its own
  * connection, with `statement_timeout` = the job's timeout; cancel and timeout cancel the
  * statement (pg_cancel_backend) and roll back. Not registered by default: it needs a database URL,
- * and, once the daemon exists, a per-role grant. See docs/api.md#sqlexec.
+ * and, once the daemon exists, a per-role grant. It refuses to run as a role that reaches the
+ * server's programs or files (a superuser…) unless allowed. See docs/api.md#sqlexec.
  */
 
 /** The job-only code of an error PostgreSQL (or the connection to it) raised; SQLSTATE is in `fields`. */
@@ -31,6 +33,11 @@ export interface SqlExecOptions {
   readonly connectTimeout?: Duration;
   /** Prefix of `application_name` in pg_stat_activity; the job id follows (default "ferry sql.exec"). */
   readonly applicationName?: string;
+  /**
+   * Run as a superuser, or a role that reaches the server's programs and files (see sql-role.ts).
+   * Default false: each job checks its role first and fails with FERRY_PERMISSION_DENIED on one.
+   */
+  readonly allowSuperuser?: boolean;
 }
 
 export interface SqlExecPayload {
@@ -209,6 +216,7 @@ interface Settings {
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly applicationName: string;
+  readonly allowSuperuser: boolean;
 }
 
 /** PostgreSQL's statement_timeout is an int of milliseconds. */
@@ -239,6 +247,7 @@ export function sqlExecHandler(options: SqlExecOptions): Handler<SqlExecPayload,
     statementTimeoutMs: parseDuration(options.statementTimeout ?? "5m", "statementTimeout"),
     connectTimeoutMs: parseDuration(options.connectTimeout ?? "10s", "connectTimeout"),
     applicationName: options.applicationName ?? "ferry sql.exec",
+    allowSuperuser: options.allowSuperuser ?? false,
   };
   return (payload, ctx) => {
     const checked = parsePayload(payload);
@@ -312,13 +321,19 @@ class SqlJob {
       phase = "run";
       await this.guard(this.#client.query("BEGIN"));
       // set_config(…, true) is SET LOCAL, with the value bound rather than spliced into the text.
+      // The role is checked in the same round trip, before any of the job's SQL runs.
       const setup = await this.guard(
-        this.#client.query<{ pid: number }>(
-          "SELECT pg_backend_pid() AS pid, set_config('statement_timeout', $1, true)",
+        this.#client.query<{ pid: number; role: string; reasons: string[] | null }>(
+          "SELECT pg_backend_pid() AS pid, set_config('statement_timeout', $1, true), current_user AS role, " +
+            `${this.#settings.allowSuperuser ? "NULL" : TOO_STRONG_REASONS_SQL} AS reasons`,
           [String(this.#timeoutMs)],
         ),
       );
-      this.#pid = setup.rows[0]?.pid;
+      const session = setup.rows[0];
+      if (session?.reasons && session.reasons.length > 0) {
+        throw tooStrongError({ role: session.role, tooStrong: session.reasons });
+      }
+      this.#pid = session?.pid;
       this.throwIfAborted();
       this.#inFlight = true;
       const result = await this.guard(this.query(payload.sql, payload.params));

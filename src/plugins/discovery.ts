@@ -1,12 +1,14 @@
 /**
- * Finding plugins: every folder in each plugin dir, checked (src/plugins/checks.ts), with its
- * package.json read and its `ferry.api` range compared with ours. Nothing here runs plugin code.
+ * Finding plugins: every folder in each plugin dir, checked (src/plugins/checks.ts: the dir's
+ * parents up to `/`, then each folder's whole tree), with its package.json read and its
+ * `ferry.api` range compared with ours. Nothing here runs plugin code.
  */
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { lstat, readdir, readFile, realpath } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import sjson from "secure-json-parse";
 import { apiCompatible, PLUGIN_API_VERSION } from "./api-range.js";
-import { checkPluginFile, unsafeEntry } from "./checks.js";
+import { checkParents, checkPluginFile, checkTree, unsafeEntry } from "./checks.js";
+import type { FileRules } from "./file-rules.js";
 
 /** A plugin folder that passed every check: its module may be loaded. */
 export interface Candidate {
@@ -37,47 +39,54 @@ const refusal = (path: string, reason: string): Refusal => ({
 });
 
 /**
- * Every plugin folder in `dirs` (resolved against the working directory), in name order. A dir
- * that does not exist is reported through `missing` and skipped.
+ * Every plugin folder in `dirs` (resolved against the working directory, then to their real
+ * paths), in name order. A dir that does not exist is reported through `missing` and skipped.
  */
 export async function discoverPlugins(
   dirs: readonly string[],
   missing: (dir: string) => void,
+  rules: FileRules,
 ): Promise<Found[]> {
   const found: Found[] = [];
-  for (const dir of dirs.map((d) => resolve(d))) {
+  for (const given of dirs.map((d) => resolve(d))) {
+    let dir: string;
     let entries: string[];
     try {
+      // Checked and loaded by its real path: a symlink on the way cannot be swapped afterwards.
+      dir = await realpath(given);
       entries = (await readdir(dir)).sort();
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") missing(dir);
-      else found.push(refusal(dir, `cannot read plugin dir ${dir}: ${code ?? "error"}`));
+      if (code === "ENOENT") missing(given);
+      else found.push(refusal(given, `cannot read plugin dir ${given}: ${code ?? "error"}`));
       continue;
     }
-    const dirReason = await unsafeEntry(dir);
+    const dirReason = await checkParents(dir, rules);
     if (dirReason !== undefined) {
       found.push(refusal(dir, dirReason));
       continue;
     }
     for (const entry of entries) {
       if (entry.startsWith(".")) continue;
-      found.push(await examineFolder(join(dir, entry)));
+      found.push(await examineFolder(join(dir, entry), rules));
     }
   }
   return found;
 }
 
-/** One plugin folder: the folder, its package.json, the api range, and its module file. */
-export async function examineFolder(folder: string): Promise<Found> {
+/**
+ * One plugin folder (inside a plugin dir that passed its checks): the folder and everything in
+ * it, its package.json, the api range, and its module file.
+ */
+export async function examineFolder(folder: string, rules: FileRules): Promise<Found> {
   const stat = await lstat(folder);
   if (stat.isSymbolicLink())
     return refusal(folder, `${folder} is a symlink: plugin folders must be real folders`);
   if (!stat.isDirectory()) return refusal(folder, `${folder} is not a folder`);
-  const folderReason = await unsafeEntry(folder);
+  const folderReason = (await unsafeEntry(folder, rules)) ?? (await checkTree(folder, rules));
   if (folderReason !== undefined) return refusal(folder, folderReason);
 
-  const packageFile = await checkPluginFile(folder, "package.json");
+  const packageFile = await checkPluginFile(folder, "package.json", rules);
   if (!packageFile.ok) return refusal(folder, packageFile.reason);
   let manifest: unknown;
   try {
@@ -100,7 +109,7 @@ export async function examineFolder(folder: string): Promise<Found> {
   if (pkg.main !== undefined && typeof pkg.main !== "string")
     return refusal(folder, 'package.json "main" must be a string');
   for (const choice of choices) {
-    const file = await checkPluginFile(folder, choice);
+    const file = await checkPluginFile(folder, choice, rules);
     if (file.ok) return { kind: "candidate", folder, module: file.path };
     // A missing default is fine while another may exist; any other refusal stands.
     if (!file.reason.startsWith("cannot read") || typeof pkg.main === "string")

@@ -1,15 +1,14 @@
 /**
- * Starting one plugin host (plugin-host.mjs) as a child process: a clean environment, a capped
- * heap, the plugin's folder as working directory, its output into the daemon's log. Answers once
+ * Starting one plugin host (plugin-host.mjs) as a child process behind its walls (HostWalls): a
+ * clean environment, a capped heap, Node's permission model, and another user when the daemon is
+ * root; the plugin's folder as working directory, its output into the daemon's log. Answers once
  * the host says what the plugin exports, or fails with why it could not load.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { basename } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import type { Logger } from "../daemon/log.js";
-
-const HOST = fileURLToPath(new URL("./plugin-host.mjs", import.meta.url));
+import { HOST_SCRIPT } from "./ferry-files.js";
 /** The heap a plugin process may grow to: a leak ends it, not the machine. */
 export const PLUGIN_HEAP_MB = 256;
 /** How long a plugin's module may take to import. */
@@ -24,6 +23,16 @@ export interface HostHello {
   readonly handlers: [string, boolean][];
 }
 
+/** What a plugin process may do beyond computing: read, write, and as whom. */
+export interface HostWalls {
+  /** Files and folders it may read (its own folder, Ferry's code); nothing else. */
+  readonly readable: readonly string[];
+  /** Folders it may write to (`[plugins] writable_dirs`); none by default. */
+  readonly writable: readonly string[];
+  /** The uid and gid it runs as; absent: the daemon's own. */
+  readonly user?: { readonly uid: number; readonly gid: number } | undefined;
+}
+
 export interface StartedHost {
   readonly child: ChildProcess;
   readonly hello: HostHello;
@@ -33,15 +42,37 @@ export function describeExit(code: number | null, signal: NodeJS.Signals | null)
   return signal !== null ? `killed by ${signal}` : `exit code ${code}`;
 }
 
+/**
+ * Node's flags for a plugin process. Without `--allow-child-process`, `--allow-worker` or
+ * `--allow-addons` it can start no process, thread or native code, and it reads and writes only
+ * where the walls say. (One path per flag: Node 20.20 no longer splits a list on commas.)
+ */
+export function hostExecArgv(walls: HostWalls): string[] {
+  return [
+    `--max-old-space-size=${PLUGIN_HEAP_MB}`,
+    "--experimental-permission",
+    ...walls.readable.map((path) => `--allow-fs-read=${path}`),
+    ...walls.writable.map((path) => `--allow-fs-write=${path}`),
+    // Once per start in the daemon's log would say nothing new.
+    "--disable-warning=ExperimentalWarning",
+  ];
+}
+
 /** Forks the host for `module`; rejects (and ends the child) when the module does not load. */
-export function startHost(module: string, folder: string, log: Logger): Promise<StartedHost> {
-  const child = fork(HOST, [module], {
+export function startHost(
+  module: string,
+  folder: string,
+  walls: HostWalls,
+  log: Logger,
+): Promise<StartedHost> {
+  const child = fork(HOST_SCRIPT, [module], {
     cwd: folder,
     // Nothing of the daemon's environment (store URLs, tokens) reaches plugin code.
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    execArgv: [`--max-old-space-size=${PLUGIN_HEAP_MB}`],
+    execArgv: hostExecArgv(walls),
     stdio: ["ignore", "pipe", "pipe", "ipc"],
     serialization: "json",
+    ...(walls.user === undefined ? {} : { uid: walls.user.uid, gid: walls.user.gid }),
   });
   forwardOutput(child, basename(folder), log);
   // An IPC error must never become an unhandled 'error' event in the daemon; the owner handles exits.

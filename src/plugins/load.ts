@@ -2,12 +2,17 @@
  * The daemon's plugins: discovered and checked (discovery.ts), loaded inline or each in its own
  * process, with name collisions refused, one log line per plugin, and their handlers for the worker.
  */
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Logger } from "../daemon/log.js";
 import type { Handler } from "../worker/handler.js";
+import { unreachable } from "./checks.js";
 import { RESERVED_PLUGIN_NAMES } from "./define-plugin.js";
 import { type Candidate, discoverPlugins } from "./discovery.js";
+import { ferryReadable, HOST_SCRIPT } from "./ferry-files.js";
+import { fileRules, type PluginUser } from "./file-rules.js";
+import type { HostWalls } from "./host-process.js";
 import { importInlinePlugin } from "./inline-plugin.js";
+import { daemonUser } from "./plugin-user.js";
 import { type ProcessPlugin, startProcessPlugin } from "./process-plugin.js";
 import type { PluginStatus } from "./status.js";
 
@@ -16,6 +21,10 @@ export interface PluginOptions {
   readonly isolation: "process" | "inline";
   /** Handler names taken already (the built-ins): a plugin may not shadow them. */
   readonly builtinHandlers: readonly string[];
+  /** Who plugin processes run as (plugin-user.ts); absent: the daemon's own user. */
+  readonly user?: PluginUser | undefined;
+  /** Folders plugin processes may write to; none by default. */
+  readonly writableDirs?: readonly string[] | undefined;
 }
 
 export interface LoadedPlugins {
@@ -44,9 +53,25 @@ type Live = {
 };
 
 export async function loadPlugins(options: PluginOptions, log: Logger): Promise<LoadedPlugins> {
-  const found = await discoverPlugins(options.dirs, (dir) =>
-    log.info({ dir }, `no plugin dir at ${dir}: no plugins from there`),
+  const daemon = daemonUser();
+  // Inline plugins are read by the daemon itself; plugin processes by their own user.
+  const reader = options.isolation === "process" ? (options.user ?? daemon) : daemon;
+  const found = await discoverPlugins(
+    options.dirs,
+    (dir) => log.info({ dir }, `no plugin dir at ${dir}: no plugins from there`),
+    fileRules(daemon, reader),
   );
+  const walls = await hostWalls(options, daemon, reader);
+  if (options.isolation === "process" && reader.uid !== daemon.uid)
+    log.info(
+      { user: reader.name, uid: reader.uid },
+      `plugin processes run as ${reader.name} (uid ${reader.uid})`,
+    );
+  else if (options.isolation === "process" && daemon.uid === 0)
+    log.warn(
+      { user: reader.name },
+      "plugin processes run as root, as the daemon does: a plugin can read its environment and signal it",
+    );
   const refused: PluginStatus[] = [];
   const refuse = (name: string, path: string, reason: string) => {
     log.error({ path, reason }, `refused plugin ${path}: ${reason}`);
@@ -67,7 +92,7 @@ export async function loadPlugins(options: PluginOptions, log: Logger): Promise<
     else candidates.push(item);
   }
   // Started side by side (a process each takes a moment), judged one by one in name order.
-  const opened = await Promise.all(candidates.map((c) => open(c, options.isolation, log)));
+  const opened = await Promise.all(candidates.map((c) => open(c, options.isolation, walls, log)));
   const live: Live[] = [];
   const taken = new Map<string, string>();
   candidates.forEach((candidate, i) => {
@@ -119,11 +144,36 @@ function collision(
   return undefined;
 }
 
-async function open(candidate: Candidate, isolation: "process" | "inline", log: Logger): Promise<Opened> {
+/**
+ * The walls of each plugin's process (host-process.ts): it reads its own folder, Ferry's code and
+ * the writable dirs, writes only those, and runs as `reader`. Or why no plugin process can start:
+ * its user cannot read Ferry's host script.
+ */
+async function hostWalls(
+  options: PluginOptions,
+  daemon: PluginUser,
+  reader: PluginUser,
+): Promise<((folder: string) => HostWalls) | string> {
+  const writable = (options.writableDirs ?? []).map((dir) => resolve(dir));
+  const user = reader.uid === daemon.uid && reader.gid === daemon.gid ? undefined : reader;
+  if (options.isolation === "process") {
+    const reason = await unreachable(HOST_SCRIPT, reader);
+    if (reason !== undefined) return `its process cannot start: ${reason} (Ferry's plugin host)`;
+  }
+  const ferry = ferryReadable();
+  return (folder) => ({ readable: [folder, ...ferry, ...writable], writable, user });
+}
+
+async function open(
+  candidate: Candidate,
+  isolation: "process" | "inline",
+  walls: Awaited<ReturnType<typeof hostWalls>>,
+  log: Logger,
+): Promise<Opened> {
   const { folder, module } = candidate;
   try {
     if (isolation === "inline") {
-      const plugin = await importInlinePlugin(module);
+      const plugin = await importInlinePlugin(folder, module);
       const { manifest } = plugin;
       let stopped = false;
       return {
@@ -148,7 +198,8 @@ async function open(candidate: Candidate, isolation: "process" | "inline", log: 
         }),
       };
     }
-    const started = await startProcessPlugin(folder, module, log);
+    if (typeof walls === "string") return { ok: false, reason: walls };
+    const started = await startProcessPlugin(folder, module, walls(folder), log);
     return {
       ok: true,
       manifest: started.manifest,

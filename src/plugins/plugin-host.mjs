@@ -10,7 +10,10 @@
  *                 | { type: "progress", id, fraction }
  *                 | { type: "result", id, ok: true, value } | { type: "result", id, ok: false, error }
  * Anything the plugin does wrong beyond a thrown error (exit, uncaught exception, OOM, a busy loop)
- * ends or stalls this process; the daemon notices and fails the calls in flight.
+ * ends or stalls this process; the daemon notices and fails the calls in flight. The process runs
+ * under Node's permission model (host-process.ts): no loader hooks here, since Node 20 runs them on
+ * a worker thread, which the permission model forbids; the read allow-list is what keeps imports
+ * inside the plugin's folder.
  */
 import { pathToFileURL } from "node:url";
 
@@ -56,6 +59,9 @@ function describe(thrown) {
         ? thrown.message
         : String(thrown);
     if (thrown !== null && typeof thrown === "object") {
+      // Node's "Access to this API has been restricted" alone does not say what was refused.
+      if (thrown.code === "ERR_ACCESS_DENIED")
+        error.message += ` (${String(thrown.permission)}${thrown.resource ? `: ${thrown.resource}` : ""})`;
       if (typeof thrown.code === "string") error.code = thrown.code;
       if (typeof thrown.retryable === "boolean") error.retryable = thrown.retryable;
       if (typeof thrown.detail === "string") error.detail = thrown.detail;
@@ -66,6 +72,22 @@ function describe(thrown) {
   // The daemon cuts it again; this only keeps a 100 MB message off the IPC channel.
   if (error.message.length > 65_536) error.message = error.message.slice(0, 65_536);
   return error;
+}
+
+/**
+ * Why the module did not load. The permission model refuses every read outside the plugin's folder
+ * and Ferry: that is how an import resolving elsewhere is refused, so say it in those words.
+ */
+function loadFailure(error) {
+  if (error?.code === "ERR_ACCESS_DENIED") {
+    if (error.permission === "FileSystemRead" && typeof error.resource === "string")
+      return (
+        `it loads or reads ${error.resource}, outside its folder: a plugin may import only node: ` +
+        "built-ins, ferry and the files in its own folder (its node_modules included)"
+      );
+    return `it needs a permission plugins do not get (${String(error.permission)})`;
+  }
+  return describe(error).message;
 }
 
 async function call({ id, handler, payload, job }) {
@@ -135,5 +157,5 @@ try {
   send({ type: "ready", name: exported.name, version: exported.version, handlers: entries });
 } catch (error) {
   // The daemon ends this process once it has read why.
-  send({ type: "load-failed", message: describe(error).message });
+  send({ type: "load-failed", message: loadFailure(error) });
 }

@@ -12,7 +12,7 @@ import { ErrorCode, FerryError } from "../core/errors.js";
 import type { Logger } from "../daemon/log.js";
 import type { Handler, JobContext } from "../worker/handler.js";
 import { checkManifest, type PluginManifest } from "./define-plugin.js";
-import { describeExit, startHost } from "./host-process.js";
+import { describeExit, type HostWalls, startHost } from "./host-process.js";
 import type { PluginState } from "./status.js";
 
 /** How long an aborted call's child has to acknowledge the abort before it is killed (busy loop). */
@@ -56,6 +56,7 @@ export class ProcessPlugin {
     readonly manifest: PluginManifest,
     readonly folder: string,
     private readonly module: string,
+    private readonly walls: HostWalls,
     child: ChildProcess,
     private readonly log: Logger,
   ) {
@@ -158,7 +159,7 @@ export class ProcessPlugin {
     this.#restarts++;
     let started: Awaited<ReturnType<typeof startHost>>;
     try {
-      started = await startHost(this.module, this.folder, this.log);
+      started = await startHost(this.module, this.folder, this.walls, this.log);
     } catch (error) {
       this.#reason = (error as Error).message;
       throw crashed(`plugin ${this.manifest.name} could not restart: ${this.#reason}`);
@@ -279,9 +280,10 @@ export class ProcessPlugin {
 export async function startProcessPlugin(
   folder: string,
   module: string,
+  walls: HostWalls,
   log: Logger,
 ): Promise<{ manifest: PluginManifest; start: () => ProcessPlugin; refuse: () => void }> {
-  const { child, hello } = await startHost(module, folder, log);
+  const { child, hello } = await startHost(module, folder, walls, log);
   let manifest: PluginManifest;
   try {
     manifest = checkManifest(hello.name, hello.version, hello.handlers);
@@ -291,7 +293,7 @@ export async function startProcessPlugin(
   }
   return {
     manifest,
-    start: () => new ProcessPlugin(manifest, folder, module, child, log),
+    start: () => new ProcessPlugin(manifest, folder, module, walls, child, log),
     refuse: () => child.kill("SIGKILL"),
   };
 }

@@ -44,14 +44,41 @@ export interface ExpiredAttempt {
   readonly maxAttempts: number;
   readonly cancelRequested: boolean;
   readonly policy: string | null;
+  /** The error the job keeps from its attempts so far (JSON text in the SQL stores), if any. */
+  readonly lastError: ErrorInfo | string | null;
+}
+
+/**
+ * Rescues in a row after which a job is failed whatever attempts it has left: a job whose attempts
+ * keep ending with its worker's death (a handler that kills the process running it, or exhausts
+ * its memory) must not take down every process that claims it, one after the other, for ever.
+ */
+export const MAX_LEASE_LOSSES_IN_A_ROW = 3;
+/** The ErrorInfo field counting an attempt's lease losses in a row. */
+const LEASE_LOSSES = "leaseLosses";
+
+/** How many attempts in a row, this one included, ended with their lease lost. */
+function leaseLossesInARow(lastError: ErrorInfo | string | null): number {
+  let previous: ErrorInfo | null = null;
+  try {
+    previous = typeof lastError === "string" ? (JSON.parse(lastError) as ErrorInfo) : lastError;
+  } catch {
+    previous = null;
+  }
+  const counted = Number(previous?.fields?.[LEASE_LOSSES]);
+  // A snooze between attempts keeps the error; any other ending of an attempt replaces it.
+  return previous?.code === ErrorCode.HandlerCrashed && Number.isSafeInteger(counted) && counted > 0
+    ? counted + 1
+    : 1;
 }
 
 export type RescueTally = { requeued: number; failed: number; cancelled: number };
 
 /**
  * What the rescuer records for an attempt whose worker vanished: cancelled if a cancel was asked,
- * else the same rules a worker applies to a thrown error (attempts, retryOn/ignoreOn, backoff).
- * Shared by every store, so a rescue means the same everywhere.
+ * else the same rules a worker applies to a thrown error (attempts, retryOn/ignoreOn, backoff),
+ * and failed at the MAX_LEASE_LOSSES_IN_A_ROW-th rescue in a row whatever attempts are left. The
+ * rescued attempt stays counted. Shared by every store, so a rescue means the same everywhere.
  */
 export function rescueOutcome(row: ExpiredAttempt, tally: RescueTally): Outcome {
   if (row.cancelRequested) {
@@ -59,14 +86,20 @@ export function rescueOutcome(row: ExpiredAttempt, tally: RescueTally): Outcome 
     const error = cancelledError(row.attempts, "cancelled (forced after the grace period)");
     return { kind: "cancelled", id: row.id, fence: row.fence, error };
   }
+  const losses = leaseLossesInARow(row.lastError);
+  const stop = losses >= MAX_LEASE_LOSSES_IN_A_ROW;
   const error: ErrorInfo = {
     code: ErrorCode.HandlerCrashed,
-    message: "the worker running this attempt stopped renewing its lease (crashed, killed or stalled)",
+    message: stop
+      ? `the worker running this job stopped renewing its lease ${losses} attempts in a row (crashed, ` +
+        "killed or stalled): not retried again"
+      : "the worker running this attempt stopped renewing its lease (crashed, killed or stalled)",
     retryable: true,
     attempt: row.attempts,
+    fields: { [LEASE_LOSSES]: String(losses) },
   };
   const facts = { attempt: row.attempts, maxAttempts: row.maxAttempts, policy: parsePolicy(row.policy) };
-  const delayMs = retryDelay(facts, error);
+  const delayMs = stop ? undefined : retryDelay(facts, error);
   if (delayMs === undefined) {
     tally.failed += 1;
     return {

@@ -131,6 +131,8 @@ export interface ScheduleRow {
   options: string;
   owner: string | null;
   paused: Flag;
+  /** Absent on a store not yet migrated to schema 5. */
+  paused_reason?: string | null;
   next_run_at: number | null;
   last_fired_at: number | null;
   created_at: number;
@@ -147,6 +149,7 @@ export const toScheduleRecord = (row: ScheduleRow): ScheduleRecord => ({
   options: row.options,
   owner: row.owner,
   paused: isSet(row.paused),
+  pausedReason: row.paused_reason ?? null,
   nextRunAt: row.next_run_at,
   lastFiredAt: row.last_fired_at,
   createdAt: row.created_at,

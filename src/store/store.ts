@@ -234,27 +234,39 @@ export interface ScheduleRecord {
   readonly options: string;
   readonly owner: string | null;
   readonly paused: boolean;
+  /** Why the scheduler paused it (its owner may not start its handler); null when a user did, or not paused. */
+  readonly pausedReason: string | null;
   readonly nextRunAt: number | null;
   readonly lastFiredAt: number | null;
   readonly createdAt: number;
 }
 
-export type ScheduleInput = Omit<ScheduleRecord, "lastFiredAt" | "createdAt">;
+/** An upsert also clears `pausedReason`. */
+export type ScheduleInput = Omit<ScheduleRecord, "lastFiredAt" | "createdAt" | "pausedReason">;
 
 export interface SchedulePatch {
   readonly spec?: ScheduleSpec;
   readonly repeatLeft?: number | null;
   readonly nextRunAt?: number | null;
   readonly paused?: boolean;
+  /** Written when given: the callers set it with every change of `paused`. */
+  readonly pausedReason?: string | null;
 }
 
 /**
  * What firing one due schedule produces: the job to enqueue and the schedule's next time
- * (null: the schedule is done).
+ * (null: the schedule is done); or, when its owner may not start it now, the reason to pause it
+ * instead (nothing is enqueued and its next time stays, so a resume fires the missed tick once).
  */
-export interface ScheduleFiring {
+export type ScheduleFiring = ScheduleJobFiring | ScheduleHold;
+
+export interface ScheduleJobFiring {
   readonly job: NewJob;
   readonly nextRunAt: number | null;
+}
+
+export interface ScheduleHold {
+  readonly pause: string;
 }
 
 export type StoreEvent =
@@ -304,6 +316,11 @@ export interface Store {
    * false (SQLite), events reach only this process and callers poll as well.
    */
   readonly sharedEvents: boolean;
+  /**
+   * Optional: what opening the store found and changed that an operator should hear of (SQLite:
+   * database files open to their group or others, narrowed to 0600). The daemon logs each one.
+   */
+  readonly notices?: readonly string[];
 
   /** Create or upgrade the schema to the latest version. Idempotent; safe when run concurrently. Answers the version. */
   migrate(): Promise<number>;
@@ -390,7 +407,8 @@ export interface Store {
   deleteSchedule(id: string): Promise<boolean>;
   /**
    * Fire each due, unpaused schedule exactly once across all processes: enqueue the job `fire`
-   * makes and move the schedule to its next time in one atomic step. Answers how many fired.
+   * makes and move the schedule to its next time in one atomic step, or, when `fire` holds it
+   * back, pause it with that reason and enqueue nothing. Answers how many fired.
    */
   fireDueSchedules(fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring): Promise<number>;
 

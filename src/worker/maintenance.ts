@@ -1,4 +1,4 @@
-import { fireSchedule } from "../scheduler/fire.js";
+import { type FiringGate, gatedFiring } from "../scheduler/fire.js";
 import type { Store } from "../store/store.js";
 
 /**
@@ -9,12 +9,20 @@ export class Maintenance {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #ticks = 0;
+  readonly #fire: ReturnType<typeof gatedFiring>;
 
   constructor(
     private readonly store: Store,
     private readonly intervalMs: number,
-    private readonly options: { workerTtlMs: number; onError: (error: unknown, during: string) => void },
-  ) {}
+    private readonly options: {
+      workerTtlMs: number;
+      onError: (error: unknown, during: string) => void;
+      /** Checked before each schedule fires (see WorkerOptions.firingGate). */
+      firingGate?: FiringGate | undefined;
+    },
+  ) {
+    this.#fire = gatedFiring(options.firingGate);
+  }
 
   start(): void {
     // Schedules tick every second at most; rescue and pruning at the configured interval.
@@ -33,7 +41,7 @@ export class Maintenance {
     this.#running = true;
     const every = Math.max(1, Math.round(this.intervalMs / tickMs));
     try {
-      await this.step("schedules", () => this.store.fireDueSchedules(fireSchedule));
+      await this.step("schedules", () => this.store.fireDueSchedules(this.#fire));
       if (this.#ticks % every === 0) {
         await this.step("rescue", () => this.store.rescueExpired(this.options.workerTtlMs));
         await this.step("prune", () => this.store.pruneExpired(1_000));

@@ -4,6 +4,7 @@ import { ERROR_MAX_BYTES, toErrorInfo } from "../core/error-info.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
 import { checkHandlerName, checkQueueName } from "../core/names.js";
+import type { FiringGate } from "../scheduler/fire.js";
 import { getSerializer } from "../serializers/index.js";
 import { cancelledError } from "../store/rescue.js";
 import type {
@@ -46,6 +47,12 @@ export interface WorkerOptions {
   rescueInterval?: Duration;
   /** Run the rescuer, pruning and the scheduler in this worker. Default true. */
   maintenance?: boolean;
+  /**
+   * Asked before each due schedule fires: a reason it answers pauses the schedule instead. The
+   * daemon gives one that checks that the owner still exists and may launch the handler.
+   * Default: none (every due schedule fires).
+   */
+  firingGate?: FiringGate;
   /** Largest result a handler may return, in bytes. Default 1 MiB. */
   maxResultBytes?: number;
   /** Stored error strings (message, detail, fields) are cut to this many bytes, UTF-8 safe. Default 512. */
@@ -165,6 +172,7 @@ export class Worker {
         {
           workerTtlMs: this.#leaseMs * 3,
           onError: (error, during) => this.#events.emit("error", { error, during }),
+          firingGate: options.firingGate,
         },
       );
     }

@@ -33,6 +33,7 @@ describe.each(STORES)("listing, stats, purge and retention on $name", (store) =>
         "id",
         "label",
         "lastError",
+        "lastErrorCode",
         "launchedAt",
         "owner",
         "preview",

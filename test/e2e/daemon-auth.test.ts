@@ -217,7 +217,7 @@ describe("ferry daemon with authentication", () => {
     }
   }, 60_000);
 
-  it("refuses an address that keeps presenting bad tokens, even with a good one, for a while", async () => {
+  it("refuses an address's bad tokens for a while once it kept presenting them, never a good one", async () => {
     const { url, admin } = await daemon();
     const root = admin();
     for (let i = 0; i < 10; i++) {
@@ -229,7 +229,14 @@ describe("ferry daemon with authentication", () => {
       );
       expect(bad.status).toBe(401);
     }
-    const blocked = await post(url, "List", {}, { authorization: `Bearer ${root}` });
+    // Every local process shares this address: the admin's good token still passes.
+    expect((await post(url, "List", {}, { authorization: `Bearer ${root}` })).status).toBe(200);
+    const blocked = await post(
+      url,
+      "List",
+      {},
+      { authorization: `Bearer ferry_${"a".repeat(12)}_${"b".repeat(43)}` },
+    );
     expect(blocked.status).toBe(429);
     expect(blocked.headers.get("ferry-error-code")).toBe("FERRY_QUOTA_EXCEEDED");
     expect(await blocked.text()).toMatch(/try again in \d+ s/);

@@ -20,7 +20,10 @@ describe("sql.exec in the daemon", () => {
   });
 
   it("runs parameterised SQL for an admin and a granted user, and for nobody else", async () => {
-    const daemon = await startTestDaemon({ env: { FERRY_SQL__URL: PG_URL } });
+    // The test database's role is a superuser; refusing one is test/security/sql-exec-role.test.ts.
+    const daemon = await startTestDaemon({
+      env: { FERRY_SQL__URL: PG_URL, FERRY_SQL__ALLOW_SUPERUSER: "true" },
+    });
     stops.push(daemon.stop);
     const { url } = daemon;
     const root = bearer(daemon.adminToken());

@@ -13,6 +13,8 @@ export const PLUGIN_FIXTURES = ["acme", "crasher", "future", "hanger", "impostor
 /** `names` copied under `<temp>/plugins/`; `dir.path` is the temp folder, `plugins` the plugin dir. */
 export function copyPlugins(names: readonly string[] = PLUGIN_FIXTURES) {
   const dir = tempDir("ferry-plugins-");
+  // A root daemon runs plugins as nobody, who must be able to reach them (mkdtemp makes 0700).
+  chmodSync(dir.path, 0o755);
   const plugins = join(dir.path, "plugins");
   mkdirSync(plugins);
   chmodSync(plugins, 0o755);

@@ -55,7 +55,8 @@ describe("sql.exec", () => {
     const worker = ferry.worker({
       pollInterval: "50ms",
       handlers: {
-        "sql.exec": sqlExecHandler({ url: PG_URL, maxRows: MAX_ROWS }),
+        // The test database's role is a superuser; refusing one is test/security/sql-exec-role.test.ts.
+        "sql.exec": sqlExecHandler({ url: PG_URL, maxRows: MAX_ROWS, allowSuperuser: true }),
         // Nothing listens on port 1: every connection is refused.
         "sql.down": sqlExecHandler({ url: "postgres://127.0.0.1:1/test", connectTimeout: "2s" }),
       },

@@ -34,10 +34,14 @@ describe("daemon config", () => {
       port: 50051,
       auth_enabled: true,
       allowed_origins: [],
+      allowed_hosts: [],
+      metrics_public: false,
       tls_cert: "",
       tls_key: "",
       admin_token_file: "./ferry-admin.token",
       restricted_handlers: ["sql.exec"],
+      max_streams_per_connection: 100,
+      max_header_bytes: 16_384,
     });
     expect(config.store.url).toBe("sqlite:./ferry.db");
     expect(config.workers).toEqual({
@@ -47,7 +51,18 @@ describe("daemon config", () => {
       default_timeout: "5m",
     });
     expect(config.limits.cancel_grace_max).toBe("1h");
-    expect(config.plugins).toEqual({ enabled: true, dirs: ["./plugins"], isolation: "process" });
+    expect(config.limits).toMatchObject({
+      max_body_bytes_per_connection: 16 * 1024 * 1024,
+      max_body_bytes_in_flight: 64 * 1024 * 1024,
+      max_watches_per_user: 100,
+    });
+    expect(config.plugins).toEqual({
+      enabled: true,
+      dirs: ["./plugins"],
+      isolation: "process",
+      user: "",
+      writable_dirs: [],
+    });
   });
 
   it("layers the file, then FERRY_SECTION__KEY variables (typed), then flags", () => {

@@ -41,6 +41,13 @@ export function natsNames(prefix: string): NatsNames {
   };
 }
 
-/** KV keys may not hold every character a uniqueKey may: store its hash. */
-export const uniqueKeyId = (uniqueKey: string): string =>
-  createHash("sha256").update(uniqueKey).digest("hex");
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
+/**
+ * The `P_unique` entry of a uniqueKey in its owner's scope. KV keys may not hold every character
+ * a uniqueKey may: its hash, behind its owner's hash when the job has an owner. Jobs without one
+ * keep the bare hash (the name every key had before keys were scoped), and an owned name, holding
+ * a dot, never equals a bare one.
+ */
+export const uniqueKeyId = (uniqueKey: string, owner: string | null): string =>
+  owner === null ? sha256(uniqueKey) : `${sha256(owner)}.${sha256(uniqueKey)}`;

@@ -47,6 +47,7 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store.js";
+import { checkParent } from "../tenancy.js";
 import { CoalescedWrite } from "./coalesced-write.js";
 import { ExpiryLog } from "./expiry-log.js";
 import { GroupRates } from "./group-rates.js";
@@ -338,9 +339,9 @@ export class NatsStore implements Store {
     // Parents are checked before anything is written: a missing one fails the whole call.
     const parentIds = [...new Set(jobs.flatMap((j) => j.dependsOn))];
     const parents = new Map((await this.#repo.readMany(parentIds)).map((v) => [v.job.id, v.job]));
-    const inBatch = new Set(jobs.map((j) => j.id));
-    for (const id of parentIds) {
-      if (!parents.has(id) && !inBatch.has(id)) throw invalidArgument(`dependsOn: no job ${id}`);
+    const inBatch = new Map(jobs.map((j) => [j.id, j]));
+    for (const job of jobs) {
+      for (const id of job.dependsOn) checkParent(job, parents.get(id) ?? inBatch.get(id));
     }
     const results: EnqueueResult[] = [];
     const queues = new Set<string>();
@@ -376,7 +377,7 @@ export class NatsStore implements Store {
     launched: (failedAtLaunch: boolean) => void,
   ): Promise<void> {
     for (const job of jobs) {
-      const holder = job.uniqueKey === null ? undefined : await this.takeUniqueKey(job.uniqueKey, job.id);
+      const holder = job.uniqueKey === null ? undefined : await this.takeUniqueKey(job);
       if (holder !== undefined) {
         results.push({ id: holder, deduplicated: true });
         continue;
@@ -499,9 +500,9 @@ export class NatsStore implements Store {
     return parentFinished(base, failedParent, false, now) ?? base;
   }
 
-  /** The unfinished holder of `uniqueKey`, or undefined once this job holds it. */
-  private async takeUniqueKey(uniqueKey: string, id: string): Promise<string | undefined> {
-    const key = uniqueKeyId(uniqueKey);
+  /** The unfinished holder of the job's uniqueKey in its owner's scope, or undefined once this job holds it. */
+  private async takeUniqueKey({ uniqueKey, owner, id }: NewJob): Promise<string | undefined> {
+    const key = uniqueKeyId(uniqueKey!, owner);
     for (;;) {
       try {
         await this.#r.unique.create(key, id);
@@ -513,7 +514,9 @@ export class NatsStore implements Store {
       if (entry === null || entry.operation !== "PUT") continue;
       const holder = entry.string();
       const held = await this.#repo.read(holder);
-      if (held !== undefined && !isFinished(held.job.state)) return holder;
+      // A holder of another owner is an entry from before keys were scoped (they all had the
+      // bare name jobs without an owner keep): it holds nothing in this scope.
+      if (held !== undefined && !isFinished(held.job.state) && held.job.owner === owner) return holder;
       // The holder finished (or vanished) without letting go, e.g. it crashed in between.
       try {
         await this.#r.unique.update(key, id, entry.revision);
@@ -526,7 +529,7 @@ export class NatsStore implements Store {
 
   private async releaseUniqueKey(job: StoredJob): Promise<void> {
     if (job.uniqueKey === null) return;
-    const key = uniqueKeyId(job.uniqueKey);
+    const key = uniqueKeyId(job.uniqueKey, job.owner);
     const entry = await this.#r.unique.get(key);
     if (entry === null || entry.operation !== "PUT" || entry.string() !== job.id) return;
     await this.#r.unique.purge(key, { previousSeq: entry.revision }).catch(() => undefined);
@@ -1327,6 +1330,7 @@ export class NatsStore implements Store {
         maxAttempts: job.maxAttempts,
         cancelRequested: job.cancelRequested,
         policy: JSON.stringify(job.policy),
+        lastError: job.error,
       },
       tally,
     );

@@ -28,6 +28,7 @@ import type {
   NewJob,
   ScheduleFiring,
   ScheduleInput,
+  ScheduleJobFiring,
   SchedulePatch,
   ScheduleRecord,
   Store,
@@ -67,8 +68,10 @@ interface Pending {
   readonly at: number;
 }
 
-interface StoredSchedule extends Omit<ScheduleRecord, "payload"> {
+interface StoredSchedule extends Omit<ScheduleRecord, "payload" | "pausedReason"> {
   readonly payload: string;
+  /** Absent in records written before pause reasons existed. */
+  readonly pausedReason?: string | null;
   readonly pending: Pending | null;
   /** A tombstone: deleted, but its index entry or pending job is not dealt with yet. */
   readonly deleted: boolean;
@@ -113,6 +116,7 @@ const toRecord = (s: StoredSchedule): ScheduleRecord => ({
   options: s.options,
   owner: s.owner,
   paused: s.paused,
+  pausedReason: s.pausedReason ?? null,
   nextRunAt: s.nextRunAt,
   lastFiredAt: s.lastFiredAt,
   createdAt: s.createdAt,
@@ -128,6 +132,7 @@ const inputFields = (input: ScheduleInput) => ({
   options: input.options,
   owner: input.owner,
   paused: input.paused,
+  pausedReason: null,
   nextRunAt: input.nextRunAt,
 });
 
@@ -137,6 +142,7 @@ const applyPatch = (s: StoredSchedule, patch: SchedulePatch): StoredSchedule => 
   ...(patch.repeatLeft !== undefined && { repeatLeft: patch.repeatLeft }),
   ...(patch.nextRunAt !== undefined && { nextRunAt: patch.nextRunAt }),
   ...(patch.paused !== undefined && { paused: patch.paused }),
+  ...(patch.pausedReason !== undefined && { pausedReason: patch.pausedReason }),
 });
 
 const isDue = (s: StoredSchedule, now: number): boolean =>
@@ -306,7 +312,11 @@ export class NatsSchedules {
         tick ??= stored;
         if (!isDue(stored, now) || !sameTick(tick, stored)) return enqueued;
         const firing = fire(toRecord(stored), now);
-        if (await this.claimAndEnqueue(this.advance(stored, firing, now), revision, firing.job)) {
+        if ("pause" in firing) {
+          // Held back: paused on the same tick, or decided again on the newer record.
+          const held: StoredSchedule = { ...stored, paused: true, pausedReason: firing.pause };
+          if ((await this.cas(held, revision)) !== undefined) return enqueued;
+        } else if (await this.claimAndEnqueue(this.advance(stored, firing, now), revision, firing.job)) {
           return enqueued + 1;
         }
       }
@@ -323,7 +333,7 @@ export class NatsSchedules {
   }
 
   /** Phase 1's record: the next tick, with the fired job parked in `pending`. */
-  private advance(stored: StoredSchedule, firing: ScheduleFiring, now: number): StoredSchedule {
+  private advance(stored: StoredSchedule, firing: ScheduleJobFiring, now: number): StoredSchedule {
     return {
       ...stored,
       nextRunAt: firing.nextRunAt,

@@ -216,7 +216,7 @@ export function makeLeases(s: string) {
 
   return {
     heartbeat,
-    expiredSql: `SELECT id, fence, attempts, max_attempts, cancel_requested, policy FROM ${s}.jobs
+    expiredSql: `SELECT id, fence, attempts, max_attempts, cancel_requested, policy, error FROM ${s}.jobs
       WHERE state = 'running'
         AND (lease_expires_at < ${s}.ms_now() OR (cancel_requested AND cancel_deadline < ${s}.ms_now() - 2000))
       FOR UPDATE SKIP LOCKED`,

@@ -3,6 +3,7 @@ import { makePolicyText } from "../policy-text.js";
 import { dependencyFailed, tallyParents } from "../rescue.js";
 import type { CounterDelta } from "../stats.js";
 import type { EnqueueResult, NewJob } from "../store.js";
+import { checkParent, UNIQUE_SCOPE_SQL } from "../tenancy.js";
 import type { Client } from "./connection.js";
 import type { Outbox } from "./notifier.js";
 import { insertPlainJobs, plainJobArrays, toBuffer } from "./plain-insert.js";
@@ -43,12 +44,12 @@ export function makeEnqueue(s: string) {
 
   /** Counts unfinished parents (locking them, so none finishes unseen); a failed one fails the child. */
   async function checkParents(client: Client, job: NewJob) {
-    const rows = await client.query<{ id: string; state: string }>(
-      `SELECT id, state FROM ${s}.jobs WHERE id = ANY($1::uuid[]) FOR SHARE`,
+    const rows = await client.query<{ id: string; state: string; owner: string | null }>(
+      `SELECT id, state, owner FROM ${s}.jobs WHERE id = ANY($1::uuid[]) FOR SHARE`,
       [job.dependsOn],
     );
-    if (rows.rows.length !== new Set(job.dependsOn).size)
-      throw invalidArgument("dependsOn names a job that does not exist");
+    const found = new Map(rows.rows.map((row) => [row.id, row]));
+    for (const id of job.dependsOn) checkParent(job, found.get(id));
     return tallyParents(rows.rows);
   }
 
@@ -62,7 +63,8 @@ export function makeEnqueue(s: string) {
          $4::int, $5::text, $6::text, $7::text, $8::text, $9::text, $10::bytea, $11::bytea, $12::int, $13::text, n,
          coalesce($16::bigint, n + $15::bigint), $14::boolean, $17::int
        FROM (SELECT ${s}.ms_now() AS n) AS clock
-       ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running')
+       ON CONFLICT ((${UNIQUE_SCOPE_SQL}), unique_key)
+         WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running')
        DO NOTHING RETURNING id`,
       [
         job.id,
@@ -86,8 +88,9 @@ export function makeEnqueue(s: string) {
     );
     if (inserted.rowCount === 0) {
       const twin = await client.query<{ id: string }>(
-        `SELECT id FROM ${s}.jobs WHERE unique_key = $1 AND state IN ('scheduled', 'queued', 'running')`,
-        [job.uniqueKey],
+        `SELECT id FROM ${s}.jobs WHERE ${UNIQUE_SCOPE_SQL} = coalesce($2::text, '') AND unique_key = $1
+           AND state IN ('scheduled', 'queued', 'running')`,
+        [job.uniqueKey, job.owner],
       );
       const id = twin.rows[0]?.id;
       if (id === undefined) throw invalidArgument("job could not be stored");

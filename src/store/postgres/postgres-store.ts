@@ -483,11 +483,17 @@ export class PostgresStore implements Store {
         max_attempts: number;
         cancel_requested: boolean;
         policy: string | null;
+        error: string | null;
       }>(this.#leases.expiredSql);
       for (const row of expired.rows) {
         outcomes.push(
           rescueOutcome(
-            { ...row, maxAttempts: row.max_attempts, cancelRequested: row.cancel_requested },
+            {
+              ...row,
+              maxAttempts: row.max_attempts,
+              cancelRequested: row.cancel_requested,
+              lastError: row.error,
+            },
             tally,
           ),
         );

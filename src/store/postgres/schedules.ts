@@ -1,5 +1,11 @@
 import { type ScheduleRow, toScheduleRecord } from "../rows.js";
-import type { ScheduleFiring, ScheduleInput, SchedulePatch, ScheduleRecord } from "../store.js";
+import type {
+  ScheduleFiring,
+  ScheduleInput,
+  ScheduleJobFiring,
+  SchedulePatch,
+  ScheduleRecord,
+} from "../store.js";
 import type { Client } from "./connection.js";
 
 /** Schedules: CRUD, and firing each due tick once across every process (row locks, SKIP LOCKED). */
@@ -13,7 +19,7 @@ export function makeSchedules(s: string) {
          ON CONFLICT (name) DO UPDATE SET handler = excluded.handler, spec = excluded.spec,
            repeat_left = excluded.repeat_left, payload = excluded.payload, serializer = excluded.serializer,
            options = excluded.options, owner = excluded.owner, paused = excluded.paused,
-           next_run_at = excluded.next_run_at
+           paused_reason = NULL, next_run_at = excluded.next_run_at
          RETURNING *`,
         [
           input.id,
@@ -46,6 +52,7 @@ export function makeSchedules(s: string) {
       if (patch.repeatLeft !== undefined) set("repeat_left", patch.repeatLeft);
       if (patch.nextRunAt !== undefined) set("next_run_at", patch.nextRunAt);
       if (patch.paused !== undefined) set("paused", patch.paused);
+      if (patch.pausedReason !== undefined) set("paused_reason", patch.pausedReason);
       const rows =
         sets.length > 0
           ? await client.query<ScheduleRow>(
@@ -57,20 +64,27 @@ export function makeSchedules(s: string) {
     },
     /**
      * Locks the due schedules (skipping ones another process is firing), fires each and moves it
-     * on, all in the caller's transaction: a tick fires once, and a crash before commit fires it later.
+     * on (or pauses it, when `fire` holds it back), all in the caller's transaction: a tick fires once, and a crash before commit fires it later.
      */
     async fireDue(
       client: Client,
       fire: (schedule: ScheduleRecord, now: number) => ScheduleFiring,
-    ): Promise<{ firings: ScheduleFiring[] }> {
+    ): Promise<{ firings: ScheduleJobFiring[] }> {
       const due = await client.query<ScheduleRow & { now: number }>(
         `SELECT *, ${s}.ms_now() AS now FROM ${s}.schedules
          WHERE NOT paused AND next_run_at IS NOT NULL AND next_run_at <= ${s}.ms_now()
          ORDER BY next_run_at FOR UPDATE SKIP LOCKED`,
       );
-      const firings: ScheduleFiring[] = [];
+      const firings: ScheduleJobFiring[] = [];
       for (const row of due.rows) {
         const firing = fire(toScheduleRecord(row), row.now);
+        if ("pause" in firing) {
+          await client.query(`UPDATE ${s}.schedules SET paused = true, paused_reason = $2 WHERE id = $1`, [
+            row.id,
+            firing.pause,
+          ]);
+          continue;
+        }
         await client.query(
           `UPDATE ${s}.schedules SET next_run_at = $2, last_fired_at = $3,
              repeat_left = CASE WHEN repeat_left IS NULL THEN NULL ELSE repeat_left - 1 END

@@ -131,6 +131,15 @@ export const MIGRATIONS: readonly ((schema: string) => string)[] = [
     PRIMARY KEY (queue, group_key)
   );
   `,
+  // 4: a uniqueKey is unique within its owner's jobs ("" for jobs launched without an owner),
+  // so two users never meet through one. Every pair the old index allowed stays allowed.
+  (s) => `
+  DROP INDEX ${s}.jobs_unique;
+  CREATE UNIQUE INDEX jobs_unique ON ${s}.jobs ((coalesce(owner, '')), unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+  `,
+  // 5: why the scheduler paused a schedule (its owner lost the right to start its handler).
+  (s) => `ALTER TABLE ${s}.schedules ADD COLUMN paused_reason text;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

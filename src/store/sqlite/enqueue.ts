@@ -2,6 +2,7 @@ import { invalidArgument } from "../../core/errors.js";
 import { makePolicyText } from "../policy-text.js";
 import { dependencyFailed, tallyParents } from "../rescue.js";
 import type { EnqueueResult, NewJob } from "../store.js";
+import { checkParent, UNIQUE_SCOPE_SQL } from "../tenancy.js";
 import type { Db, Stmt } from "./connection.js";
 import { bumpCounters } from "./counters.js";
 
@@ -14,10 +15,12 @@ export function makeEnqueue(db: Db) {
   const insert = db.prepare<unknown[]>(INSERT);
   // A unique job that lost the race to an unfinished twin: INSERT OR IGNORE, then find the twin.
   const insertUnique = db.prepare<unknown[]>(INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"));
+  // The twin in the launching owner's scope only (the jobs_unique index is on the same pair).
   const findUnique = db.prepare(
-    "SELECT id FROM jobs WHERE unique_key = ? AND state IN ('scheduled', 'queued', 'running')",
+    `SELECT id FROM jobs WHERE ${UNIQUE_SCOPE_SQL} = coalesce(?, '') AND unique_key = ?
+       AND state IN ('scheduled', 'queued', 'running')`,
   );
-  const parentState = db.prepare("SELECT state FROM jobs WHERE id = ?");
+  const parentOf = db.prepare("SELECT state, owner FROM jobs WHERE id = ?");
   const linkParent = db.prepare("INSERT OR IGNORE INTO job_deps (parent, child) VALUES (?, ?)");
   const markParent = db.prepare("UPDATE jobs SET has_dependents = 1 WHERE id = ? AND has_dependents = 0");
   const failAtOnce = db.prepare(
@@ -29,9 +32,9 @@ export function makeEnqueue(db: Db) {
   /** Counts unfinished parents; answers a failed parent's id if any (the child then fails at once). */
   function checkParents(job: NewJob): { pending: number; failedParent: string | undefined } {
     const parents = job.dependsOn.map((id) => {
-      const row = parentState.get(id) as { state: string } | undefined;
-      if (row === undefined) throw invalidArgument("dependsOn names a job that does not exist");
-      return { id, state: row.state };
+      const row = parentOf.get(id) as { state: string; owner: string | null } | undefined;
+      checkParent(job, row);
+      return { id, state: row!.state };
     });
     return tallyParents(parents);
   }
@@ -69,7 +72,7 @@ export function makeEnqueue(db: Db) {
         job.dependsOn.length === 0 ? { pending: 0, failedParent: undefined } : checkParents(job);
       if (job.uniqueKey !== null) {
         if (insertJob(insertUnique, job, now, runAt, pending).changes === 0) {
-          const twin = findUnique.get(job.uniqueKey) as { id: string } | undefined;
+          const twin = findUnique.get(job.owner, job.uniqueKey) as { id: string } | undefined;
           if (twin === undefined) throw invalidArgument("job could not be stored");
           results.push({ id: twin.id, deduplicated: true });
           continue;

@@ -200,7 +200,7 @@ export function makeLeases(db: Db) {
     "UPDATE jobs SET progress = ? WHERE id = ? AND fence = ? AND state = 'running'",
   );
   const expired = db.prepare(
-    `SELECT id, fence, attempts, max_attempts, cancel_requested, policy FROM jobs
+    `SELECT id, fence, attempts, max_attempts, cancel_requested, policy, error FROM jobs
      WHERE state = 'running' AND (lease_expires_at < @now OR (cancel_requested = 1 AND cancel_deadline < @forceBefore))`,
   );
   const staleWorkers = db.prepare("DELETE FROM workers WHERE last_heartbeat_at < ?");
@@ -238,6 +238,7 @@ export function makeLeases(db: Db) {
         max_attempts: number;
         cancel_requested: number;
         policy: string | null;
+        error: string | null;
       }[],
     dropStaleWorkers: (before: number) => staleWorkers.run(before).changes,
     anyExpired: (now: number, staleBefore: number): boolean =>

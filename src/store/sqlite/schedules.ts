@@ -20,7 +20,7 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
      ON CONFLICT (name) DO UPDATE SET handler = excluded.handler, spec = excluded.spec,
        repeat_left = excluded.repeat_left, payload = excluded.payload, serializer = excluded.serializer,
        options = excluded.options, owner = excluded.owner, paused = excluded.paused,
-       next_run_at = excluded.next_run_at
+       paused_reason = NULL, next_run_at = excluded.next_run_at
      RETURNING *`,
   );
   const one = db.prepare("SELECT * FROM schedules WHERE id = ?");
@@ -36,6 +36,9 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
     `UPDATE schedules SET next_run_at = @next, last_fired_at = @now,
        repeat_left = CASE WHEN repeat_left IS NULL THEN NULL ELSE repeat_left - 1 END
      WHERE id = @id AND next_run_at = @was`,
+  );
+  const hold = db.prepare(
+    "UPDATE schedules SET paused = 1, paused_reason = @reason WHERE id = @id AND next_run_at = @was",
   );
 
   return {
@@ -74,6 +77,10 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
         sets.push("paused = @paused");
         params.paused = patch.paused ? 1 : 0;
       }
+      if (patch.pausedReason !== undefined) {
+        sets.push("paused_reason = @pausedReason");
+        params.pausedReason = patch.pausedReason;
+      }
       if (sets.length > 0) db.prepare(`UPDATE schedules SET ${sets.join(", ")} WHERE id = @id`).run(params);
       return this.get(id);
     },
@@ -87,6 +94,10 @@ export function makeSchedules(db: Db, enqueue: Enqueue) {
       for (const row of due.all(now) as ScheduleRow[]) {
         const schedule = toScheduleRecord(row);
         const firing = fire(schedule, now);
+        if ("pause" in firing) {
+          hold.run({ id: row.id, was: row.next_run_at, reason: firing.pause });
+          continue;
+        }
         if (advance.run({ id: row.id, was: row.next_run_at, next: firing.nextRunAt, now }).changes === 0)
           continue;
         enqueue([firing.job], now);

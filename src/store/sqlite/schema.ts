@@ -128,6 +128,15 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (queue, group_key)
   ) WITHOUT ROWID;
   `,
+  // 4: a uniqueKey is unique within its owner's jobs ("" for jobs launched without an owner),
+  // so two users never meet through one. Every pair the old index allowed stays allowed.
+  `
+  DROP INDEX jobs_unique;
+  CREATE UNIQUE INDEX jobs_unique ON jobs (coalesce(owner, ''), unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+  `,
+  // 5: why the scheduler paused a schedule (its owner lost the right to start its handler).
+  "ALTER TABLE schedules ADD COLUMN paused_reason TEXT;",
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

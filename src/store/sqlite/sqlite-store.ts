@@ -34,6 +34,7 @@ import { makeClaim } from "./claim.js";
 import { type Db, migrate, openDatabase, readRetry, type SqliteOptions, writeTx } from "./connection.js";
 import { type ConsumeAnswer, makeControls } from "./controls.js";
 import { makeEnqueue } from "./enqueue.js";
+import { guardDatabaseFiles } from "./file-modes.js";
 import { makeFinish, makeLeases, type Touched } from "./finish.js";
 import { makeQueries } from "./queries.js";
 import { makeRegistry } from "./registry.js";
@@ -49,6 +50,7 @@ export class SqliteStore implements Store {
   readonly kind = "sqlite";
   readonly sharedEvents = false;
   readonly path: string;
+  readonly notices: readonly string[];
   readonly #db: Db;
   readonly #events = new EventEmitter();
   /** When pruneExpired last deleted ended group-rate windows (0: not yet). */
@@ -60,6 +62,8 @@ export class SqliteStore implements Store {
 
   constructor(path: string, options: SqliteOptions = {}) {
     this.path = path;
+    // Created 0600 before SQLite opens it (its -wal and -shm then follow); see file-modes.ts.
+    this.notices = guardDatabaseFiles(path);
     this.#db = openDatabase(path, options);
     this.#events.setMaxListeners(0);
     this.#stallMs = options.leaseKeeperMs ?? 120_000;
@@ -296,7 +300,12 @@ export class SqliteStore implements Store {
       for (const row of this.parts.leases.expired(now)) {
         outcomes.push(
           rescueOutcome(
-            { ...row, maxAttempts: row.max_attempts, cancelRequested: row.cancel_requested === 1 },
+            {
+              ...row,
+              maxAttempts: row.max_attempts,
+              cancelRequested: row.cancel_requested === 1,
+              lastError: row.error,
+            },
             tally,
           ),
         );

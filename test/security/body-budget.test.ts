@@ -1,0 +1,203 @@
+/**
+ * Request bodies in flight are bounded per connection (`limits.max_body_bytes_per_connection`)
+ * and per daemon (`limits.max_body_bytes_in_flight`), even for callers with a good token: a
+ * request that does not fit is refused at once with FERRY_QUOTA_EXCEEDED (HTTP 429, or gRPC
+ * RESOURCE_EXHAUSTED), before its body is sent when it declares its length, and the bytes come
+ * back when the requests holding them end.
+ */
+import http2 from "node:http2";
+import net from "node:net";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BodyBudget } from "../../src/daemon/body-budget.js";
+import { loadConfig } from "../../src/daemon/config.js";
+import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
+import { bearer, startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
+import { eventually } from "../helpers/temp.js";
+import { grpcStatusOf } from "./raw-h2.js";
+
+const LAUNCH = "/ferry.v1.JobService/Launch";
+/** max_payload_bytes 10,000: a request may be up to 75,536 bytes (the payload plus 64 KiB). */
+const PER_CONNECTION = 160_000;
+const IN_FLIGHT = 240_000;
+const DECLARED = 75_000;
+
+function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)),
+  ]);
+}
+
+describe("the body budget", () => {
+  let daemon: TestDaemon | undefined;
+  let port = 0;
+  let token = "";
+  beforeAll(async () => {
+    daemon = await startTestDaemon({
+      env: {
+        FERRY_LIMITS__MAX_PAYLOAD_BYTES: "10000",
+        FERRY_LIMITS__MAX_BODY_BYTES_PER_CONNECTION: String(PER_CONNECTION),
+        FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: String(IN_FLIGHT),
+        FERRY_LIMITS__LAUNCHES_PER_MINUTE: "100000",
+      },
+    });
+    port = Number(new URL(daemon.url).port);
+    token = daemon.adminToken();
+  }, 60_000);
+  afterAll(() => daemon?.stop());
+
+  /** An HTTP/1.1 Launch declaring `length` bytes, sending `sent` of them: what came back so far. */
+  async function http1Launch(length: number, body: string) {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    socket.write(
+      `POST ${LAUNCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Authorization: Bearer ${token}\r\nContent-Length: ${length}\r\n\r\n${body}`,
+    );
+    return {
+      socket,
+      received: () => received,
+      answered: () =>
+        within(
+          new Promise<string>((resolve) => {
+            const check = () => (received.includes("\r\n\r\n") ? resolve(received) : undefined);
+            socket.on("data", check);
+            check();
+          }),
+          "an answer",
+        ),
+    };
+  }
+
+  it("refuses at once, with 429, a declared body the daemon has no room for, and frees the room", async () => {
+    // Three requests declare 75,000 bytes each and send one: 225,000 of 240,000 are held.
+    const holders = await Promise.all([1, 2, 3].map(() => http1Launch(DECLARED, "{")));
+    await eventually(async () => {
+      const probe = await http1Launch(DECLARED, "");
+      const answer = await probe.answered();
+      probe.socket.destroy();
+      return answer.startsWith("HTTP/1.1 429 ") ? answer : undefined;
+    }, "a refusal once the holders are in");
+    const refused = await http1Launch(DECLARED, "");
+    const answer = await refused.answered();
+    refused.socket.destroy();
+    expect(answer).toMatch(/^HTTP\/1\.1 429 /);
+    expect(answer.toLowerCase()).toContain("ferry-error-code: ferry_quota_exceeded");
+    expect(holders.every((h) => h.received() === "")).toBe(true);
+
+    // A body that fits what is left is served.
+    const small = JSON.stringify({ handler: "ferry.echo" });
+    const fits = await http1Launch(Buffer.byteLength(small), small);
+    expect(await fits.answered()).toMatch(/^HTTP\/1\.1 200 /);
+    fits.socket.destroy();
+
+    // Once the holders are gone their bytes are free again.
+    for (const holder of holders) holder.socket.destroy();
+    const padded = small.padEnd(DECLARED, " ");
+    await eventually(async () => {
+      const full = await http1Launch(DECLARED, padded);
+      const served = await full.answered();
+      full.socket.destroy();
+      return served.startsWith("HTTP/1.1 200 ");
+    }, "a full-size request served again");
+  });
+
+  it("refuses a gRPC stream past its connection's budget, chunk by chunk, and serves other connections", async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => undefined);
+    try {
+      /** A gRPC Launch that sends 70,000 bytes of an unfinished message and no declared length. */
+      const open = () => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": LAUNCH,
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${token}`,
+        });
+        stream.on("error", () => undefined);
+        stream.on("data", () => undefined);
+        const frame = Buffer.alloc(70_000);
+        frame.writeUInt32BE(74_000, 1);
+        stream.write(frame);
+        return { stream, status: grpcStatusOf(stream) };
+      };
+      // Three bodies of 70,000 bytes on a connection that may hold 160,000: whichever crosses the
+      // line first is refused (the three arrive interleaved), and its bytes are freed at once, so
+      // the other two fit and stay open.
+      const streams = [open(), open(), open()];
+      const first = await within(
+        Promise.race(streams.map(async (s) => ({ s, fields: await s.status }))),
+        "a refused stream's status",
+      );
+      expect(first.fields["grpc-status"]).toBe(String(Code.ResourceExhausted));
+      expect(first.fields["ferry-error-code"]).toBe("FERRY_QUOTA_EXCEEDED");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const others = streams.filter((s) => s !== first.s);
+      expect(others.map((s) => s.stream.closed)).toEqual([false, false]);
+
+      // Another connection has its own budget (and the daemon room for it).
+      const jobs = createClient(JobService, createGrpcTransport({ baseUrl: daemon!.url }));
+      const launched = await jobs.launch({ handler: "ferry.echo" }, bearer(token));
+      expect(launched.handle?.id).toBeTruthy();
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe("BodyBudget", () => {
+  it("holds each connection and the whole to their limits, all or nothing, until released", () => {
+    const budget = new BodyBudget({ perConnection: 100, perDaemon: 150 });
+    const a = {};
+    const b = {};
+    const first = budget.open(a);
+    expect(first.reserve(60)).toBe(true);
+    const second = budget.open(a);
+    expect(second.reserve(50)).toBe(false);
+    expect(second.reserve(40)).toBe(true);
+    const other = budget.open(b);
+    expect(other.reserve(60)).toBe(false);
+    expect(other.reserve(50)).toBe(true);
+    expect(budget.inFlight).toBe(150);
+    first.release();
+    first.release();
+    expect(budget.inFlight).toBe(90);
+    expect(other.reserve(50)).toBe(true);
+    second.release();
+    other.release();
+    expect(budget.inFlight).toBe(0);
+  });
+});
+
+describe("the body budget's config", () => {
+  it("refuses a budget that could not hold one request of the largest size, naming the key", () => {
+    const refusal = (env: Record<string, string>) => {
+      try {
+        loadConfig({ env });
+        return "loaded";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(refusal({ FERRY_LIMITS__MAX_PAYLOAD_BYTES: String(32 * 1024 * 1024) })).toBe(
+      "config: limits.max_body_bytes_per_connection: " +
+        `at least max_payload_bytes + 65536 (${32 * 1024 * 1024 + 65_536})`,
+    );
+    expect(refusal({ FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: "100000" })).toMatch(
+      /limits\.max_body_bytes_in_flight: at least max_payload_bytes \+ 65536/,
+    );
+    expect(
+      refusal({
+        FERRY_LIMITS__MAX_PAYLOAD_BYTES: String(32 * 1024 * 1024),
+        FERRY_LIMITS__MAX_BODY_BYTES_PER_CONNECTION: String(64 * 1024 * 1024),
+        FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: String(256 * 1024 * 1024),
+      }),
+    ).toBe("loaded");
+  });
+});

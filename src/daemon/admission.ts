@@ -23,21 +23,27 @@ export interface AdmissionRequest {
 export interface Admission {
   readonly refusal?: FerryError;
   readonly caller?: Caller;
+  /** A call to an open service, admitted without a token: its body gets the open limits. */
+  readonly open?: boolean;
 }
 
 export type Admit = (request: AdmissionRequest) => Admission;
 
 /**
  * Admits calls that present a good token (`authenticate` throws a FerryError otherwise), and
- * every call to `openServices` (e.g. `grpc.health.v1.Health`, open to load balancers).
+ * every call to `openServices` (e.g. `grpc.health.v1.Health`, open to load balancers), marked
+ * open. Without `authenticate` (authentication off) every call is admitted, with no caller.
  */
 export function tokenAdmission(
-  authenticate: (headers: Headers, address: string) => Caller,
+  authenticate: ((headers: Headers, address: string) => Caller) | undefined,
   openServices: readonly string[],
 ): Admit {
   const openPrefixes = openServices.map((service) => `/${service}/`);
+  const OPEN: Admission = { open: true };
+  const ANYONE: Admission = {};
   return ({ path, headers, address }) => {
-    if (openPrefixes.some((prefix) => path.startsWith(prefix))) return {};
+    if (openPrefixes.some((prefix) => path.startsWith(prefix))) return OPEN;
+    if (authenticate === undefined) return ANYONE;
     try {
       return { caller: authenticate(headers, address) };
     } catch (error) {

@@ -10,9 +10,10 @@
  * The body is read here, checked, and handed on to Connect unchanged. A body that breaks the rules
  * is handed on as an empty message instead, and the interceptor below answers it with
  * FERRY_INVALID_ARGUMENT, framed as its protocol expects. Reading stops when the body grows past
- * the size limit (FERRY_PAYLOAD_TOO_LARGE) or past what the body budget has room for
- * (FERRY_QUOTA_EXCEEDED): that refusal goes back to the server, which answers it at once
- * (early-answer.ts) without the rest of the body. The server refuses a caller without a good
+ * the size limit (FERRY_PAYLOAD_TOO_LARGE), past what the body budget has room for
+ * (FERRY_QUOTA_EXCEEDED), or when the client sends nothing for a while (FERRY_TIMEOUT): that
+ * refusal goes back to the server, which answers it at once (early-answer.ts) without the rest of
+ * the body, and the bytes it held are free again. The server refuses a caller without a good
  * token before this reads anything.
  *
  * Reading the whole body first suits Ferry's calls, which are all unary or server-streaming (the
@@ -26,6 +27,7 @@ import { CONNECT_END_STREAM, envelopedProblem, GRPC_WEB_TRAILERS } from "./envel
 import type { NodeRequest, NodeResponse } from "./http-types.js";
 import { messageProblem } from "./message-check.js";
 import { toConnectError } from "./rpc-errors.js";
+import type { StallWatch } from "./stall-watch.js";
 import { connectionOf } from "./stream-limits.js";
 
 /** The reason a request's body was refused, for the interceptor to answer with. */
@@ -61,8 +63,10 @@ const EMPTY_PROTO = new Uint8Array(0);
 export interface BodyLimits {
   /** The largest body a request may send, in bytes. */
   readonly maxBytes: number;
-  /** Body bytes held at once per connection and per daemon; unbounded when absent. */
+  /** Body bytes held at once per connection, per user and per daemon; unbounded when absent. */
   readonly budget?: BodyBudget | undefined;
+  /** Drops a body that sends nothing for its timeout; none when absent. */
+  readonly stalls?: StallWatch | undefined;
 }
 
 /**
@@ -75,16 +79,17 @@ export async function guardBody(
   response: NodeResponse,
   limits: BodyLimits,
   inputOf: (path: string) => DescMessage | undefined,
+  user?: string,
 ): Promise<FerryError | undefined> {
   if (request.method !== "POST") return undefined;
   const format = formatOf(request);
   const input = inputOf(request.url?.split("?")[0] ?? "");
   // Unknown content types and paths are Connect's to refuse (it reads no body to do so).
   if (format === undefined || input === undefined) return undefined;
-  const reservation = limits.budget?.open(connectionOf(request));
+  const reservation = limits.budget?.open(connectionOf(request), user);
   // Held until the answer is done: the body lives on in the call that serves it.
   if (reservation !== undefined) response.once("close", reservation.release);
-  const body = await readBody(request, limits.maxBytes, reservation);
+  const body = await readBody(request, limits, reservation);
   if (body instanceof FerryError) {
     // What was read is dropped: its bytes are free for other requests at once.
     reservation?.release();
@@ -137,30 +142,36 @@ function handOn(request: NodeRequest, body: Uint8Array): void {
 }
 
 /**
- * The whole body, or why reading stopped: longer than `maxBytes`, or more than the budget has
- * room for. Bytes are reserved before they are kept: a declared length at once, and whatever
- * arrives beyond it (all of it, without one) chunk by chunk. Reading stops at a refusal and the
- * request is paused, so the client's flow-control window closes.
+ * The whole body, or why reading stopped: longer than `maxBytes`, more than the budget has room
+ * for, or nothing sent for the stall timeout. Bytes are reserved as they arrive, chunk by chunk,
+ * before they are kept; never ahead of them, or a client could declare a length, send nothing and
+ * hold that room from everyone. A declared length with no room left now is refused at once all the
+ * same (the client need not send a body only to have it refused). Reading stops at a refusal and
+ * the request is paused, so the client's flow-control window closes.
  */
 function readBody(
   request: NodeRequest,
-  maxBytes: number,
+  { maxBytes, stalls }: BodyLimits,
   reservation: BodyReservation | undefined,
 ): Promise<Uint8Array | FerryError> {
   const declared = Number(request.headers["content-length"] ?? Number.NaN);
   if (declared > maxBytes) return Promise.resolve(tooLarge(maxBytes));
-  let reserved = 0;
-  const fits = (bytes: number) => {
-    if (reservation === undefined || bytes <= reserved) return true;
-    if (!reservation.reserve(bytes - reserved)) return false;
-    reserved = bytes;
-    return true;
-  };
-  if (Number.isSafeInteger(declared) && declared > 0 && !fits(declared)) return Promise.resolve(busy());
+  if (Number.isSafeInteger(declared) && declared > 0 && reservation?.fits(declared) === false)
+    return Promise.resolve(busy());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let progressed = true;
+    const unwatch = stalls?.watch(
+      () => {
+        const stuck = !progressed;
+        progressed = false;
+        return stuck;
+      },
+      () => stop(stalled()),
+    );
     const settle = () => {
+      unwatch?.();
       request.off("data", onData);
       request.off("end", onEnd);
       request.off("error", onError);
@@ -172,9 +183,10 @@ function readBody(
       resolve(refusal);
     };
     const onData = (chunk: Buffer) => {
+      progressed = true;
       size += chunk.length;
       if (size > maxBytes) return stop(tooLarge(maxBytes));
-      if (!fits(size)) return stop(busy());
+      if (reservation !== undefined && !reservation.reserve(chunk.length)) return stop(busy());
       chunks.push(chunk);
     };
     const onEnd = () => {
@@ -201,7 +213,13 @@ const busy = () =>
   new FerryError(
     ErrorCode.QuotaExceeded,
     "the daemon holds too many request bytes at once (limits.max_body_bytes_per_connection, " +
-      "limits.max_body_bytes_in_flight): try again shortly",
+      "limits.max_body_bytes_per_user, limits.max_body_bytes_in_flight): try again shortly",
+  );
+
+const stalled = () =>
+  new FerryError(
+    ErrorCode.Timeout,
+    "the request's body stopped arriving (limits.body_stall_timeout): it was dropped",
   );
 
 function envelope(message: Uint8Array): Uint8Array {

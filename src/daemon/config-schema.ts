@@ -61,6 +61,8 @@ export const configSchema = z.strictObject({
       max_streams_per_connection: count(1, 10_000).default(100),
       /** A request's headers, HTTP/1.1 and HTTP/2 alike. */
       max_header_bytes: count(1024, 262_144).default(16_384),
+      /** Connections open at once from one address; loopback is not counted (connection-caps.ts). */
+      max_connections_per_address: count(1, 1_000_000).default(256),
     })
     .prefault({}),
   workers: z
@@ -81,13 +83,25 @@ export const configSchema = z.strictObject({
       /** Request-body bytes held at once for one connection's calls, and for all of them. */
       max_body_bytes_per_connection: count(1, 2 ** 40).default(16 * 1024 * 1024),
       max_body_bytes_in_flight: count(1, 2 ** 40).default(64 * 1024 * 1024),
+      /** The same for one user's calls over all their connections: no user takes the whole. */
+      max_body_bytes_per_user: count(1, 2 ** 40).default(16 * 1024 * 1024),
+      /** A request body with no byte received for this long is dropped and its bytes freed. */
+      body_stall_timeout: duration(ONE_HOUR_MS).default("10s"),
+      /** An answer whose unsent bytes do not go down for this long is reset (client not reading). */
+      answer_stall_timeout: duration(ONE_HOUR_MS).default("30s"),
+      /** Calls (not Watch or Wait) one user has in flight, counted until the answer has left. */
+      max_calls_in_flight_per_user: count(1, 1_000_000).default(64),
       /** Watch streams and Wait calls one user holds open at once. */
       max_watches_per_user: count(1, 1_000_000).default(100),
     })
     .superRefine((limits, ctx) => {
       // Each budget must hold one request of the largest size, or such a request never fits.
       const largest = limits.max_payload_bytes + REQUEST_OVERHEAD_BYTES;
-      for (const key of ["max_body_bytes_per_connection", "max_body_bytes_in_flight"] as const) {
+      for (const key of [
+        "max_body_bytes_per_connection",
+        "max_body_bytes_per_user",
+        "max_body_bytes_in_flight",
+      ] as const) {
         if (limits[key] < largest)
           ctx.addIssue({
             code: "custom",

@@ -82,6 +82,12 @@ async function assemble(
         : (headers, address) => authenticateRequest(access, limiter, headers, address),
     ),
     onEarlyRefusal: metrics.countEarlyRefusal,
+    // Failed alone (answered as an internal error); the cause stays in the log.
+    onRequestError: (path, error) =>
+      log.error(
+        { path, cause: error instanceof Error ? error.message : String(error) },
+        "a request failed inside",
+      ),
     ...(tls === undefined ? {} : { tls }),
     allowedOrigins: new Set(config.server.allowed_origins),
     hostRule: hostRule(config.server.auth_enabled, config.server.allowed_hosts),

@@ -62,6 +62,22 @@ export function answerEarly(request: NodeRequest, response: NodeResponse, refusa
   return error;
 }
 
+/**
+ * Fails a request whose serving threw, as an internal error with nothing from inside, and only
+ * that request: a throw in the per-request path must never reach the process (it would end it).
+ */
+export function answerFailure(request: NodeRequest, response: NodeResponse): void {
+  try {
+    if (!response.headersSent) {
+      answerEarly(request, response, new Error("internal"));
+      return;
+    }
+  } catch {
+    // Could not even answer: drop it below.
+  }
+  response.destroy();
+}
+
 /** One enveloped frame: flags, a 4-byte big-endian length, the bytes. */
 function frame(flags: number, bytes: Uint8Array): Uint8Array {
   const framed = new Uint8Array(5 + bytes.length);

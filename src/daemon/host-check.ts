@@ -68,7 +68,8 @@ export function hostOfAuthority(authority: string): string | undefined {
     host = colon < 0 ? authority : authority.slice(0, colon);
     rest = colon < 0 ? "" : authority.slice(colon);
   }
-  if (rest !== "" && !/^:[0-9]{1,5}$/.test(rest)) return undefined;
+  // A port is 0-65535: a longer one parses nowhere else (Connect's URL would throw on it).
+  if (rest !== "" && !(/^:[0-9]{1,5}$/.test(rest) && Number(rest.slice(1)) <= 65_535)) return undefined;
   const normalized = normalizeHostName(host);
   return isIP(normalized) !== 0 || HOST_NAME.test(normalized) ? normalized : undefined;
 }

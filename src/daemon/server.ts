@@ -8,10 +8,14 @@
  * - TLS (1.2 or newer): the client names its protocol in the handshake (ALPN `h2` or `http/1.1`),
  *   and one Node HTTP/2 server answers both.
  *
- * Before Connect sees a call, in this order: its header list's size (stream-limits.ts), a few
- * HTTP/2 calls started per turn (call-starts.ts), the host it names, CORS, its token from the
- * headers alone (admission.ts), then its body against the size limit, the body budget and the
- * strict rules (body-guard.ts). A call refused on the way is answered here (early-answer.ts).
+ * Before Connect sees a call, in this order: its connection against the cap per address
+ * (connection-caps.ts), its header list's size (stream-limits.ts), a few HTTP/2 calls started per
+ * turn (call-starts.ts), a URL that parses (request-target.ts), the host it names, CORS, its token
+ * from the headers alone (admission.ts), its user's calls in flight (calls-in-flight.ts), then its
+ * body against the size limit, the body budgets, the stall timeout and the strict rules
+ * (body-guard.ts). A call refused on the way is answered here (early-answer.ts). Every answer is
+ * watched until it has left (answer-stall.ts), and a throw anywhere in a request's path fails that
+ * request only, never the process.
  */
 import http from "node:http";
 import http2 from "node:http2";
@@ -32,15 +36,20 @@ import {
   rememberAdmitted,
   tokenHeaders,
 } from "./admission.js";
+import { dropStalledAnswer } from "./answer-stall.js";
 import { peerAddress } from "./authn.js";
 import type { BodyBudget } from "./body-budget.js";
-import { guardBody, refusalOf, refusedInput, refuseGuarded } from "./body-guard.js";
+import { type BodyLimits, guardBody, refusalOf, refusedInput, refuseGuarded } from "./body-guard.js";
 import { CallStarts } from "./call-starts.js";
+import type { CallsInFlight } from "./calls-in-flight.js";
+import { ConnectionCaps } from "./connection-caps.js";
 import { applyCors } from "./cors.js";
-import { answerEarly } from "./early-answer.js";
+import { answerEarly, answerFailure } from "./early-answer.js";
 import { type HostRule, refuseForeignHost } from "./host-check.js";
 import type { NodeRequest, NodeResponse } from "./http-types.js";
+import { refuseUnparsableTarget } from "./request-target.js";
 import { ERROR_CODE_HEADER } from "./rpc-errors.js";
+import { StallWatch } from "./stall-watch.js";
 import {
   DEFAULT_STREAM_LIMITS,
   http2Settings,
@@ -67,8 +76,21 @@ export interface ServerOptions {
   readonly admit?: Admit | undefined;
   /** Told of each call refused before Connect saw it (the interceptors never do), e.g. for metrics. */
   readonly onEarlyRefusal?: ((path: string, error: ConnectError) => void) | undefined;
-  /** Request-body bytes held at once, per connection and in all; unbounded when absent. */
+  /** Request-body bytes held at once, per connection, per user and in all; unbounded when absent. */
   readonly bodyBudget?: BodyBudget | undefined;
+  /**
+   * The bodies of calls to open services (admitted with no token): their own small size limit and
+   * budget, so a caller without a token holds nothing of the room callers with one share.
+   */
+  readonly openBody?: { readonly maxBytes: number; readonly budget: BodyBudget } | undefined;
+  /** Calls each admitted user may have in flight; unbounded when absent. */
+  readonly callsInFlight?: CallsInFlight | undefined;
+  /** Paths of long calls (Watch, Wait) `callsInFlight` does not count: they have their own cap. */
+  readonly longCalls?: ReadonlySet<string> | undefined;
+  /** Connections open at once from one non-loopback address; unbounded when absent. */
+  readonly maxConnectionsPerAddress?: number | undefined;
+  /** Told of each request whose serving threw (it was failed alone), e.g. to log it. */
+  readonly onRequestError?: ((path: string, error: unknown) => void) | undefined;
   /** Streams per HTTP/2 connection and header list size; the defaults are the daemon's. */
   readonly streamLimits?: Partial<StreamLimits> | undefined;
   /** PEM certificate and key: the port speaks TLS 1.2+ only. */
@@ -93,6 +115,10 @@ export interface ServerTimeouts {
   readonly keepAliveMs: number;
   /** An HTTP/2 session (or, with TLS, any connection) with nothing sent either way. */
   readonly idleMs: number;
+  /** A request body with no byte received for this long is dropped (its budget freed). */
+  readonly bodyStallMs: number;
+  /** An answer whose unsent bytes do not go down for this long is reset (its memory freed). */
+  readonly answerStallMs: number;
 }
 
 export const DEFAULT_TIMEOUTS: ServerTimeouts = {
@@ -101,6 +127,8 @@ export const DEFAULT_TIMEOUTS: ServerTimeouts = {
   requestMs: 300_000,
   keepAliveMs: 5_000,
   idleMs: 120_000,
+  bodyStallMs: 10_000,
+  answerStallMs: 30_000,
 };
 
 export interface RunningServer {
@@ -155,10 +183,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   });
   const streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
-  const bodyLimits = { maxBytes: options.maxRequestBytes, budget: options.bodyBudget };
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const bodyStalls = new StallWatch(timeouts.bodyStallMs);
+  const answerStalls = new StallWatch(timeouts.answerStallMs);
+  const bodyLimits: BodyLimits = {
+    maxBytes: options.maxRequestBytes,
+    budget: options.bodyBudget,
+    stalls: bodyStalls,
+  };
+  const openBodyLimits: BodyLimits =
+    options.openBody === undefined ? bodyLimits : { ...options.openBody, stalls: bodyStalls };
+  const longCalls = options.longCalls ?? new Set<string>();
   /** An RPC's admission from its headers alone: why it is refused, or whom it admits. */
-  const admission = (request: Request): Admission | { readonly refusal: unknown } => {
-    const path = request.url?.split("?")[0] ?? "";
+  const admission = (request: Request, path: string): Admission | { readonly refusal: unknown } => {
     if (options.admit === undefined || !inputs.has(path)) return {};
     const address = request.socket?.remoteAddress ?? "unknown";
     try {
@@ -173,30 +210,73 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const error = answerEarly(request, response, refusal);
     options.onEarlyRefusal?.(request.url?.split("?")[0] ?? "", error);
   };
+  /** Fails one request whose serving threw: it alone, never the process. */
+  const fail = (request: Request, response: Response, error: unknown) => {
+    answerFailure(request, response);
+    try {
+      options.onRequestError?.(request.url?.split("?")[0] ?? "", error);
+    } catch {
+      // Telling of it must not fail anything more.
+    }
+  };
   const serve = (request: Request, response: Response) => {
+    dropStalledAnswer(answerStalls, request, response);
+    if (refuseUnparsableTarget(request, response)) return;
     if (refuseForeignHost(options.hostRule, request, response)) return;
     if (applyCors(allowedOrigins, request, response)) return;
     labelDecodeErrors(response);
-    const admitted = admission(request);
+    const path = request.url?.split("?")[0] ?? "";
+    const admitted = admission(request, path);
     if (admitted.refusal !== undefined) {
       refuse(request, response, admitted.refusal);
       return;
     }
+    const caller = "caller" in admitted ? admitted.caller : undefined;
     // Its handler takes this caller rather than authenticate the same headers again.
-    if ("caller" in admitted) rememberAdmitted(request, admitted.caller);
-    guardBody(request, response, bodyLimits, (path) => inputs.get(path)).then(
-      (stopped) => (stopped === undefined ? rpc(request, response) : refuse(request, response, stopped)),
+    rememberAdmitted(request, caller);
+    if (caller !== undefined && options.callsInFlight !== undefined && !longCalls.has(path)) {
+      const leave = options.callsInFlight.enter(caller.user);
+      if (typeof leave !== "function") {
+        refuse(request, response, leave);
+        return;
+      }
+      // Not before the answer has left: until then the call holds its answer's memory.
+      response.once("close", leave);
+    }
+    const limits = "open" in admitted && admitted.open === true ? openBodyLimits : bodyLimits;
+    guardBody(request, response, limits, (at) => inputs.get(at), caller?.user).then(
+      (stopped) => {
+        try {
+          if (stopped === undefined) rpc(request, response);
+          else refuse(request, response, stopped);
+        } catch (error) {
+          fail(request, response, error);
+        }
+      },
       // The body could not be read (the client went away): nothing to answer.
       () => response.destroy(),
     );
   };
   const starts = new CallStarts();
   const handler = (request: Request, response: Response) => {
-    if (resetOversizedHeaders(request, streamLimits.maxHeaderBytes)) return;
-    starts.start(request, () => serve(request, response));
+    try {
+      if (resetOversizedHeaders(request, streamLimits.maxHeaderBytes)) return;
+      starts.start(request, () => {
+        try {
+          serve(request, response);
+        } catch (error) {
+          fail(request, response, error);
+        }
+      });
+    } catch (error) {
+      fail(request, response, error);
+    }
   };
-  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-  if (options.tls !== undefined) return listenTls(options, timeouts, streamLimits, handler);
+  const caps =
+    options.maxConnectionsPerAddress === undefined
+      ? undefined
+      : new ConnectionCaps(options.maxConnectionsPerAddress);
+  if (options.tls !== undefined) return listenTls(options, timeouts, streamLimits, handler, caps);
   const http1 = http.createServer(
     {
       requestTimeout: timeouts.requestMs,
@@ -222,16 +302,26 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const sockets = new Set<net.Socket>();
 
   const front = net.createServer((socket) => {
+    if (caps !== undefined && !caps.admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // Until a server takes it (and listens for its errors), a reset must not become an
+    // unhandled 'error' event, which would end the process.
+    const onError = () => socket.destroy();
+    socket.on("error", onError);
     socket.setTimeout(timeouts.firstBytesMs, () => socket.destroy());
     socket.once("readable", () => {
-      const first: Buffer | null = socket.read(HTTP2_PREFACE.length) ?? socket.read();
-      socket.setTimeout(0);
-      if (first === null) return;
-      socket.unshift(first);
-      const isHttp2 = first.subarray(0, 3).equals(HTTP2_PREFACE.subarray(0, 3));
-      (isHttp2 ? h2 : http1).emit("connection", socket);
+      try {
+        const first: Buffer | null = socket.read(HTTP2_PREFACE.length) ?? socket.read();
+        socket.setTimeout(0);
+        if (first === null) return;
+        socket.unshift(first);
+        const isHttp2 = first.subarray(0, 3).equals(HTTP2_PREFACE.subarray(0, 3));
+        socket.off("error", onError);
+        (isHttp2 ? h2 : http1).emit("connection", socket);
+      } catch {
+        socket.destroy();
+      }
     });
   });
   // close(), not only closeIdleConnections(): it also stops the timer started above.
@@ -244,6 +334,7 @@ async function listenTls(
   timeouts: ServerTimeouts,
   streamLimits: StreamLimits,
   handler: (request: Request, response: Response) => void,
+  caps: ConnectionCaps | undefined,
 ): Promise<RunningServer> {
   const server = http2.createSecureServer(
     {
@@ -267,6 +358,8 @@ async function listenTls(
     connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs),
     maxHeaderSize: streamLimits.maxHeaderBytes,
   });
+  // Counted on the raw connection, before its TLS handshake costs anything.
+  if (caps !== undefined) server.on("connection", (socket: net.Socket) => caps.admit(socket));
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {
     sockets.add(socket);

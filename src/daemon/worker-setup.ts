@@ -107,6 +107,7 @@ async function openPlugins(config: DaemonConfig, log: Logger): Promise<LoadedPlu
       // Inline plugins run in the daemon, as its user: there is no other to resolve.
       user: isolation === "process" ? resolvePluginUser(user) : undefined,
       writableDirs: writable_dirs,
+      maxPayloadBytes: config.limits.max_payload_bytes,
     },
     log,
   );

@@ -1,20 +1,23 @@
 /**
  * Starting one plugin host (plugin-host.mjs) as a child process behind its walls (HostWalls): a
  * clean environment, a capped heap, Node's permission model, and another user when the daemon is
- * root; the plugin's folder as working directory, its output into the daemon's log. Answers once
- * the host says what the plugin exports, or fails with why it could not load.
+ * root; the plugin's folder as working directory, its output into the daemon's log (in bounded
+ * memory, plugin-output.ts). The daemon talks to it over a plain pipe on the child's fd 3 with its
+ * own framing (host-channel.ts), never Node's IPC channel, whose parser throws uncaught in the
+ * daemon on bytes the plugin writes there. Answers once the host says what the plugin exports, or
+ * fails with why it could not load.
  */
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { basename } from "node:path";
-import { createInterface } from "node:readline";
+import type { Duplex } from "node:stream";
 import type { Logger } from "../daemon/log.js";
 import { HOST_SCRIPT } from "./ferry-files.js";
+import { HostChannel } from "./host-channel.js";
+import { forwardOutput } from "./plugin-output.js";
 /** The heap a plugin process may grow to: a leak ends it, not the machine. */
 export const PLUGIN_HEAP_MB = 256;
 /** How long a plugin's module may take to import. */
 const LOAD_TIMEOUT_MS = 10_000;
-/** Longest line of a plugin's output kept in the log. */
-const MAX_LINE = 2_000;
 
 /** What the host says once the plugin module is imported. */
 export interface HostHello {
@@ -31,10 +34,13 @@ export interface HostWalls {
   readonly writable: readonly string[];
   /** The uid and gid it runs as; absent: the daemon's own. */
   readonly user?: { readonly uid: number; readonly gid: number } | undefined;
+  /** The longest message either side may write on the channel (a result or payload, plus room). */
+  readonly maxMessageBytes: number;
 }
 
 export interface StartedHost {
   readonly child: ChildProcess;
+  readonly channel: HostChannel;
   readonly hello: HostHello;
 }
 
@@ -47,7 +53,7 @@ export function describeExit(code: number | null, signal: NodeJS.Signals | null)
  * `--allow-addons` it can start no process, thread or native code, and it reads and writes only
  * where the walls say. (One path per flag: Node 20.20 no longer splits a list on commas.)
  */
-export function hostExecArgv(walls: HostWalls): string[] {
+export function hostExecArgv(walls: Pick<HostWalls, "readable" | "writable">): string[] {
   return [
     `--max-old-space-size=${PLUGIN_HEAP_MB}`,
     "--experimental-permission",
@@ -58,25 +64,35 @@ export function hostExecArgv(walls: HostWalls): string[] {
   ];
 }
 
-/** Forks the host for `module`; rejects (and ends the child) when the module does not load. */
+/** Starts the host for `module`; rejects (and ends the child) when the module does not load. */
 export function startHost(
   module: string,
   folder: string,
   walls: HostWalls,
   log: Logger,
 ): Promise<StartedHost> {
-  const child = fork(HOST_SCRIPT, [module], {
-    cwd: folder,
-    // Nothing of the daemon's environment (store URLs, tokens) reaches plugin code.
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    execArgv: hostExecArgv(walls),
-    stdio: ["ignore", "pipe", "pipe", "ipc"],
-    serialization: "json",
-    ...(walls.user === undefined ? {} : { uid: walls.user.uid, gid: walls.user.gid }),
-  });
-  forwardOutput(child, basename(folder), log);
-  // An IPC error must never become an unhandled 'error' event in the daemon; the owner handles exits.
+  const plugin = basename(folder);
+  const child = spawn(
+    process.execPath,
+    [...hostExecArgv(walls), HOST_SCRIPT, module, String(walls.maxMessageBytes)],
+    {
+      cwd: folder,
+      // Nothing of the daemon's environment (store URLs, tokens) reaches plugin code.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      // fd 3: the message pipe (a socket pair both ways). No 'ipc': see the comment at the top.
+      stdio: ["ignore", "pipe", "pipe", "pipe"],
+      ...(walls.user === undefined ? {} : { uid: walls.user.uid, gid: walls.user.gid }),
+    },
+  );
+  forwardOutput(child, plugin, log);
+  // A spawn error must never become an unhandled 'error' event in the daemon; the owner handles exits.
   child.on("error", () => undefined);
+  const channel = new HostChannel(child.stdio[3] as Duplex, walls.maxMessageBytes);
+  // Whatever the plugin wrote, only its own process pays: the daemon logs why and kills it.
+  channel.onBroken((why) => {
+    log.error({ plugin, reason: why }, `plugin ${plugin} broke its message channel: ${why}; killing it`);
+    child.kill("SIGKILL");
+  });
   return new Promise<StartedHost>((resolve, reject) => {
     const fail = (reason: string) => {
       cleanup();
@@ -87,40 +103,28 @@ export function startHost(
       () => fail(`its module did not load within ${LOAD_TIMEOUT_MS / 1000} s`),
       LOAD_TIMEOUT_MS,
     );
-    const onMessage = (message: unknown) => {
-      const m = message as { type?: unknown; message?: unknown } & Partial<HostHello>;
-      if (m?.type === "ready") {
+    const onMessage = (m: Record<string, unknown>) => {
+      if (m.type === "ready") {
         cleanup();
         const handlers = Array.isArray(m.handlers)
           ? m.handlers.filter((h): h is [string, boolean] => Array.isArray(h) && typeof h[0] === "string")
           : [];
-        resolve({ child, hello: { name: m.name, version: m.version, handlers } });
-      } else if (m?.type === "load-failed") {
+        resolve({ child, channel, hello: { name: m.name, version: m.version, handlers } });
+      } else if (m.type === "load-failed") {
         fail(`its module failed to load: ${String(m.message)}`);
       }
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
-      fail(`its process ended while loading (${describeExit(code, signal)})`);
+      fail(`its process ended while loading (${channel.broken ?? describeExit(code, signal)})`);
     const onError = (error: Error) => fail(`its process failed: ${error.message}`);
+    const offMessage = channel.onMessage(onMessage);
     const cleanup = () => {
       clearTimeout(timer);
-      child.off("message", onMessage);
+      offMessage();
       child.off("exit", onExit);
       child.off("error", onError);
     };
-    child.on("message", onMessage);
     child.on("exit", onExit);
     child.on("error", onError);
   });
-}
-
-/** A plugin's stdout and stderr, line by line, into the daemon's log (never its stdout). */
-function forwardOutput(child: ChildProcess, plugin: string, log: Logger): void {
-  for (const stream of ["stdout", "stderr"] as const) {
-    const source = child[stream];
-    if (source === null) continue;
-    createInterface({ input: source, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) =>
-      log.info({ plugin, stream }, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line),
-    );
-  }
 }

@@ -10,6 +10,7 @@ import { RESERVED_PLUGIN_NAMES } from "./define-plugin.js";
 import { type Candidate, discoverPlugins } from "./discovery.js";
 import { ferryReadable, HOST_SCRIPT } from "./ferry-files.js";
 import { fileRules, type PluginUser } from "./file-rules.js";
+import { MESSAGE_OVERHEAD_BYTES } from "./host-channel.js";
 import type { HostWalls } from "./host-process.js";
 import { importInlinePlugin } from "./inline-plugin.js";
 import { daemonUser } from "./plugin-user.js";
@@ -25,6 +26,11 @@ export interface PluginOptions {
   readonly user?: PluginUser | undefined;
   /** Folders plugin processes may write to; none by default. */
   readonly writableDirs?: readonly string[] | undefined;
+  /**
+   * `[limits] max_payload_bytes` (1 MiB by default): a payload or result on a plugin's message
+   * channel may be this long as JSON, plus MESSAGE_OVERHEAD_BYTES; a longer one kills the plugin.
+   */
+  readonly maxPayloadBytes?: number | undefined;
 }
 
 export interface LoadedPlugins {
@@ -161,7 +167,8 @@ async function hostWalls(
     if (reason !== undefined) return `its process cannot start: ${reason} (Ferry's plugin host)`;
   }
   const ferry = ferryReadable();
-  return (folder) => ({ readable: [folder, ...ferry, ...writable], writable, user });
+  const maxMessageBytes = (options.maxPayloadBytes ?? 1_048_576) + MESSAGE_OVERHEAD_BYTES;
+  return (folder) => ({ readable: [folder, ...ferry, ...writable], writable, user, maxMessageBytes });
 }
 
 async function open(

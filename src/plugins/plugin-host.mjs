@@ -2,7 +2,8 @@
  * The child process that runs one process-isolated plugin (see process-plugin.ts). Plain
  * JavaScript, so it starts without a TypeScript loader. It imports the plugin module named by its
  * first argument, tells the daemon what the plugin exports, and runs the handler calls the daemon
- * sends over IPC:
+ * sends. Messages are one JSON object a line on fd 3, a plain pipe (host-channel.ts says why not
+ * Node's IPC channel); a line may be at most the byte count of the second argument:
  *   daemon -> host: { type: "call", id, handler, payload, job } | { type: "abort", id, code, message }
  *   host -> daemon: { type: "ready", name, version, handlers: [[key, isFunction]] }
  *                 | { type: "aborting", id }  (the abort was heard: the host is not stuck)
@@ -15,9 +16,14 @@
  * a worker thread, which the permission model forbids; the read allow-list is what keeps imports
  * inside the plugin's folder.
  */
+import { Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 
 const file = process.argv[2];
+/** The longest line the daemon accepts; a longer one would get this process killed. */
+const maxMessageBytes = Number(process.argv[3]);
+/** Both ways: the daemon's end is a socket pair too. */
+const channel = new Socket({ fd: 3, readable: true, writable: true });
 /** id -> AbortController of the calls running now. */
 const running = new Map();
 let plugin;
@@ -31,23 +37,28 @@ class Control extends Error {
 }
 
 function send(message) {
-  if (!process.connected) return;
+  if (!channel.writable) return;
+  let line;
   try {
-    process.send(message);
+    line = JSON.stringify(message);
   } catch (error) {
     // A result that JSON cannot carry (a BigInt, a cycle): the call fails, the host goes on.
-    if (message.type === "result" && message.ok) {
-      send({
-        type: "result",
-        id: message.id,
-        ok: false,
-        error: {
-          code: "FERRY_SERIALIZATION",
-          message: `the result cannot be sent as JSON: ${error.message}`,
-        },
-      });
-    }
+    return failResult(message, "FERRY_SERIALIZATION", `the result cannot be sent as JSON: ${error.message}`);
   }
+  // Said here rather than by the daemon, which would kill this process for the long line.
+  if (Buffer.byteLength(line) > maxMessageBytes) {
+    return failResult(
+      message,
+      "FERRY_PAYLOAD_TOO_LARGE",
+      `the result is longer than ${maxMessageBytes} bytes as JSON ([limits] max_payload_bytes)`,
+    );
+  }
+  channel.write(`${line}\n`);
+}
+
+function failResult(message, code, text) {
+  if (message.type === "result" && message.ok)
+    send({ type: "result", id: message.id, ok: false, error: { code, message: text } });
 }
 
 function describe(thrown) {
@@ -69,7 +80,7 @@ function describe(thrown) {
   } catch {
     error.message = "thrown value that cannot be described";
   }
-  // The daemon cuts it again; this only keeps a 100 MB message off the IPC channel.
+  // The daemon cuts it again; this only keeps a 100 MB error message off the channel.
   if (error.message.length > 65_536) error.message = error.message.slice(0, 65_536);
   return error;
 }
@@ -127,7 +138,7 @@ async function call({ id, handler, payload, job }) {
   }
 }
 
-process.on("message", (message) => {
+function onMessage(message) {
   if (message === null || typeof message !== "object") return;
   if (message.type === "call") void call(message);
   else if (message.type === "abort") {
@@ -136,9 +147,24 @@ process.on("message", (message) => {
     const reason = Object.assign(new Error(String(message.message)), { code: String(message.code) });
     running.get(message.id)?.abort(reason);
   }
+}
+
+// The daemon is trusted and writes only whole JSON lines, so no cap on this side.
+let pending = "";
+channel.setEncoding("utf8");
+channel.on("data", (text) => {
+  pending += text;
+  let end = pending.indexOf("\n");
+  while (end !== -1) {
+    const line = pending.slice(0, end);
+    pending = pending.slice(end + 1);
+    if (line !== "") onMessage(JSON.parse(line));
+    end = pending.indexOf("\n");
+  }
 });
 // The daemon went away: nothing more will be asked.
-process.on("disconnect", () => process.exit(0));
+channel.on("end", () => process.exit(0));
+channel.on("error", () => process.exit(0));
 
 try {
   const module = await import(pathToFileURL(file).href);

@@ -6,12 +6,15 @@
  * keeps running: the handler has its signal, and the worker has already settled or will force
  * the job after its cancel grace, as for any handler. A child that exits, crashes or runs out of memory fails every call in flight with
  * FERRY_HANDLER_CRASHED and is started again for the next call, at most once per RESTART_GAP_MS.
+ * So does one that breaks its message channel (host-channel.ts: a line that is not JSON, or too
+ * long): the daemon kills it, whatever it wrote.
  */
 import type { ChildProcess } from "node:child_process";
 import { ErrorCode, FerryError } from "../core/errors.js";
 import type { Logger } from "../daemon/log.js";
 import type { Handler, JobContext } from "../worker/handler.js";
 import { checkManifest, type PluginManifest } from "./define-plugin.js";
+import type { HostChannel } from "./host-channel.js";
 import { describeExit, type HostWalls, startHost } from "./host-process.js";
 import type { PluginState } from "./status.js";
 
@@ -42,7 +45,8 @@ const crashed = (message: string) => new FerryError(ErrorCode.HandlerCrashed, me
 export class ProcessPlugin {
   readonly isolation = "process";
   #child: ChildProcess | undefined;
-  #starting: Promise<ChildProcess> | undefined;
+  #channel: HostChannel | undefined;
+  #starting: Promise<{ child: ChildProcess; channel: HostChannel }> | undefined;
   readonly #calls = new Map<number, Call>();
   #nextId = 1;
   #lastStart = Date.now();
@@ -58,9 +62,10 @@ export class ProcessPlugin {
     private readonly module: string,
     private readonly walls: HostWalls,
     child: ChildProcess,
+    channel: HostChannel,
     private readonly log: Logger,
   ) {
-    this.#adopt(child);
+    this.#adopt(child, channel);
   }
 
   get state(): PluginState {
@@ -84,14 +89,14 @@ export class ProcessPlugin {
   }
 
   async call(handler: string, payload: unknown, ctx: JobContext): Promise<unknown> {
-    const child = await this.#running();
+    const { child, channel } = await this.#running();
     const id = this.#nextId++;
     const { signal } = ctx;
     return new Promise<unknown>((resolve, reject) => {
       let abortTimer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         const reason = signal.reason as FerryError | undefined;
-        this.#send(child, {
+        this.#send(channel, {
           type: "abort",
           id,
           code: reason?.code ?? ErrorCode.Cancelled,
@@ -110,10 +115,8 @@ export class ProcessPlugin {
       this.#calls.set(id, { ctx, heard, resolve, reject, cleanup });
       const job = { ...ctx.job, launchedAt: ctx.job.launchedAt.toISOString() };
       try {
-        child.send({ type: "call", id, handler, payload, job }, (error) => {
-          if (error !== null)
-            this.#settle(id, crashed(`cannot reach plugin ${this.manifest.name}: ${error.message}`));
-        });
+        // A closed pipe is no error here: the child's exit fails this call.
+        channel.send({ type: "call", id, handler, payload, job });
       } catch (error) {
         // JSON cannot carry the payload (a BigInt from msgpack, say): this call fails, nothing else.
         this.#settle(
@@ -133,7 +136,7 @@ export class ProcessPlugin {
   /** Ends the child; calls in flight fail. */
   async close(): Promise<void> {
     this.#state = "stopped";
-    const child = this.#child ?? (await this.#starting?.catch(() => undefined));
+    const child = this.#child ?? (await this.#starting?.catch(() => undefined))?.child;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     this.#kill(child, "the daemon is closing", "SIGTERM");
@@ -143,16 +146,17 @@ export class ProcessPlugin {
   }
 
   /** The child, started again (after the restart gap) when the last one ended. */
-  async #running(): Promise<ChildProcess> {
+  async #running(): Promise<{ child: ChildProcess; channel: HostChannel }> {
     if (this.#state === "stopped") throw crashed(`plugin ${this.manifest.name} is stopped`);
-    if (this.#child !== undefined) return this.#child;
+    if (this.#child !== undefined && this.#channel !== undefined)
+      return { child: this.#child, channel: this.#channel };
     this.#starting ??= this.#restart().finally(() => {
       this.#starting = undefined;
     });
     return this.#starting;
   }
 
-  async #restart(): Promise<ChildProcess> {
+  async #restart(): Promise<{ child: ChildProcess; channel: HostChannel }> {
     const wait = this.#lastStart + RESTART_GAP_MS - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     this.#lastStart = Date.now();
@@ -178,20 +182,22 @@ export class ProcessPlugin {
       throw crashed(`plugin ${this.manifest.name} could not restart: ${this.#reason}`);
     }
     this.log.info({ plugin: name, restarts: this.#restarts }, `plugin ${this.manifest.name} restarted`);
-    this.#adopt(started.child);
-    return started.child;
+    this.#adopt(started.child, started.channel);
+    return started;
   }
 
-  #adopt(child: ChildProcess): void {
+  #adopt(child: ChildProcess, channel: HostChannel): void {
     this.#child = child;
+    this.#channel = channel;
     this.#killedFor = undefined;
     this.#state = "loaded";
     this.#reason = "";
-    child.on("message", (message: unknown) => this.#onMessage(message));
+    channel.onMessage((message) => this.#onMessage(message));
+    channel.onBroken((why) => this.#kill(child, why));
     child.once("exit", (code, signal) => this.#onExit(child, code, signal));
   }
 
-  #onMessage(message: unknown): void {
+  #onMessage(message: Record<string, unknown>): void {
     const m = message as {
       type?: unknown;
       id?: unknown;
@@ -248,6 +254,8 @@ export class ProcessPlugin {
   #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#child !== child) return;
     this.#child = undefined;
+    this.#channel?.close();
+    this.#channel = undefined;
     const how = this.#killedFor ?? describeExit(code, signal);
     if (this.#state !== "stopped") {
       this.#state = "crashed";
@@ -267,11 +275,11 @@ export class ProcessPlugin {
     child.kill(signal);
   }
 
-  #send(child: ChildProcess, message: unknown): void {
+  #send(channel: HostChannel, message: object): void {
     try {
-      child.send(message as object, () => undefined);
+      channel.send(message);
     } catch {
-      // The child is gone: its exit fails the calls.
+      // Not JSON-able: nothing the daemon sends itself is; an abort with no message still goes.
     }
   }
 }
@@ -283,7 +291,7 @@ export async function startProcessPlugin(
   walls: HostWalls,
   log: Logger,
 ): Promise<{ manifest: PluginManifest; start: () => ProcessPlugin; refuse: () => void }> {
-  const { child, hello } = await startHost(module, folder, walls, log);
+  const { child, channel, hello } = await startHost(module, folder, walls, log);
   let manifest: PluginManifest;
   try {
     manifest = checkManifest(hello.name, hello.version, hello.handlers);
@@ -293,7 +301,7 @@ export async function startProcessPlugin(
   }
   return {
     manifest,
-    start: () => new ProcessPlugin(manifest, folder, module, walls, child, log),
+    start: () => new ProcessPlugin(manifest, folder, module, walls, child, channel, log),
     refuse: () => child.kill("SIGKILL"),
   };
 }

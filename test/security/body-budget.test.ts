@@ -1,9 +1,9 @@
 /**
- * Request bodies in flight are bounded per connection (`limits.max_body_bytes_per_connection`)
- * and per daemon (`limits.max_body_bytes_in_flight`), even for callers with a good token: a
- * request that does not fit is refused at once with FERRY_QUOTA_EXCEEDED (HTTP 429, or gRPC
- * RESOURCE_EXHAUSTED), before its body is sent when it declares its length, and the bytes come
- * back when the requests holding them end.
+ * Request bodies in flight are bounded per connection (`limits.max_body_bytes_per_connection`),
+ * per user and per daemon (`limits.max_body_bytes_in_flight`), even for callers with a good token:
+ * bytes are held as they arrive, and a request that does not fit is refused at once with
+ * FERRY_QUOTA_EXCEEDED (HTTP 429, or gRPC RESOURCE_EXHAUSTED), before its body is sent when it
+ * declares its length, and the bytes come back when the requests holding them end.
  */
 import http2 from "node:http2";
 import net from "node:net";
@@ -41,6 +41,8 @@ describe("the body budget", () => {
         FERRY_LIMITS__MAX_BODY_BYTES_PER_CONNECTION: String(PER_CONNECTION),
         FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: String(IN_FLIGHT),
         FERRY_LIMITS__LAUNCHES_PER_MINUTE: "100000",
+        // The holders below stay silent while the test looks: not dropped as stalled meanwhile.
+        FERRY_LIMITS__BODY_STALL_TIMEOUT: "60s",
       },
     });
     port = Number(new URL(daemon.url).port);
@@ -75,8 +77,9 @@ describe("the body budget", () => {
   }
 
   it("refuses at once, with 429, a declared body the daemon has no room for, and frees the room", async () => {
-    // Three requests declare 75,000 bytes each and send one: 225,000 of 240,000 are held.
-    const holders = await Promise.all([1, 2, 3].map(() => http1Launch(DECLARED, "{")));
+    // Three requests declare 75,000 bytes each and send 74,000: 222,000 of 240,000 are held
+    // (bytes are held as they arrive; a declared length alone holds nothing).
+    const holders = await Promise.all([1, 2, 3].map(() => http1Launch(DECLARED, "{".padEnd(74_000, " "))));
     await eventually(async () => {
       const probe = await http1Launch(DECLARED, "");
       const answer = await probe.answered();
@@ -153,7 +156,7 @@ describe("the body budget", () => {
 
 describe("BodyBudget", () => {
   it("holds each connection and the whole to their limits, all or nothing, until released", () => {
-    const budget = new BodyBudget({ perConnection: 100, perDaemon: 150 });
+    const budget = new BodyBudget({ perConnection: 100, perUser: 1000, perDaemon: 150 });
     const a = {};
     const b = {};
     const first = budget.open(a);
@@ -175,6 +178,24 @@ describe("BodyBudget", () => {
   });
 });
 
+describe("BodyBudget per user", () => {
+  it("holds each user to its share over all their connections; fits() reserves nothing", () => {
+    const budget = new BodyBudget({ perConnection: 100, perUser: 120, perDaemon: 1000 });
+    const mine = budget.open({}, "alice");
+    expect(mine.fits(100)).toBe(true);
+    expect(mine.reserve(100)).toBe(true);
+    const again = budget.open({}, "alice");
+    expect(again.fits(30)).toBe(false);
+    expect(again.reserve(30)).toBe(false);
+    expect(again.reserve(20)).toBe(true);
+    const theirs = budget.open({}, "bob");
+    expect(theirs.reserve(100)).toBe(true);
+    mine.release();
+    expect(again.reserve(30)).toBe(true);
+    expect(budget.inFlight).toBe(150);
+  });
+});
+
 describe("the body budget's config", () => {
   it("refuses a budget that could not hold one request of the largest size, naming the key", () => {
     const refusal = (env: Record<string, string>) => {
@@ -185,9 +206,12 @@ describe("the body budget's config", () => {
         return (error as Error).message;
       }
     };
-    expect(refusal({ FERRY_LIMITS__MAX_PAYLOAD_BYTES: String(32 * 1024 * 1024) })).toBe(
-      "config: limits.max_body_bytes_per_connection: " +
+    expect(refusal({ FERRY_LIMITS__MAX_PAYLOAD_BYTES: String(32 * 1024 * 1024) })).toContain(
+      "limits.max_body_bytes_per_connection: " +
         `at least max_payload_bytes + 65536 (${32 * 1024 * 1024 + 65_536})`,
+    );
+    expect(refusal({ FERRY_LIMITS__MAX_BODY_BYTES_PER_USER: "100000" })).toMatch(
+      /limits\.max_body_bytes_per_user: at least max_payload_bytes \+ 65536/,
     );
     expect(refusal({ FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: "100000" })).toMatch(
       /limits\.max_body_bytes_in_flight: at least max_payload_bytes \+ 65536/,
@@ -196,6 +220,7 @@ describe("the body budget's config", () => {
       refusal({
         FERRY_LIMITS__MAX_PAYLOAD_BYTES: String(32 * 1024 * 1024),
         FERRY_LIMITS__MAX_BODY_BYTES_PER_CONNECTION: String(64 * 1024 * 1024),
+        FERRY_LIMITS__MAX_BODY_BYTES_PER_USER: String(64 * 1024 * 1024),
         FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: String(256 * 1024 * 1024),
       }),
     ).toBe("loaded");

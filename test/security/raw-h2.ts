@@ -9,7 +9,7 @@ import net from "node:net";
 import tls from "node:tls";
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, GOAWAY: 7, CONTINUATION: 9 } as const;
-export const H2_ERROR = { NO_ERROR: 0, REFUSED_STREAM: 7, ENHANCE_YOUR_CALM: 11 } as const;
+export const H2_ERROR = { NO_ERROR: 0, REFUSED_STREAM: 7, CANCEL: 8, ENHANCE_YOUR_CALM: 11 } as const;
 const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const ACK = 0x1;
@@ -75,6 +75,14 @@ export class RawH2 {
 
   data(stream: number, bytes: Buffer, endStream = false): void {
     this.#socket.write(frame(FRAME.DATA, endStream ? END_STREAM : 0, stream, bytes));
+  }
+
+  /** Announces an initial stream window of 0: the server may send no DATA on new streams. */
+  zeroWindow(): void {
+    const payload = Buffer.alloc(6);
+    payload.writeUInt16BE(SETTING.INITIAL_WINDOW_SIZE);
+    payload.writeUInt32BE(0, 2);
+    this.#socket.write(frame(FRAME.SETTINGS, 0, 0, payload));
   }
 
   /** Resets `stream` from the client's side (CANCEL, as a client that gave up on it). */
@@ -157,7 +165,11 @@ export class RawH2 {
 }
 
 /** SETTINGS identifiers (RFC 9113 section 6.5.2). */
-export const SETTING = { MAX_CONCURRENT_STREAMS: 3, MAX_HEADER_LIST_SIZE: 6 } as const;
+export const SETTING = {
+  MAX_CONCURRENT_STREAMS: 3,
+  INITIAL_WINDOW_SIZE: 4,
+  MAX_HEADER_LIST_SIZE: 6,
+} as const;
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(9);

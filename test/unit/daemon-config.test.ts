@@ -42,6 +42,7 @@ describe("daemon config", () => {
       restricted_handlers: ["sql.exec"],
       max_streams_per_connection: 100,
       max_header_bytes: 16_384,
+      max_connections_per_address: 256,
     });
     expect(config.store.url).toBe("sqlite:./ferry.db");
     expect(config.workers).toEqual({
@@ -54,6 +55,10 @@ describe("daemon config", () => {
     expect(config.limits).toMatchObject({
       max_body_bytes_per_connection: 16 * 1024 * 1024,
       max_body_bytes_in_flight: 64 * 1024 * 1024,
+      max_body_bytes_per_user: 16 * 1024 * 1024,
+      body_stall_timeout: "10s",
+      answer_stall_timeout: "30s",
+      max_calls_in_flight_per_user: 64,
       max_watches_per_user: 100,
     });
     expect(config.plugins).toEqual({

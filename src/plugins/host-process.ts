@@ -5,7 +5,7 @@
  * the host says what the plugin exports, or fails with why it could not load.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Logger } from "../daemon/log.js";
 import { HOST_SCRIPT } from "./ferry-files.js";
@@ -31,6 +31,11 @@ export interface HostWalls {
   readonly writable: readonly string[];
   /** The uid and gid it runs as; absent: the daemon's own. */
   readonly user?: { readonly uid: number; readonly gid: number } | undefined;
+  /**
+   * The private folder through which the plugin's module is imported, so that `ferry` resolves
+   * to this daemon's Ferry (resolve-root.ts); absent: the module is imported where it lies.
+   */
+  readonly resolveRoot?: string | undefined;
 }
 
 export interface StartedHost {
@@ -53,6 +58,10 @@ export function hostExecArgv(walls: HostWalls): string[] {
     "--experimental-permission",
     ...walls.readable.map((path) => `--allow-fs-read=${path}`),
     ...walls.writable.map((path) => `--allow-fs-write=${path}`),
+    // Module paths keep the resolve root, whose node_modules holds `ferry` (resolve-root.ts).
+    ...(walls.resolveRoot === undefined
+      ? []
+      : [`--allow-fs-read=${walls.resolveRoot}`, "--preserve-symlinks"]),
     // Once per start in the daemon's log would say nothing new.
     "--disable-warning=ExperimentalWarning",
   ];
@@ -65,7 +74,8 @@ export function startHost(
   walls: HostWalls,
   log: Logger,
 ): Promise<StartedHost> {
-  const child = fork(HOST_SCRIPT, [module], {
+  const root = walls.resolveRoot;
+  const child = fork(HOST_SCRIPT, root === undefined ? [module] : [join(root, module), root], {
     cwd: folder,
     // Nothing of the daemon's environment (store URLs, tokens) reaches plugin code.
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },

@@ -103,7 +103,8 @@ describe.each(["process", "inline"] as const)(
       });
     });
 
-    it.runIf(isolation === "process")(
+    // Inline plugins need no such folder: only process isolation makes one.
+    (isolation === "process" ? it : () => undefined)(
       "removes each plugin's private resolve folder when the daemon stops",
       async () => {
         // Other daemons (other test files) make their own: this one's mirror this test's plugins.

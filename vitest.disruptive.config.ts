@@ -26,6 +26,8 @@ export default defineConfig({
     include: ["test/disruptive/**/*.test.ts", ...(withNats ? ["test/faults/**/*.test.ts"] : [])],
     exclude: withNats ? [] : ["test/disruptive/nats-*.test.ts"],
     env: { FERRY_FAULT_STORES: "nats" },
+    // bin/ferry.js runs dist/: rebuilt first when a source is newer.
+    globalSetup: ["test/build-dist.ts"],
     fileParallelism: false,
     maxWorkers: 1,
     pool: "forks",

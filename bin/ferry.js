@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx, so a clone works without a build step.
-import { register } from "tsx/esm/api";
+// Runs the compiled CLI: no TypeScript at start. `npm ci` (prepare) and `npm test` build dist/.
+import { existsSync } from "node:fs";
 
-register();
-await import("../src/cli/main.ts");
+const main = new URL("../dist/src/cli/main.js", import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write("ferry: dist/ is missing: run `npm run build` in this checkout\n");
+  process.exit(1);
+}
+await import(main.href);

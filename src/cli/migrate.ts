@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import { openStore } from "../store/open.js";
 
 /** `ferry migrate`: create or upgrade the store's schema, then exit. */
 export function migrateCommand(): Command {
@@ -7,6 +6,8 @@ export function migrateCommand(): Command {
     .description("create or upgrade the store's schema")
     .option("--store <url>", "store URL (default: FERRY_STORE, else sqlite:./ferry.db)")
     .action(async (options: { store?: string }) => {
+      // The store drivers load only for this command.
+      const { openStore } = await import("../store/open.js");
       const store = await openStore(options.store ?? process.env.FERRY_STORE ?? "sqlite:./ferry.db");
       try {
         const version = await store.migrate();

@@ -18,6 +18,17 @@ export const FERRY_CODE: readonly string[] = ["package.json", "src", "dist", "bi
   .filter((path) => existsSync(path));
 
 /**
+ * The compiled files a plugin process gets for `import "ferry"` and `import "ferry/plugin"`
+ * (resolve-root.ts): beside this module when the daemon runs from dist/, else (the daemon run from
+ * its TypeScript sources, as in tests) the checkout's dist/, which a plain Node process can load.
+ */
+export const FERRY_ENTRIES: Readonly<Record<"." | "./plugin", string>> = (() => {
+  const beside = join(dirname(HOST_SCRIPT), "..");
+  const src = existsSync(join(beside, "index.js")) ? beside : join(FERRY_ROOT, "dist", "src");
+  return { ".": join(src, "index.js"), "./plugin": join(src, "plugin.js") };
+})();
+
+/**
  * Everything a plugin process may read of Ferry: its code and the node_modules folders its own
  * imports resolve from (code the daemon already runs). Nothing else of its folder: a daemon started
  * in its checkout keeps its store and admin token there.
@@ -26,10 +37,11 @@ export function ferryReadable(): string[] {
   const modules: string[] = [];
   for (let dir = FERRY_ROOT; ; dir = dirname(dir)) {
     const candidate = join(dir, "node_modules");
-    if (existsSync(candidate)) modules.push(realpathSync(candidate));
+    // Both names: Node reads a package through the path it looked up, not the link's target.
+    if (existsSync(candidate)) modules.push(candidate, realpathSync(candidate));
     if (dirname(dir) === dir) break;
   }
-  return [...FERRY_CODE, ...modules];
+  return [...new Set([...FERRY_CODE, ...modules])];
 }
 
 function findRoot(start: string): string {

@@ -8,7 +8,7 @@
  * fails with why it could not load.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../daemon/log.js";
 import { HOST_SCRIPT } from "./ferry-files.js";
@@ -36,6 +36,11 @@ export interface HostWalls {
   readonly user?: { readonly uid: number; readonly gid: number } | undefined;
   /** The longest message either side may write on the channel (a result or payload, plus room). */
   readonly maxMessageBytes: number;
+  /**
+   * The private folder through which the plugin's module is imported, so that `ferry` resolves
+   * to this daemon's Ferry (resolve-root.ts); absent: the module is imported where it lies.
+   */
+  readonly resolveRoot?: string | undefined;
 }
 
 export interface StartedHost {
@@ -53,12 +58,16 @@ export function describeExit(code: number | null, signal: NodeJS.Signals | null)
  * `--allow-addons` it can start no process, thread or native code, and it reads and writes only
  * where the walls say. (One path per flag: Node 20.20 no longer splits a list on commas.)
  */
-export function hostExecArgv(walls: Pick<HostWalls, "readable" | "writable">): string[] {
+export function hostExecArgv(walls: Pick<HostWalls, "readable" | "writable" | "resolveRoot">): string[] {
   return [
     `--max-old-space-size=${PLUGIN_HEAP_MB}`,
     "--experimental-permission",
     ...walls.readable.map((path) => `--allow-fs-read=${path}`),
     ...walls.writable.map((path) => `--allow-fs-write=${path}`),
+    // Module paths keep the resolve root, whose node_modules holds `ferry` (resolve-root.ts).
+    ...(walls.resolveRoot === undefined
+      ? []
+      : [`--allow-fs-read=${walls.resolveRoot}`, "--preserve-symlinks"]),
     // Once per start in the daemon's log would say nothing new.
     "--disable-warning=ExperimentalWarning",
   ];
@@ -72,9 +81,11 @@ export function startHost(
   log: Logger,
 ): Promise<StartedHost> {
   const plugin = basename(folder);
+  const root = walls.resolveRoot;
+  const target = root === undefined ? module : join(root, module);
   const child = spawn(
     process.execPath,
-    [...hostExecArgv(walls), HOST_SCRIPT, module, String(walls.maxMessageBytes)],
+    [...hostExecArgv(walls), HOST_SCRIPT, target, String(walls.maxMessageBytes), root ?? ""],
     {
       cwd: folder,
       // Nothing of the daemon's environment (store URLs, tokens) reaches plugin code.

@@ -11,10 +11,13 @@ import { fileURLToPath } from "node:url";
 let folder = "";
 /** @type {string[]} */
 let ferryCode = [];
+/** `ferry` and `ferry/plugin` -> the URL of the daemon's own entry module. */
+let ferryEntries = {};
 
 export function initialize(data) {
   folder = data.folder;
   ferryCode = data.ferryCode;
+  ferryEntries = data.ferryEntries;
 }
 
 const inside = (root, path) => {
@@ -25,9 +28,11 @@ const inside = (root, path) => {
 const pathOf = (url) => (url.startsWith("file:") ? fileURLToPath(url) : undefined);
 
 export async function resolve(specifier, context, nextResolve) {
-  const resolved = await nextResolve(specifier, context);
   const parent = context.parentURL === undefined ? undefined : pathOf(context.parentURL);
-  if (parent === undefined || !inside(folder, parent)) return resolved;
+  const mine = parent !== undefined && inside(folder, parent);
+  if (mine && Object.hasOwn(ferryEntries, specifier)) return resolveFerry(specifier, context, nextResolve);
+  const resolved = await nextResolve(specifier, context);
+  if (!mine) return resolved;
   if (resolved.url.startsWith("node:")) return resolved;
   const target = pathOf(resolved.url);
   if (target !== undefined && (inside(folder, target) || ferryCode.some((root) => inside(root, target))))
@@ -39,4 +44,19 @@ export async function resolve(specifier, context, nextResolve) {
     ),
     { code: "FERRY_PERMISSION_DENIED" },
   );
+}
+
+/**
+ * `ferry` or `ferry/plugin` from a plugin: its own copy when its node_modules holds one (as in a
+ * plugin process), else the daemon's own Ferry, wherever the plugin's folder lies.
+ */
+async function resolveFerry(specifier, context, nextResolve) {
+  try {
+    const own = await nextResolve(specifier, context);
+    const target = pathOf(own.url);
+    if (target !== undefined && inside(folder, target)) return own;
+  } catch {
+    // Not in its folder nor above it: the daemon's own below.
+  }
+  return nextResolve(ferryEntries[specifier], context);
 }

@@ -15,6 +15,7 @@ import type { HostWalls } from "./host-process.js";
 import { importInlinePlugin } from "./inline-plugin.js";
 import { daemonUser } from "./plugin-user.js";
 import { type ProcessPlugin, startProcessPlugin } from "./process-plugin.js";
+import { createResolveRoot } from "./resolve-root.js";
 import type { PluginStatus } from "./status.js";
 
 export interface PluginOptions {
@@ -206,17 +207,31 @@ async function open(
       };
     }
     if (typeof walls === "string") return { ok: false, reason: walls };
-    const started = await startProcessPlugin(folder, module, walls(folder), log);
+    // Where its imports of `ferry` find this daemon's Ferry; kept while its process may restart.
+    const root = createResolveRoot(folder);
+    let started: Awaited<ReturnType<typeof startProcessPlugin>>;
+    try {
+      started = await startProcessPlugin(folder, module, { ...walls(folder), resolveRoot: root.path }, log);
+    } catch (error) {
+      root.remove();
+      throw error;
+    }
     return {
       ok: true,
       manifest: started.manifest,
-      refuse: started.refuse,
+      refuse: () => {
+        started.refuse();
+        root.remove();
+      },
       accept: () => {
         const plugin: ProcessPlugin = started.start();
         const handlers = plugin.handlers();
         return {
           handlers,
-          close: () => plugin.close(),
+          close: async () => {
+            await plugin.close();
+            root.remove();
+          },
           status: () => ({
             name: plugin.manifest.name,
             version: plugin.manifest.version,

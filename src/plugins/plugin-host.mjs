@@ -14,16 +14,35 @@
  * ends or stalls this process; the daemon notices and fails the calls in flight. The process runs
  * under Node's permission model (host-process.ts): no loader hooks here, since Node 20 runs them on
  * a worker thread, which the permission model forbids; the read allow-list is what keeps imports
- * inside the plugin's folder.
+ * inside the plugin's folder. `ferry` resolves without a hook: the module is imported through a
+ * private folder whose node_modules holds Ferry (its second argument, resolve-root.ts).
  */
 import { Socket } from "node:net";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const file = process.argv[2];
 /** The longest line the daemon accepts; a longer one would get this process killed. */
 const maxMessageBytes = Number(process.argv[3]);
+/**
+ * The private folder the module is imported through (resolve-root.ts), or undefined. Paths below
+ * it are the real paths with it in front: messages show them without it.
+ */
+const root = process.argv[4] || undefined;
+/** The plugin's real folder: the daemon starts this process in it. */
+const folder = process.cwd();
 /** Both ways: the daemon's end is a socket pair too. */
 const channel = new Socket({ fd: 3, readable: true, writable: true });
+
+function realPaths(text) {
+  if (root === undefined) return text;
+  return text.replaceAll(pathToFileURL(root).href, "file://").replaceAll(root, "");
+}
+
+function insideFolder(path) {
+  const rel = relative(folder, path);
+  return rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel));
+}
 /** id -> AbortController of the calls running now. */
 const running = new Map();
 let plugin;
@@ -82,6 +101,7 @@ function describe(thrown) {
   }
   // The daemon cuts it again; this only keeps a 100 MB error message off the channel.
   if (error.message.length > 65_536) error.message = error.message.slice(0, 65_536);
+  error.message = realPaths(error.message);
   return error;
 }
 
@@ -98,7 +118,28 @@ function loadFailure(error) {
       );
     return `it needs a permission plugins do not get (${String(error.permission)})`;
   }
+  // Imported through the resolve root, a relative path that leaves the folder lands in the root,
+  // where nothing is: the same refusal, named by the real path.
+  if (error?.code === "ERR_MODULE_NOT_FOUND" || error?.code === "MODULE_NOT_FOUND") {
+    const missing = missingPath(error);
+    if (missing !== undefined && !insideFolder(missing))
+      return (
+        `it imports ${missing}, outside its folder: a plugin may import only node: ` +
+        "built-ins, ferry and the files in its own folder (its node_modules included)"
+      );
+  }
   return describe(error).message;
+}
+
+/** The real path a failed import or require looked for, when it names a path. */
+function missingPath(error) {
+  const request = /Cannot find module '([^']+)'/.exec(String(error.message))?.[1];
+  if (request === undefined) return undefined;
+  if (isAbsolute(request)) return realPaths(request);
+  // CommonJS says the request as written; its first requirer is where it was resolved from.
+  const from = Array.isArray(error.requireStack) ? error.requireStack[0] : undefined;
+  if (!request.startsWith(".") || typeof from !== "string") return undefined;
+  return realPaths(resolve(dirname(from), request));
 }
 
 async function call({ id, handler, payload, job }) {

@@ -3,7 +3,7 @@
  * on): each command's output (`--json` parsed), the SPEC's exit codes (0 ok, 1 job failed,
  * cancelled or timed out, 2 usage, 3 not found or denied, 4 unreachable), and that nothing but
  * the answer is written in a pipe (the progress line is for terminals only). Every CLI call
- * starts tsx (~1.5 s): calls are grouped, and independent ones run side by side.
+ * starts a Node process: calls are grouped, and independent ones run side by side.
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";

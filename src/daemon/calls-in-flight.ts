@@ -6,35 +6,22 @@
  * refused with FERRY_QUOTA_EXCEEDED before it runs. Long calls (Watch, Wait) are not counted here:
  * `limits.max_watches_per_user` bounds them (open-watches.ts) and their answers are small.
  */
-import { ErrorCode, FerryError } from "../core/errors.js";
+import type { FerryError } from "../core/errors.js";
+import { PerUserSlots } from "./per-user-slots.js";
 
 export class CallsInFlight {
-  readonly #maxPerUser: number;
-  readonly #held = new Map<string, number>();
+  readonly #slots: PerUserSlots;
 
   constructor(maxPerUser: number) {
-    this.#maxPerUser = maxPerUser;
+    this.#slots = new PerUserSlots(
+      maxPerUser,
+      `at most ${maxPerUser} calls in flight at once per user (limits.max_calls_in_flight_per_user): ` +
+        "read the answers you have asked for",
+    );
   }
 
   /** Counts one more call for `user` and answers the function that ends it, or the refusal. */
   enter(user: string): (() => void) | FerryError {
-    const held = this.#held.get(user) ?? 0;
-    if (held >= this.#maxPerUser) {
-      return new FerryError(
-        ErrorCode.QuotaExceeded,
-        `at most ${this.#maxPerUser} calls in flight at once per user (limits.max_calls_in_flight_per_user): ` +
-          "read the answers you have asked for",
-      );
-    }
-    this.#held.set(user, held + 1);
-    let left = false;
-    return () => {
-      if (left) return;
-      left = true;
-      const now = (this.#held.get(user) ?? 1) - 1;
-      // Only users with calls in flight are remembered.
-      if (now <= 0) this.#held.delete(user);
-      else this.#held.set(user, now);
-    };
+    return this.#slots.take(user);
   }
 }

@@ -4,34 +4,23 @@
  * the daemon for everyone. Past `maxPerUser` a new one is refused with FERRY_QUOTA_EXCEEDED
  * before it subscribes to anything; the ones already open go on.
  */
-import { ErrorCode, FerryError } from "../core/errors.js";
+import { FerryError } from "../core/errors.js";
+import { PerUserSlots } from "./per-user-slots.js";
 
 export class OpenWatches {
-  readonly #maxPerUser: number;
-  readonly #open = new Map<string, number>();
+  readonly #slots: PerUserSlots;
 
   constructor(maxPerUser: number) {
-    this.#maxPerUser = maxPerUser;
+    this.#slots = new PerUserSlots(
+      maxPerUser,
+      `at most ${maxPerUser} Watch and Wait calls open at once per user (limits.max_watches_per_user)`,
+    );
   }
 
   /** Counts one more long call for `user`; call the answer when it ends. Throws past the cap. */
   open(user: string): () => void {
-    const held = this.#open.get(user) ?? 0;
-    if (held >= this.#maxPerUser) {
-      throw new FerryError(
-        ErrorCode.QuotaExceeded,
-        `at most ${this.#maxPerUser} Watch and Wait calls open at once per user (limits.max_watches_per_user)`,
-      );
-    }
-    this.#open.set(user, held + 1);
-    let closed = false;
-    return () => {
-      if (closed) return;
-      closed = true;
-      const left = (this.#open.get(user) ?? 1) - 1;
-      // Only users with calls open are remembered.
-      if (left <= 0) this.#open.delete(user);
-      else this.#open.set(user, left);
-    };
+    const taken = this.#slots.take(user);
+    if (taken instanceof FerryError) throw taken;
+    return taken;
   }
 }

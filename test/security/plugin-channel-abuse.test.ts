@@ -11,7 +11,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestDaemon } from "../helpers/daemon-process.js";
-import { copyFixture, pluginBase, pluginsByFolder, runJob, startPluginDaemon } from "./plugin-daemon.js";
+import {
+  copyFixture,
+  expectDaemonUp,
+  pluginBase,
+  pluginsByFolder,
+  runJob,
+  startPluginDaemon,
+} from "./plugin-daemon.js";
 
 /** The daemon's resident memory now and at its peak, in MB (/proc/PID/status). */
 function memory(pid: number): { rss: number; peak: number } {
@@ -36,11 +43,7 @@ describe("a plugin writing on its message channel", () => {
     base?.remove();
   });
 
-  const daemonIsUp = async () => {
-    expect(daemon.child.exitCode).toBe(null);
-    expect(daemon.child.signalCode).toBe(null);
-    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
-  };
+  const daemonIsUp = () => expectDaemonUp(daemon);
 
   it("kills only that plugin for two bytes that are not JSON, and says why", async () => {
     const before = await runJob(daemon, "saboteur.pid");

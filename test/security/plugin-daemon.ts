@@ -5,6 +5,7 @@
 import { chmodSync, cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { expect } from "vitest";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
 import { fixModes } from "../helpers/plugins.js";
 
@@ -69,4 +70,11 @@ export interface Listed {
 export async function pluginsByFolder(daemon: TestDaemon): Promise<Record<string, Listed>> {
   const { plugins } = await call<{ plugins?: Listed[] }>(daemon, "AdminService/ListPlugins", {});
   return Object.fromEntries((plugins ?? []).map((p) => [p.path.split("/").at(-1)!, p]));
+}
+
+/** The daemon process still runs, as it was started, and answers its health check. */
+export async function expectDaemonUp(daemon: TestDaemon): Promise<void> {
+  expect(daemon.child.exitCode).toBe(null);
+  expect(daemon.child.signalCode).toBe(null);
+  expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOG_BYTES_PER_SECOND, MAX_LINE } from "../../src/plugins/plugin-output.js";
 import type { TestDaemon } from "../helpers/daemon-process.js";
-import { copyFixture, pluginBase, runJob, startPluginDaemon } from "./plugin-daemon.js";
+import { copyFixture, expectDaemonUp, pluginBase, runJob, startPluginDaemon } from "./plugin-daemon.js";
 
 /** The daemon's peak resident memory so far, in MB (/proc/PID/status). */
 const peakMb = (pid: number) =>
@@ -38,11 +38,7 @@ describe("a plugin flooding its output", () => {
     base?.remove();
   });
 
-  const daemonIsUp = async () => {
-    expect(daemon.child.exitCode).toBe(null);
-    expect(daemon.child.signalCode).toBe(null);
-    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
-  };
+  const daemonIsUp = () => expectDaemonUp(daemon);
 
   it("logs at most its share per second and notes what it dropped", async () => {
     const already = outputLines(daemon).length;

@@ -10,7 +10,7 @@ import { chownSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestDaemon } from "../helpers/daemon-process.js";
-import { copyFixture, pluginBase, runJob, startPluginDaemon } from "./plugin-daemon.js";
+import { copyFixture, expectDaemonUp, pluginBase, runJob, startPluginDaemon } from "./plugin-daemon.js";
 
 const SECRET = "canary-password-7f3a";
 const NOBODY = 65534;
@@ -42,11 +42,7 @@ describe("a process-isolated plugin under a root daemon", () => {
     base?.remove();
   });
 
-  const daemonIsUp = async () => {
-    expect(daemon.child.exitCode).toBe(null);
-    expect(daemon.child.signalCode).toBe(null);
-    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
-  };
+  const daemonIsUp = () => expectDaemonUp(daemon);
 
   it("runs as nobody, without root's groups, with PATH alone in its environment", async () => {
     expect(daemon.log()).toContain("plugin processes run as nobody (uid 65534)");

@@ -135,34 +135,37 @@ describe.each(STORES)("running jobs on $name", (store) => {
   });
 
   it("watch yields state and progress until the job finishes", async () => {
-    const gate = { open: () => {} };
-    const opened = new Promise<void>((resolve) => {
-      gate.open = resolve;
-    });
+    // Watch samples the job's state: the handler moves on only once the watcher saw each step,
+    // so a loaded machine cannot make two steps fall into one sample.
+    const seenOnce = new Map<string, () => void>();
+    const seenNow = (step: string) => new Promise<void>((resolve) => seenOnce.set(step, resolve));
+    const running = seenNow("running");
+    const half = seenNow("running:0.5");
+    const most = seenNow("running:0.9");
     await startWorker({
       handlers: {
         "demo.steps": async (_: unknown, ctx) => {
-          await opened;
+          await running;
           await ctx.progress(0.5);
-          await sleep(150);
+          await half;
           await ctx.progress(0.9);
-          await sleep(150);
+          await most;
           return "done";
         },
       },
     });
     const h = await t.ferry.launch("demo.steps", {});
     const seen: string[] = [];
-    const watching = (async () => {
-      for await (const event of t.ferry.watch(h)) {
-        seen.push(`${event.state}:${event.progress ?? "-"}`);
-        if (event.state === "running") gate.open();
-      }
-    })();
-    await watching;
+    for await (const event of t.ferry.watch(h)) {
+      const step = `${event.state}:${event.progress ?? "-"}`;
+      seen.push(step);
+      if (event.state === "running") seenOnce.get("running")?.();
+      seenOnce.get(step)?.();
+    }
     expect(seen[0]).toMatch(/^(queued|running):/);
     expect(seen).toContain("running:0.5");
     expect(seen).toContain("running:0.9");
+    expect(seen.indexOf("running:0.5")).toBeLessThan(seen.indexOf("running:0.9"));
     expect(seen.at(-1)).toBe("completed:1");
   });
 

@@ -42,24 +42,53 @@ export function resetOversizedHeaders(request: NodeRequest, maxHeaderBytes: numb
   return true;
 }
 
+/** What the server reads and drops of a body it answered early, before it stops the client. */
+export const LINGER_BYTES = 64 * 1024;
+/** How long it waits, once the answer is out, for such a body to end. */
+export const LINGER_MS = 2_000;
+
 /**
- * For a request answered before its body was read to the end: once the answer is sent, the
- * client may not go on sending. HTTP/2 resets the stream (NO_ERROR, RFC 9113 section 8.1: "a
- * complete response prior to the client sending an entire request"); HTTP/1.1 closes the
- * connection, which is the only way to stop a body there.
+ * For a request answered before its body was read: the client must not go on sending, yet a small
+ * body already on its way must not make the answer lost. A connection closed with unread bytes in
+ * its receive buffer is reset by the kernel, and the reset may destroy the answer before the
+ * client reads it (an HTTP/2 stream reset likewise may fail a client still writing). So, as web
+ * servers' "lingering close": the server reads and drops up to LINGER_BYTES for up to LINGER_MS
+ * after the answer, and only a body that goes beyond either is cut off: the HTTP/2 stream reset
+ * (NO_ERROR, RFC 9113 section 8.1), the HTTP/1.1 connection closed. A body declared larger than
+ * LINGER_BYTES is never waited for: its HTTP/1.1 connection closes with the answer.
  */
 export function endWithAnswer(request: NodeRequest, response: NodeResponse): void {
-  if ("stream" in request) {
-    const { stream } = request;
-    // Once the answer went out, not before: a reset drops the frames not sent yet.
-    stream.once("finish", () => {
-      setImmediate(() => {
-        if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      });
-    });
-    return;
-  }
-  if (!response.headersSent) response.setHeader("connection", "close");
+  const declared = Number(request.headers["content-length"] ?? Number.NaN);
+  if (!("stream" in request) && !(declared <= LINGER_BYTES) && !response.headersSent)
+    response.setHeader("connection", "close");
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    clearTimeout(timer);
+    request.removeListener("data", count);
+    if (request.complete) return;
+    if ("stream" in request) {
+      const { stream } = request;
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    } else request.socket.destroy();
+  };
+  const count = (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > LINGER_BYTES && response.writableFinished) stop();
+  };
+  request.on("data", count);
+  request.once("end", () => {
+    clearTimeout(timer);
+    request.removeListener("data", count);
+  });
+  request.resume();
+  // Once the answer went out, not before: a reset or close drops what is not sent yet.
+  response.once("finish", () => {
+    if (request.complete) return;
+    if (dropped > LINGER_BYTES) return setImmediate(stop);
+    timer = setTimeout(stop, LINGER_MS);
+    timer.unref();
+  });
 }
 
 /** What a request's body budget is counted against: its HTTP/2 session, or its socket. */

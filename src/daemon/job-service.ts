@@ -73,20 +73,20 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
             launchOptionsOf(request.options, caller.user),
           ),
         );
-        return { handle: { id: handle.id, cookie: handle.cookie } };
+        return { handle: { id: handle.id, cookie: handle.cookie }, deduplicated: handle.deduplicated };
       }),
 
     submit: (request, context) =>
       answering(async () => {
         const caller = launcher(context, [request.handler]);
-        const { id } = await withinQuota(caller, 1, () =>
+        const { id, deduplicated } = await withinQuota(caller, 1, () =>
           ferry.submit(
             request.handler,
             payloadOf(request.payload),
             launchOptionsOf(request.options, caller.user),
           ),
         );
-        return { id };
+        return { id, deduplicated };
       }),
 
     launchMany: (request, context) =>

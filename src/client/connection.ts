@@ -5,10 +5,13 @@
  * lost, so a restarted daemon is reached again without a new `connect`.
  */
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
+import { createTransport as createConnectJsonTransport } from "@connectrpc/connect/protocol-connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../gen/ferry/v1/admin_pb.js";
 import { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import { ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
+import { wholeRequestClient } from "./http1-client.js";
 import type { ClientTlsOptions, ResolvedConnectOptions } from "./options.js";
 
 export interface Connection {
@@ -42,13 +45,16 @@ export function transportFor(options: ResolvedConnectOptions): Transport {
       ...(nodeOptions === undefined ? {} : { nodeOptions }),
     });
   }
-  return createConnectTransport({
+  return createConnectJsonTransport({
     baseUrl: options.server,
-    httpVersion: "1.1",
+    // Each request sent whole (http1-client.ts), so a refusal's answer is read, not lost.
+    httpClient: wholeRequestClient(nodeOptions),
     // JSON bodies, as curl sends them; the daemon holds them to its strict JSON rules.
     useBinaryFormat: false,
     interceptors: [withToken],
-    ...(nodeOptions === undefined ? {} : { nodeOptions }),
+    acceptCompression: [],
+    sendCompression: null,
+    ...validateReadWriteMaxBytes(undefined, undefined, undefined),
   });
 }
 

@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { Ferry, defineJob } from "ferry";
+import { connect } from "ferry/client";
 import { definePlugin, PLUGIN_API_VERSION } from "ferry/plugin";
 
 // The library, in-process, on its own store.
@@ -35,10 +36,18 @@ ferryCli("wait", handle, "--timeout", "20s");
 const value = JSON.parse(ferryCli("result", handle, "--json").out);
 assert.deepEqual(value.value, { greeting: "hello Ada" });
 
+// The remote client against the same daemon (FERRY_SERVER, FERRY_TOKEN), over both transports.
+for (const transport of ["grpc", "connect-json"]) {
+  const remote = await connect({ transport });
+  const greeted = await remote.run("acme.greet", { name: "Lin" }, { timeout: "20s" });
+  assert.deepEqual([greeted.state, greeted.value], ["completed", { greeting: "hello Lin" }]);
+  await assert.rejects(remote.status({ id: greeted.id, cookie: "A".repeat(22) }), { code: "FERRY_NOT_FOUND" });
+}
+
 const times = [1, 2, 3, 4, 5].map(() => ferryCli("launch", "ferry.echo", "{}").seconds).sort((a, b) => a - b);
 const median = times[2];
 console.log(`ferry launch from the installed package: median ${median.toFixed(3)} s of 5 (${times.map((t) => t.toFixed(3)).join(", ")})`);
 // The target is 0.2 s; the bound leaves room for a loaded CI machine, and still catches a CLI
 // that compiles TypeScript at start (about 0.9 s).
 assert.ok(median < 0.5, `ferry launch took ${median} s (median of 5)`);
-console.log("smoke: library, plugin API, CLI and plugin daemon all work from the package");
+console.log("smoke: library, plugin API, remote client, CLI and plugin daemon all work from the package");

@@ -30,6 +30,7 @@ import { type DispatchTicket, Worker, type WorkerOptions } from "../worker/worke
 import { ChangeWaiter } from "./change-waiter.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
 import { type LaunchContext, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
+import { runWaitMs } from "./run-wait.js";
 import { Schedules } from "./schedules.js";
 import { toListRow, toResult, toStatus } from "./views.js";
 
@@ -384,14 +385,7 @@ export class Ferry {
     const { wait, ...launchOptions } = options;
     const jobTimeout =
       launchOptions.timeout ?? (typeof handler === "string" ? undefined : handler.defaults.timeout);
-    // Wait a little past the job's own timeout, so a job the worker timed out is reported as
-    // such rather than racing the waiter; either way the caller sees FERRY_TIMEOUT.
-    const waitMs =
-      wait !== undefined
-        ? parseDuration(wait, "wait")
-        : jobTimeout !== undefined
-          ? parseDuration(jobTimeout, "timeout") + 1_000
-          : undefined;
+    const waitMs = runWaitMs(wait, jobTimeout);
     const handle = await this.launch(handler, payload, launchOptions);
     try {
       await this.wait(handle, waitMs === undefined ? {} : { timeout: waitMs });

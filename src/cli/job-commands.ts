@@ -4,10 +4,12 @@
  * `result` and `outcome` exit 1 when the job ended failed or cancelled, and `wait` when its
  * timeout passes first.
  */
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Command } from "commander";
 import { parseDuration } from "../core/duration.js";
-import { invalidArgument } from "../core/errors.js";
-import { JobService } from "../gen/ferry/v1/jobs_pb.js";
+import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import { ERROR_CODE_HEADER } from "../daemon/rpc-errors.js";
+import { type JobResult, JobService } from "../gen/ferry/v1/jobs_pb.js";
 import { parseHandle } from "./args.js";
 import { followJob } from "./follow-job.js";
 import { printResult, printStatus, reportFailure } from "./job-views.js";
@@ -47,6 +49,7 @@ export function jobCommands(): Command[] {
   const outcome = onJob("outcome", "like result, but an unfinished job prints its state (exit 0)").action(
     async (text: string, flags: JsonFlag) => {
       const answer = await jobs().outcome({ handle: parseHandle(text) });
+      throwIfNoOutcome(answer);
       printResult(answer, flags.json === true);
       reportFailure(answer);
     },
@@ -123,4 +126,16 @@ function onJob(name: string, description: string): Command {
 
 function jobs() {
   return remoteFromEnv().client(JobService);
+}
+
+/**
+ * An outcome that found no job (or a store that failed) ends the command as the same failure of
+ * `result` would: not found exits 3 with the same line as every other command on a bad handle.
+ */
+function throwIfNoOutcome(answer: JobResult): void {
+  if (answer.state !== "not_found" && answer.state !== "unavailable") return;
+  const code = answer.error?.code ?? "FERRY_NOT_FOUND";
+  const message = answer.error?.message ?? "no such job";
+  if (answer.state === "unavailable") throw new FerryError(ErrorCode.StoreUnavailable, message);
+  throw new ConnectError(message, Code.NotFound, { [ERROR_CODE_HEADER]: code });
 }

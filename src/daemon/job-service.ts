@@ -1,29 +1,28 @@
 /**
  * `ferry.v1.JobService`: the library's job calls for a remote caller. Who the caller is comes from
  * `callerOf` (the daemon's authentication: a token's user and role); this layer decides what that
- * caller may do:
+ * caller may do (`src/daemon/job-access.ts`):
  *
- * - `admin`: everything, on every job, and `Purge`;
+ * - `admin`: everything, on every job, and `Purge`; sees each job's owner;
  * - `submitter`: launch, and every call on jobs it launched (the handle alone is not enough: a
  *   leaked handle of another user's job answers FERRY_NOT_FOUND, as a wrong cookie does);
- *   `CancelAll` reaches its own jobs only;
+ *   `CancelAll` and `DetachAll` reach its own jobs only;
  * - `viewer`: list jobs, with error codes but no error text or payload previews; nothing else.
  *
- * `Retry` starts a job again, so it needs what `Launch` of that job would: the handler's rights
- * (restricted handlers need a grant) and the caller's quota.
+ * `Retry` and `Run` start a job, so they need what `Launch` of that job would: the handler's
+ * rights (restricted handlers need a grant) and the caller's quota. The long calls are in
+ * `job-waits.ts`.
  *
  * Jobs launched here carry the caller's user as their owner; a caller cannot choose another.
  */
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
-import { parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { type Handle, isFinished } from "../core/job.js";
 import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import type { Caller } from "./authn.js";
-import { checkLaunchRights } from "./launch-rights.js";
-import type { OpenWatches } from "./open-watches.js";
-import type { LaunchQuotas } from "./quotas.js";
+import { type JobServiceOptions, jobAccess } from "./job-access.js";
+import { jobWaits } from "./job-waits.js";
 import {
   handleOf,
   type JobDetail,
@@ -35,20 +34,9 @@ import {
   resultOut,
   statusOut,
 } from "./rpc-convert.js";
-import { answering, denied, toConnectError } from "./rpc-errors.js";
+import { answering, denied } from "./rpc-errors.js";
 
-export interface JobServiceOptions {
-  /** The authenticated caller of one call; throws FERRY_UNAUTHENTICATED when there is none. */
-  readonly callerOf: (context: HandlerContext) => Caller;
-  /** Handlers only admins and users granted them may launch (e.g. `sql.exec`). */
-  readonly restrictedHandlers?: ReadonlySet<string>;
-  /** Per-user launch quotas; none when absent. */
-  readonly quotas?: LaunchQuotas;
-  /** The longest grace a cancel may ask for, in ms (`limits.cancel_grace_max`; the library caps at 1 h). */
-  readonly cancelGraceMaxMs?: number;
-  /** `Watch` and `Wait` calls each user may hold open at once; unbounded when absent. */
-  readonly openWatches?: OpenWatches;
-}
+export type { JobServiceOptions } from "./job-access.js";
 
 /** A page of `List` holds at most this many rows (100 when the caller asks for none). */
 const MAX_PAGE = 1000;
@@ -56,52 +44,22 @@ const DEFAULT_PAGE = 100;
 const MAX_BATCH = 1000;
 
 export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImpl<typeof JobService> {
-  const restricted = options.restrictedHandlers ?? new Set<string>();
-  /** The caller, once it may launch each of `handlers`. */
-  const launcher = (context: HandlerContext, handlers: readonly string[]): Caller => {
-    const caller = options.callerOf(context);
-    checkLaunchRights(caller, handlers, restricted);
-    return caller;
-  };
+  const access = jobAccess(ferry, options);
+  const { callerOf, launcher, withinQuota, mine, detailFor, graceOf } = access;
 
-  /** A cancel's grace, once within the daemon's cap. */
-  const graceOf = (grace: string | undefined): { grace?: string } => {
-    if (grace === undefined) return {};
-    const cap = options.cancelGraceMaxMs;
-    if (cap !== undefined && parseDuration(grace, "grace") > cap) {
-      throw invalidArgument(`grace is capped at ${cap / 1000} s on this daemon (limits.cancel_grace_max)`);
+  /** A sweep's filter (CancelAll, DetachAll): a label pattern or all, reaching what the caller may. */
+  const sweepOf = (caller: Caller, request: { label?: string | undefined; all: boolean }, verb: string) => {
+    if (caller.role === "viewer") throw denied(`${verb} jobs`);
+    if (request.label !== undefined && request.all) throw invalidArgument("give label or all, not both");
+    if (request.label === "") throw invalidArgument("label must be a pattern such as nightly-%");
+    if (request.label === undefined && !request.all) {
+      throw invalidArgument("give label (a pattern such as nightly-%) or all");
     }
-    return { grace };
-  };
-
-  /** Runs `launch` of `n` jobs within the caller's quotas: a refusal stores nothing. */
-  const withinQuota = async <T>(caller: Caller, n: number, launch: () => Promise<T>): Promise<T> => {
-    const admission = await options.quotas?.admit(caller.user, n);
-    try {
-      const launched = await launch();
-      admission?.stored();
-      return launched;
-    } catch (error) {
-      admission?.refund();
-      throw error;
-    }
-  };
-
-  /** The handle, once the caller may act on its job: its owner, or an admin. */
-  const mine = async (context: HandlerContext, handle: Handle): Promise<Handle> =>
-    (await mineWithStatus(context, handle)).handle;
-
-  /** What the caller may see of jobs' errors and payloads (viewers: codes only). */
-  const detailFor = (context: HandlerContext): JobDetail => jobDetailFor(options.callerOf(context).role);
-
-  /** `mine`, with the status read to check the owner: `Status` answers it without a second read. */
-  const mineWithStatus = async (context: HandlerContext, handle: Handle) => {
-    const caller = options.callerOf(context);
-    if (caller.role === "viewer") throw denied("act on jobs");
-    // A wrong cookie and another user's job answer byte for byte as an unknown id, and after the
-    // same work (the owner is checked before the status is read on): a leaked handle proves nothing.
-    const status = await ferry.status(handle, caller.role === "admin" ? {} : { owner: caller.user });
-    return { handle, status };
+    return {
+      ...(request.label === undefined ? {} : { label: request.label }),
+      // A submitter's sweep never reaches another user's jobs.
+      ...(caller.role === "admin" ? {} : { owner: caller.user }),
+    };
   };
 
   return {
@@ -115,20 +73,20 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
             launchOptionsOf(request.options, caller.user),
           ),
         );
-        return { handle: { id: handle.id, cookie: handle.cookie } };
+        return { handle: { id: handle.id, cookie: handle.cookie }, deduplicated: handle.deduplicated };
       }),
 
     submit: (request, context) =>
       answering(async () => {
         const caller = launcher(context, [request.handler]);
-        const { id } = await withinQuota(caller, 1, () =>
+        const { id, deduplicated } = await withinQuota(caller, 1, () =>
           ferry.submit(
             request.handler,
             payloadOf(request.payload),
             launchOptionsOf(request.options, caller.user),
           ),
         );
-        return { id };
+        return { id, deduplicated };
       }),
 
     launchMany: (request, context) =>
@@ -150,29 +108,10 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     status: (request, context) =>
       answering(async () =>
-        statusOut((await mineWithStatus(context, handleOf(request.handle))).status, detailFor(context)),
+        statusOut(await access.mineWithStatus(context, handleOf(request.handle)), detailFor(context)),
       ),
 
-    wait: (request, context) =>
-      answering(async () => {
-        const handle = await mine(context, handleOf(request.handle));
-        const caller = options.callerOf(context);
-        // Refused past the user's cap before it subscribes to anything.
-        const closeWatch = options.openWatches?.open(caller.user);
-        // A revoked token ends the wait too, not only the next call.
-        const session = caller.hold();
-        try {
-          const signal = AbortSignal.any([context.signal, session.signal]);
-          const status = await ferry.wait(handle, {
-            signal,
-            ...(request.timeout === undefined ? {} : { timeout: request.timeout }),
-          });
-          return statusOut(status, jobDetailFor(caller.role));
-        } finally {
-          session.release();
-          closeWatch?.();
-        }
-      }),
+    ...jobWaits(ferry, access),
 
     result: (request, context) =>
       answering(async () =>
@@ -181,19 +120,16 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     outcome: (request, context) =>
       answering(async () => {
-        const handle = await mine(context, handleOf(request.handle));
-        // The library's outcome, but errors stay errors: a bad handle is FERRY_NOT_FOUND, and a
-        // failure inside stays hidden (FERRY_INTERNAL) instead of becoming an answer.
         const detail = detailFor(context);
-        for (;;) {
-          try {
-            return resultOut(await ferry.result(handle), detail);
-          } catch (error) {
-            if (!(error instanceof FerryError && error.code === ErrorCode.NotFinished)) throw error;
-          }
-          const status = await ferry.status(handle);
-          // Finished between the two reads: its result is there now.
-          if (!isFinished(status.state)) return { id: status.id, state: status.state };
+        try {
+          return await outcomeOf(ferry, await mine(context, handleOf(request.handle)), detail);
+        } catch (error) {
+          // Answers as the library's outcome does. A viewer's or an unknown caller's refusal is
+          // about the call, not the job: it stays an error, as does anything not Ferry's (hidden).
+          if (!(error instanceof FerryError)) throw error;
+          const state = OUTCOME_STATES[error.code];
+          if (state === undefined) throw error;
+          return { state, error: { code: error.code, message: error.message } };
         }
       }),
 
@@ -212,7 +148,8 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     retry: (request, context) =>
       answering(async () => {
-        const { handle, status } = await mineWithStatus(context, handleOf(request.handle));
+        const handle = handleOf(request.handle);
+        const status = await access.mineWithStatus(context, handle);
         // A retry starts the job again: the caller needs the rights and quota a launch of it would.
         const caller = launcher(context, [status.handler]);
         await withinQuota(caller, 1, () => ferry.retry(handle));
@@ -221,25 +158,18 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     cancelAll: (request, context) =>
       answering(async () => {
-        const caller = options.callerOf(context);
-        if (caller.role === "viewer") throw denied("cancel jobs");
-        if (request.label !== undefined && request.all) throw invalidArgument("give label or all, not both");
-        if (request.label === "") throw invalidArgument("label must be a pattern such as nightly-%");
-        if (request.label === undefined && !request.all) {
-          throw invalidArgument("CancelAll needs label (a pattern such as nightly-%) or all");
-        }
-        const count = await ferry.cancelAll({
-          ...(request.label === undefined ? {} : { label: request.label }),
-          // A submitter's sweep never reaches another user's jobs.
-          ...(caller.role === "admin" ? {} : { owner: caller.user }),
-          ...graceOf(request.grace),
-        });
-        return { count };
+        const filter = sweepOf(callerOf(context), request, "cancel");
+        return { count: await ferry.cancelAll({ ...filter, ...graceOf(request.grace) }) };
       }),
+
+    detachAll: (request, context) =>
+      answering(async () => ({
+        count: await ferry.detachAll(sweepOf(callerOf(context), request, "detach")),
+      })),
 
     purge: (request, context) =>
       answering(async () => {
-        if (options.callerOf(context).role !== "admin") throw denied("purge jobs");
+        if (callerOf(context).role !== "admin") throw denied("purge jobs");
         if (request.olderThan === "") throw invalidArgument('older_than is required, e.g. "7d"');
         const { state } = request;
         if (state !== undefined && !isPurgeable(state)) {
@@ -254,7 +184,7 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     list: (request, context) =>
       answering(async () => {
-        const caller = options.callerOf(context);
+        const caller = callerOf(context);
         const limit = request.limit ?? DEFAULT_PAGE;
         if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
           throw invalidArgument(`limit must be from 1 to ${MAX_PAGE}`);
@@ -275,27 +205,27 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
           ...(rows.length > limit ? { nextAfterId: page[page.length - 1]!.id } : {}),
         };
       }),
-
-    async *watch(request, context) {
-      const handle = await answering(() => mine(context, handleOf(request.handle)));
-      const caller = options.callerOf(context);
-      // Refused past the user's cap before it subscribes to anything.
-      const closeWatch = await answering(async () => options.openWatches?.open(caller.user));
-      // A revoked token ends the stream within the access document's refresh time.
-      const session = caller.hold();
-      try {
-        const signal = AbortSignal.any([context.signal, session.signal]);
-        for await (const _ of ferry.watch(handle, { signal })) {
-          yield statusOut(await ferry.status(handle), jobDetailFor(caller.role));
-        }
-      } catch (error) {
-        throw toConnectError(error);
-      } finally {
-        session.release();
-        closeWatch?.();
-      }
-    },
   };
+}
+
+/** The library's outcome states for the errors it answers instead of throwing. */
+const OUTCOME_STATES: Partial<Record<string, "not_found" | "unavailable">> = {
+  [ErrorCode.NotFound]: "not_found",
+  [ErrorCode.StoreUnavailable]: "unavailable",
+};
+
+/** A finished job's result (consumed), or an unfinished one's id and state (nothing consumed). */
+async function outcomeOf(ferry: Ferry, handle: Handle, detail: JobDetail) {
+  for (;;) {
+    try {
+      return resultOut(await ferry.result(handle), detail);
+    } catch (error) {
+      if (!(error instanceof FerryError && error.code === ErrorCode.NotFinished)) throw error;
+    }
+    const status = await ferry.status(handle);
+    // Finished between the two reads: its result is there now.
+    if (!isFinished(status.state)) return { id: status.id, state: status.state };
+  }
 }
 
 const PURGEABLE = ["completed", "failed", "cancelled"] as const;

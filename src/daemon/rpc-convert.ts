@@ -96,20 +96,26 @@ export function listFilterOf(request: ListRequest): ListFilter {
 const time = (date: Date | null): string | undefined => (date === null ? undefined : date.toISOString());
 
 /**
- * How much of a job's error and payload a caller sees: "full", or "codes" (the error's code,
- * never its message, fields or a payload preview: those are where payload secrets end up).
+ * How much of a job a caller sees: "owners" (everything, and whose job it is: admins), "full"
+ * (everything but the owner), or "codes" (the error's code, never its message, fields or a
+ * payload preview: those are where payload secrets end up).
  */
-export type JobDetail = "full" | "codes";
+export type JobDetail = "owners" | "full" | "codes";
 
-/** Viewers watch over everyone's jobs: they see codes only. */
-export const jobDetailFor = (role: Role): JobDetail => (role === "viewer" ? "codes" : "full");
+/** Viewers watch over everyone's jobs: they see codes only. Admins see owners. */
+export const jobDetailFor = (role: Role): JobDetail =>
+  role === "viewer" ? "codes" : role === "admin" ? "owners" : "full";
+
+/** The owner, for a caller who may see it. */
+const ownerOf = (owner: string | null, detail: JobDetail): { owner?: string } =>
+  owner === null || detail !== "owners" ? {} : { owner };
 
 function errorInfoOf(
   info: ErrorInfo | null | undefined,
   detail: JobDetail,
 ): MessageInitShape<typeof ErrorInfoSchema> | undefined {
   if (info === null || info === undefined) return undefined;
-  const text = detail === "full";
+  const text = detail !== "codes";
   return {
     code: info.code,
     message: text ? info.message : "",
@@ -137,6 +143,7 @@ export function statusOut(status: JobStatus, detail: JobDetail): MessageInitShap
     consumed: status.consumed,
     cancelRequested: status.cancelRequested,
     ...(status.errorInfo === null ? {} : { errorInfo: errorInfoOf(status.errorInfo, detail) }),
+    ...ownerOf(status.owner, detail),
   };
 }
 
@@ -153,7 +160,7 @@ export function resultOut(result: JobResult, detail: JobDetail): MessageInitShap
 }
 
 export function listRowOut(row: JobListRow, detail: JobDetail): MessageInitShape<typeof JobListRowSchema> {
-  const text = detail === "full";
+  const text = detail !== "codes";
   return {
     id: row.id,
     handler: row.handler,
@@ -169,5 +176,6 @@ export function listRowOut(row: JobListRow, detail: JobDetail): MessageInitShape
     ...(row.lastError === null || !text ? {} : { lastError: row.lastError }),
     ...(row.lastErrorCode === null ? {} : { lastErrorCode: row.lastErrorCode }),
     consumed: row.consumed,
+    ...ownerOf(row.owner, detail),
   };
 }

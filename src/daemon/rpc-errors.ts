@@ -1,11 +1,13 @@
 /**
  * Ferry's errors as RPC errors: the gRPC/Connect status a client library understands, and Ferry's
- * own stable code in the `ferry-error-code` trailer/header for those who want it. The message is
+ * own stable code twice: as a typed detail (`ferry.v1.ErrorDetail`, where gRPC clients read error
+ * details) and in the `ferry-error-code` trailer/header (for curl and scripts). The message is
  * the FerryError's own (written for users); anything that is not a FerryError becomes a plain
  * "internal error" with no message, stack or SQL from inside.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode, FerryError } from "../core/errors.js";
+import { ErrorDetailSchema } from "../gen/ferry/v1/errors_pb.js";
 
 export const ERROR_CODE_HEADER = "ferry-error-code";
 
@@ -32,15 +34,23 @@ export function toConnectError(error: unknown): ConnectError {
     return new ConnectError(
       "internal error",
       Code.Internal,
-      { [ERROR_CODE_HEADER]: "FERRY_INTERNAL" },
-      undefined,
+      { [ERROR_CODE_HEADER]: INTERNAL_CODE },
+      [ferryDetail(INTERNAL_CODE)],
       error,
     );
   }
-  return new ConnectError(error.message, STATUS[error.code] ?? Code.Unknown, {
-    [ERROR_CODE_HEADER]: error.code,
-  });
+  return new ConnectError(
+    error.message,
+    STATUS[error.code] ?? Code.Unknown,
+    { [ERROR_CODE_HEADER]: error.code },
+    [ferryDetail(error.code)],
+  );
 }
+
+/** What a caller reads for an error that is not Ferry's own. */
+export const INTERNAL_CODE = "FERRY_INTERNAL";
+
+const ferryDetail = (code: string) => ({ desc: ErrorDetailSchema, value: { code } });
 
 /** Runs one call, answering any error as an RPC error. */
 export async function answering<T>(call: () => Promise<T>): Promise<T> {

@@ -7,9 +7,11 @@
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { jobService } from "../../src/daemon/job-service.js";
+import { OpenWatches } from "../../src/daemon/open-watches.js";
 import { ERROR_CODE_HEADER, toConnectError } from "../../src/daemon/rpc-errors.js";
+import { ErrorDetailSchema } from "../../src/gen/ferry/v1/errors_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { Ferry, FerryError } from "../../src/index.js";
 import { as, callerOf } from "../helpers/fake-callers.js";
@@ -21,7 +23,7 @@ describe("JobService", () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  async function setup(options: { worker?: boolean } = {}) {
+  async function setup(options: { worker?: boolean; openWatches?: OpenWatches } = {}) {
     const dir = tempDir();
     const ferry = await Ferry.open({ store: `sqlite:${dir.path}/ferry.db` });
     cleanups.push(() => dir.remove());
@@ -31,6 +33,14 @@ describe("JobService", () => {
         pollInterval: "50ms",
         handlers: {
           "demo.echo": async (payload: unknown) => payload,
+          "demo.slow": async (_payload: unknown, ctx: { signal: AbortSignal }) =>
+            new Promise((resolve, reject) => {
+              const timer = setTimeout(() => resolve("slow"), 10_000);
+              ctx.signal.addEventListener("abort", () => {
+                clearTimeout(timer);
+                reject(ctx.signal.reason);
+              });
+            }),
           "demo.boom": async () => {
             throw new Error("secret internals /etc/passwd");
           },
@@ -46,6 +56,7 @@ describe("JobService", () => {
           callerOf,
           restrictedHandlers: new Set(["demo.restricted"]),
           cancelGraceMaxMs: 60_000,
+          ...(options.openWatches === undefined ? {} : { openWatches: options.openWatches }),
         }),
       ),
     );
@@ -59,6 +70,9 @@ describe("JobService", () => {
       await call;
     } catch (error) {
       const e = ConnectError.from(error);
+      const detail = e.findDetails(ErrorDetailSchema).map((d) => d.code);
+      // The typed detail and the header always agree.
+      expect(detail).toEqual([e.metadata.get(ERROR_CODE_HEADER)]);
       return { code: e.code, ferry: e.metadata.get(ERROR_CODE_HEADER), message: e.rawMessage };
     }
     throw new Error("the call succeeded");
@@ -206,7 +220,12 @@ describe("JobService", () => {
       undefined,
       undefined,
     ]);
-    expect(await rpcError(client.outcome({ handle }, as("bob")))).toMatchObject({ code: Code.NotFound });
+    // Another user's job answers as the library's outcome answers a bad handle: state not_found.
+    expect(await client.outcome({ handle }, as("bob"))).toMatchObject({
+      id: "",
+      state: "not_found",
+      error: { code: "FERRY_NOT_FOUND", message: "no such job" },
+    });
     expect(await rpcError(client.outcome({ handle }, as("vic")))).toMatchObject({
       code: Code.PermissionDenied,
     });
@@ -214,9 +233,9 @@ describe("JobService", () => {
     const ended = await client.outcome({ handle }, as("ann"));
     expect(ended).toMatchObject({ state: "cancelled", error: { code: "FERRY_CANCELLED" } });
     // Handed out once, as Result: the next one finds nothing.
-    expect(await rpcError(client.outcome({ handle }, as("ann")))).toMatchObject({
-      code: Code.NotFound,
-      ferry: "FERRY_NOT_FOUND",
+    expect(await client.outcome({ handle }, as("ann"))).toMatchObject({
+      state: "not_found",
+      error: { code: "FERRY_NOT_FOUND" },
     });
   });
 
@@ -282,6 +301,123 @@ describe("JobService", () => {
     for await (const status of client.watch({ handle }, as("ann"))) states.push(status.state);
     expect(states.at(-1)).toBe("completed");
     expect(new Set(states).size).toBe(states.length);
+  });
+
+  it("answers WaitAny with the first finished job and Drain with every status, in order", async () => {
+    const { client, as } = await setup();
+    const { handle: parked } = await client.launch(
+      { handler: "demo.echo", options: { queue: "parked" } },
+      as("ann"),
+    );
+    const { handle: quick } = await client.launch({ handler: "demo.echo", payload: toValue(1) }, as("ann"));
+    const first = await client.waitAny({ handles: [parked!, quick!], timeout: "10s" }, as("ann"));
+    expect([first.index, first.handle?.id, first.status?.state]).toEqual([1, quick!.id, "completed"]);
+    expect(
+      await rpcError(client.drain({ handles: [quick!, parked!], timeout: "200ms" }, as("ann"))),
+    ).toMatchObject({
+      code: Code.DeadlineExceeded,
+      ferry: "FERRY_TIMEOUT",
+    });
+    await client.cancel({ handle: parked }, as("ann"));
+    const all = await client.drain({ handles: [quick!, parked!], timeout: "10s" }, as("ann"));
+    expect(all.statuses.map((s) => [s.id, s.state])).toEqual([
+      [quick!.id, "completed"],
+      [parked!.id, "cancelled"],
+    ]);
+    expect((await client.drain({ handles: [] }, as("ann"))).statuses).toEqual([]);
+    expect(await rpcError(client.waitAny({ handles: [] }, as("ann")))).toMatchObject({
+      ferry: "FERRY_INVALID_ARGUMENT",
+    });
+    // One handle of another user's spoils the call as an unknown one would, before any wait.
+    expect(await rpcError(client.drain({ handles: [quick!], timeout: "10s" }, as("bob")))).toMatchObject({
+      code: Code.NotFound,
+      ferry: "FERRY_NOT_FOUND",
+      message: "no such job",
+    });
+    expect(await rpcError(client.waitAny({ handles: [quick!] }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+  });
+
+  it("runs a job in one call: its result, FERRY_TIMEOUT and a cancelled job when the wait ends first", async () => {
+    const { client, as, ferry } = await setup();
+    const done = await client.run({ handler: "demo.echo", payload: toValue({ n: 1 }) }, as("ann"));
+    expect([done.state, fromValue(done.value)]).toEqual(["completed", { n: 1 }]);
+    expect(await rpcError(client.run({ handler: "demo.slow", wait: "300ms" }, as("ann")))).toMatchObject({
+      code: Code.DeadlineExceeded,
+      ferry: "FERRY_TIMEOUT",
+    });
+    // Cancelled with no grace: the worker lets it go at once.
+    await vi.waitFor(
+      async () => {
+        const rows = [];
+        for await (const row of ferry.list({ handler: "demo.slow" })) rows.push(row);
+        expect(rows.map((row) => row.state)).toEqual(["cancelled"]);
+      },
+      { timeout: 5_000, interval: 50 },
+    );
+    // Launch rules: viewers never, restricted handlers need the grant.
+    expect(await rpcError(client.run({ handler: "demo.echo" }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    expect(await rpcError(client.run({ handler: "demo.restricted" }, as("bob")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+  });
+
+  it("holds a watch slot for each long call: one past the user's cap is refused and stores nothing", async () => {
+    const { client, as, ferry } = await setup({ openWatches: new OpenWatches(1) });
+    const { handle } = await client.launch({ handler: "demo.echo", options: { queue: "parked" } }, as("ann"));
+    const holding = new AbortController();
+    const open = client.wait({ handle }, { ...as("ann"), signal: holding.signal });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const call of [
+      client.waitAny({ handles: [handle!], timeout: "1s" }, as("ann")),
+      client.drain({ handles: [handle!], timeout: "1s" }, as("ann")),
+      client.run({ handler: "demo.echo" }, as("ann")),
+    ]) {
+      expect(await rpcError(call)).toMatchObject({
+        code: Code.ResourceExhausted,
+        ferry: "FERRY_QUOTA_EXCEEDED",
+      });
+    }
+    expect((await ferry.stats()).byQueue.default).toBeUndefined();
+    holding.abort();
+    await open.catch(() => undefined);
+    expect((await client.run({ handler: "demo.echo", wait: "10s" }, as("ann"))).state).toBe("completed");
+  });
+
+  it("detaches by label or all, a submitter's own jobs only", async () => {
+    const { client, as } = await setup({ worker: false });
+    const launch = (user: string, label: string) =>
+      client.launch({ handler: "demo.echo", options: { label } }, as(user));
+    const ann = await launch("ann", "nightly-1");
+    const bob = [await launch("bob", "nightly-2"), await launch("bob", "daily-2")];
+    expect((await client.detachAll({ label: "nightly-%" }, as("bob"))).count).toBe(1);
+    expect(await rpcError(client.status({ handle: bob[0]!.handle }, as("bob")))).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect((await client.status({ handle: bob[1]!.handle }, as("bob"))).state).toBe("queued");
+    expect((await client.status({ handle: ann.handle }, as("ann"))).state).toBe("queued");
+    expect((await client.detachAll({ all: true }, as("root"))).count).toBe(2);
+    for (const bad of [{}, { label: "x-%", all: true }, { label: "" }]) {
+      expect(await rpcError(client.detachAll(bad, as("root")))).toMatchObject({
+        ferry: "FERRY_INVALID_ARGUMENT",
+      });
+    }
+    expect(await rpcError(client.detachAll({ all: true }, as("vic")))).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+  });
+
+  it("shows each job's owner to admins only, in status and list rows", async () => {
+    const { client, as } = await setup({ worker: false });
+    const { handle } = await client.launch({ handler: "demo.echo" }, as("ann"));
+    expect((await client.status({ handle }, as("root"))).owner).toBe("ann");
+    expect((await client.status({ handle }, as("ann"))).owner).toBeUndefined();
+    expect((await client.list({}, as("root"))).jobs.map((row) => row.owner)).toEqual(["ann"]);
+    expect((await client.list({}, as("ann"))).jobs.map((row) => row.owner)).toEqual([undefined]);
+    expect((await client.list({}, as("vic"))).jobs.map((row) => row.owner)).toEqual([undefined]);
   });
 });
 

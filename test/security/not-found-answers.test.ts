@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CancelRequestSchema,
   HandleRequestSchema,
+  WaitManyRequestSchema,
   WaitRequestSchema,
 } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { ScheduleIdRequestSchema, UpdateScheduleRequestSchema } from "../../src/gen/ferry/v1/schedules_pb.js";
@@ -27,17 +28,20 @@ interface OnHandle {
   readonly schema: DescMessage;
   readonly extra?: Record<string, string>;
   readonly streaming?: boolean;
+  /** Takes a list of handles (`handles`) rather than one (`handle`). */
+  readonly many?: boolean;
 }
 
 const JOB_CALLS: readonly OnHandle[] = [
   { method: "Status", schema: HandleRequestSchema },
   { method: "Wait", schema: WaitRequestSchema, extra: { timeout: "1s" } },
   { method: "Result", schema: HandleRequestSchema },
-  { method: "Outcome", schema: HandleRequestSchema },
   { method: "Cancel", schema: CancelRequestSchema, extra: { grace: "1s" } },
   { method: "Detach", schema: HandleRequestSchema },
   { method: "Retry", schema: HandleRequestSchema },
   { method: "Watch", schema: HandleRequestSchema, streaming: true },
+  { method: "WaitAny", schema: WaitManyRequestSchema, extra: { timeout: "1s" }, many: true },
+  { method: "Drain", schema: WaitManyRequestSchema, extra: { timeout: "1s" }, many: true },
 ];
 
 const jobCall = (on: OnHandle, handle: Handle): Call => ({
@@ -45,7 +49,7 @@ const jobCall = (on: OnHandle, handle: Handle): Call => ({
   method: on.method,
   schema: on.schema,
   streaming: on.streaming ?? false,
-  body: { handle: { ...handle }, ...on.extra },
+  body: { ...(on.many ? { handles: [{ ...handle }] } : { handle: { ...handle } }), ...on.extra },
 });
 
 const SCHEDULE_CALLS = [
@@ -101,6 +105,25 @@ describe("not-found answers are byte-identical whatever the reason", () => {
         answers.push(comparable(await send(users.daemon.url, users.bob.token, jobCall(on, handle))));
       }
       expectAllSame(answers, NO_JOB);
+    });
+
+    it("JobService/Outcome: the same not_found answer, as the library's outcome gives", async () => {
+      const answers = [];
+      for (const handle of jobTargets()) {
+        const call = jobCall({ method: "Outcome", schema: HandleRequestSchema }, handle);
+        answers.push(comparable(await send(users.daemon.url, users.bob.token, call)));
+      }
+      for (const other of answers.slice(1)) expect(other).toEqual(answers[0]);
+      const answer = answers[0]!;
+      expect(answer.status).toBe(200);
+      const body = Buffer.from(answer.body, "base64");
+      // gRPC frames the message after a 5-byte prefix; Connect JSON sends it as it is.
+      const text = answer.headers["content-type"]?.startsWith("application/grpc")
+        ? body.subarray(5).toString("latin1")
+        : body.toString();
+      expect(text).toContain("not_found");
+      expect(text).toContain("FERRY_NOT_FOUND");
+      expect(text).toContain("no such job");
     });
 
     it.each(SCHEDULE_CALLS.map((on) => [on.method, on] as const))("ScheduleService/%s", async (_name, on) => {

@@ -3,8 +3,9 @@
  * whole (status, headers but `date`, trailers, body) so that two answers can be compared byte for
  * byte: what a caller could use to tell two cases apart.
  */
-import { type DescMessage, fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { expect } from "vitest";
+import { ErrorDetailSchema } from "../../src/gen/ferry/v1/errors_pb.js";
 import { frame, http1, http2Call, type RawAnswer } from "./raw-calls.js";
 
 export interface Call {
@@ -81,6 +82,10 @@ export function expectRefusal(
       decodeURIComponent(fields["grpc-message"] ?? ""),
       fields["ferry-error-code"],
     ]).toEqual([STATUS[code].grpc, message, ferryCode]);
+    // The typed detail (google.rpc.Status holding a ferry.v1.ErrorDetail) names the same code.
+    const details = Buffer.from(fields["grpc-status-details-bin"] ?? "", "base64").toString("latin1");
+    expect(details).toContain("ferry.v1.ErrorDetail");
+    expect(details).toContain(ferryCode);
   } else if (fields["content-type"] === "application/connect+json") {
     // A stream's error rides in its end-of-stream frame.
     expect(body).toContain(JSON.stringify({ code, message }).slice(1, -1));
@@ -89,10 +94,20 @@ export function expectRefusal(
     expect([answer.status, fields["ferry-error-code"], JSON.parse(body)]).toEqual([
       STATUS[code].http,
       ferryCode,
-      { code, message },
+      { code, message, details: [ferryDetail(ferryCode)] },
     ]);
   }
 }
+
+/** The typed error detail as Connect JSON writes it. */
+const ferryDetail = (ferryCode: string) => ({
+  type: "ferry.v1.ErrorDetail",
+  // Connect writes standard base64 without padding.
+  value: Buffer.from(toBinary(ErrorDetailSchema, create(ErrorDetailSchema, { code: ferryCode })))
+    .toString("base64")
+    .replace(/=+$/, ""),
+  debug: { code: ferryCode },
+});
 
 /** Every answer is the same bytes as the first, and that answer is `expected`. */
 export function expectAllSame(

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/jobs.proto.
  */
 export const file_ferry_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChNmZXJyeS92MS9qb2JzLnByb3RvEghmZXJyeS52MSIkCgZIYW5kbGUSCgoCaWQYASABKAkSDgoGY29va2llGAIgASgJIlIKB0JhY2tvZmYSDAoEdHlwZRgBIAEoCRIMCgRiYXNlGAIgASgJEgsKA21heBgDIAEoCRITCgZqaXR0ZXIYBCABKAFIAIgBAUIJCgdfaml0dGVyIokECg1MYXVuY2hPcHRpb25zEhIKBXF1ZXVlGAEgASgJSACIAQESFQoIcHJpb3JpdHkYAiABKAVIAYgBARISCgVkZWxheRgDIAEoCUgCiAEBEhMKBnJ1bl9hdBgEIAEoCUgDiAEBEhUKCGF0dGVtcHRzGAUgASgFSASIAQESJwoHYmFja29mZhgGIAEoCzIRLmZlcnJ5LnYxLkJhY2tvZmZIBYgBARIUCgd0aW1lb3V0GAcgASgJSAaIAQESFwoKdW5pcXVlX2tleRgIIAEoCUgHiAEBEhcKCnNlcmlhbGl6ZXIYCSABKAlICIgBARISCgVsYWJlbBgKIAEoCUgJiAEBEiQKCmRlcGVuZHNfb24YCyADKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JvdXAYDCABKAlICogBARIQCghyZXRyeV9vbhgNIAMoCRIRCglpZ25vcmVfb24YDiADKAkSFwoKcmVzdWx0X3R0bBgPIAEoCUgLiAEBQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCCAoGX2RlbGF5QgkKB19ydW5fYXRCCwoJX2F0dGVtcHRzQgoKCF9iYWNrb2ZmQgoKCF90aW1lb3V0Qg0KC191bmlxdWVfa2V5Qg0KC19zZXJpYWxpemVyQggKBl9sYWJlbEIICgZfZ3JvdXBCDQoLX3Jlc3VsdF90dGwicwoNTGF1bmNoUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMiMgoOTGF1bmNoUmVzcG9uc2USIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlIhwKDlN1Ym1pdFJlc3BvbnNlEgoKAmlkGAEgASgJIjoKEUxhdW5jaE1hbnlSZXF1ZXN0EiUKBGpvYnMYASADKAsyFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0IjcKEkxhdW5jaE1hbnlSZXNwb25zZRIhCgdoYW5kbGVzGAEgAygLMhAuZmVycnkudjEuSGFuZGxlIjEKDUhhbmRsZVJlcXVlc3QSIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlIlEKC1dhaXRSZXF1ZXN0EiAKBmhhbmRsZRgBIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZRIUCgd0aW1lb3V0GAIgASgJSACIAQFCCgoIX3RpbWVvdXQiTwoNQ2FuY2VsUmVxdWVzdBIgCgZoYW5kbGUYASABKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JhY2UYAiABKAlIAIgBAUIICgZfZ3JhY2UiHwoOQ2FuY2VsUmVzcG9uc2USDQoFc3RhdGUYASABKAkirgEKCUVycm9ySW5mbxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSLwoGZmllbGRzGAUgAygLMh8uZmVycnkudjEuRXJyb3JJbmZvLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijgMKCUpvYlN0YXR1cxIKCgJpZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg0KBXF1ZXVlGAMgASgJEg0KBXN0YXRlGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEhQKDG1heF9hdHRlbXB0cxgGIAEoBRIVCghwcm9ncmVzcxgHIAEoAUgAiAEBEhIKBWxhYmVsGAggASgJSAGIAQESEAoIcHJpb3JpdHkYCSABKAUSEwoLbGF1bmNoZWRfYXQYCiABKAkSDgoGcnVuX2F0GAsgASgJEhcKCnN0YXJ0ZWRfYXQYDCABKAlIAogBARIYCgtmaW5pc2hlZF9hdBgNIAEoCUgDiAEBEhAKCGNvbnN1bWVkGA4gASgIEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYDyABKAgSJwoKZXJyb3JfaW5mbxgQIAEoCzITLmZlcnJ5LnYxLkVycm9ySW5mb0ILCglfcHJvZ3Jlc3NCCAoGX2xhYmVsQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdCLVAQoJSm9iUmVzdWx0EgoKAmlkGAEgASgJEg0KBXN0YXRlGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiIKBWVycm9yGAQgASgLMhMuZmVycnkudjEuRXJyb3JJbmZvEhAKCGF0dGVtcHRzGAUgASgFEhcKCnN0YXJ0ZWRfYXQYBiABKAlIAIgBARIYCgtmaW5pc2hlZF9hdBgHIAEoCUgBiAEBQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdCLLAQoLTGlzdFJlcXVlc3QSEgoFc3RhdGUYASABKAlIAIgBARISCgVxdWV1ZRgCIAEoCUgBiAEBEhIKBWxhYmVsGAMgASgJSAKIAQESFAoHaGFuZGxlchgEIAEoCUgDiAEBEhIKBWxpbWl0GAUgASgFSASIAQESFQoIYWZ0ZXJfaWQYBiABKAlIBYgBAUIICgZfc3RhdGVCCAoGX3F1ZXVlQggKBl9sYWJlbEIKCghfaGFuZGxlckIICgZfbGltaXRCCwoJX2FmdGVyX2lkIpADCgpKb2JMaXN0Um93EgoKAmlkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSDQoFcXVldWUYAyABKAkSDQoFc3RhdGUYBCABKAkSEwoLbGF1bmNoZWRfYXQYBSABKAkSFwoKc3RhcnRlZF9hdBgGIAEoCUgAiAEBEhgKC2ZpbmlzaGVkX2F0GAcgASgJSAGIAQESEAoIYXR0ZW1wdHMYCCABKAUSEgoFbGFiZWwYCSABKAlIAogBARIVCghwcm9ncmVzcxgKIAEoAUgDiAEBEhQKB3ByZXZpZXcYCyABKAlIBIgBARIXCgpsYXN0X2Vycm9yGAwgASgJSAWIAQESEAoIY29uc3VtZWQYDSABKAgSHAoPbGFzdF9lcnJvcl9jb2RlGA4gASgJSAaIAQFCDQoLX3N0YXJ0ZWRfYXRCDgoMX2ZpbmlzaGVkX2F0QggKBl9sYWJlbEILCglfcHJvZ3Jlc3NCCgoIX3ByZXZpZXdCDQoLX2xhc3RfZXJyb3JCEgoQX2xhc3RfZXJyb3JfY29kZSJgCgxMaXN0UmVzcG9uc2USIgoEam9icxgBIAMoCzIULmZlcnJ5LnYxLkpvYkxpc3RSb3cSGgoNbmV4dF9hZnRlcl9pZBgCIAEoCUgAiAEBQhAKDl9uZXh0X2FmdGVyX2lkIlsKEENhbmNlbEFsbFJlcXVlc3QSEgoFbGFiZWwYASABKAlIAIgBARILCgNhbGwYAiABKAgSEgoFZ3JhY2UYAyABKAlIAYgBAUIICgZfbGFiZWxCCAoGX2dyYWNlIkAKDFB1cmdlUmVxdWVzdBISCgVzdGF0ZRgBIAEoCUgAiAEBEhIKCm9sZGVyX3RoYW4YAiABKAlCCAoGX3N0YXRlIh4KDUNvdW50UmVzcG9uc2USDQoFY291bnQYASABKAUiBwoFRW1wdHkyvAYKCkpvYlNlcnZpY2USOwoGTGF1bmNoEhcuZmVycnkudjEuTGF1bmNoUmVxdWVzdBoYLmZlcnJ5LnYxLkxhdW5jaFJlc3BvbnNlEjsKBlN1Ym1pdBIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QaGC5mZXJyeS52MS5TdWJtaXRSZXNwb25zZRJHCgpMYXVuY2hNYW55EhsuZmVycnkudjEuTGF1bmNoTWFueVJlcXVlc3QaHC5mZXJyeS52MS5MYXVuY2hNYW55UmVzcG9uc2USNgoGU3RhdHVzEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlN0YXR1cxIyCgRXYWl0EhUuZmVycnkudjEuV2FpdFJlcXVlc3QaEy5mZXJyeS52MS5Kb2JTdGF0dXMSNgoGUmVzdWx0EhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlJlc3VsdBI3CgdPdXRjb21lEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlJlc3VsdBI7CgZDYW5jZWwSFy5mZXJyeS52MS5DYW5jZWxSZXF1ZXN0GhguZmVycnkudjEuQ2FuY2VsUmVzcG9uc2USMgoGRGV0YWNoEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EjEKBVJldHJ5EhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EkAKCUNhbmNlbEFsbBIaLmZlcnJ5LnYxLkNhbmNlbEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEjgKBVB1cmdlEhYuZmVycnkudjEuUHVyZ2VSZXF1ZXN0GhcuZmVycnkudjEuQ291bnRSZXNwb25zZRI1CgRMaXN0EhUuZmVycnkudjEuTGlzdFJlcXVlc3QaFi5mZXJyeS52MS5MaXN0UmVzcG9uc2USNwoFV2F0Y2gSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzMAFiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("ChNmZXJyeS92MS9qb2JzLnByb3RvEghmZXJyeS52MSIkCgZIYW5kbGUSCgoCaWQYASABKAkSDgoGY29va2llGAIgASgJIlIKB0JhY2tvZmYSDAoEdHlwZRgBIAEoCRIMCgRiYXNlGAIgASgJEgsKA21heBgDIAEoCRITCgZqaXR0ZXIYBCABKAFIAIgBAUIJCgdfaml0dGVyIokECg1MYXVuY2hPcHRpb25zEhIKBXF1ZXVlGAEgASgJSACIAQESFQoIcHJpb3JpdHkYAiABKAVIAYgBARISCgVkZWxheRgDIAEoCUgCiAEBEhMKBnJ1bl9hdBgEIAEoCUgDiAEBEhUKCGF0dGVtcHRzGAUgASgFSASIAQESJwoHYmFja29mZhgGIAEoCzIRLmZlcnJ5LnYxLkJhY2tvZmZIBYgBARIUCgd0aW1lb3V0GAcgASgJSAaIAQESFwoKdW5pcXVlX2tleRgIIAEoCUgHiAEBEhcKCnNlcmlhbGl6ZXIYCSABKAlICIgBARISCgVsYWJlbBgKIAEoCUgJiAEBEiQKCmRlcGVuZHNfb24YCyADKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JvdXAYDCABKAlICogBARIQCghyZXRyeV9vbhgNIAMoCRIRCglpZ25vcmVfb24YDiADKAkSFwoKcmVzdWx0X3R0bBgPIAEoCUgLiAEBQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCCAoGX2RlbGF5QgkKB19ydW5fYXRCCwoJX2F0dGVtcHRzQgoKCF9iYWNrb2ZmQgoKCF90aW1lb3V0Qg0KC191bmlxdWVfa2V5Qg0KC19zZXJpYWxpemVyQggKBl9sYWJlbEIICgZfZ3JvdXBCDQoLX3Jlc3VsdF90dGwicwoNTGF1bmNoUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMiSAoOTGF1bmNoUmVzcG9uc2USIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlEhQKDGRlZHVwbGljYXRlZBgCIAEoCCIyCg5TdWJtaXRSZXNwb25zZRIKCgJpZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiOgoRTGF1bmNoTWFueVJlcXVlc3QSJQoEam9icxgBIAMoCzIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QiNwoSTGF1bmNoTWFueVJlc3BvbnNlEiEKB2hhbmRsZXMYASADKAsyEC5mZXJyeS52MS5IYW5kbGUiMQoNSGFuZGxlUmVxdWVzdBIgCgZoYW5kbGUYASABKAsyEC5mZXJyeS52MS5IYW5kbGUiUQoLV2FpdFJlcXVlc3QSIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlEhQKB3RpbWVvdXQYAiABKAlIAIgBAUIKCghfdGltZW91dCJPCg1DYW5jZWxSZXF1ZXN0EiAKBmhhbmRsZRgBIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZRISCgVncmFjZRgCIAEoCUgAiAEBQggKBl9ncmFjZSIfCg5DYW5jZWxSZXNwb25zZRINCgVzdGF0ZRgBIAEoCSKuAQoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgSDwoHYXR0ZW1wdBgEIAEoBRIvCgZmaWVsZHMYBSADKAsyHy5mZXJyeS52MS5FcnJvckluZm8uRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKsAwoJSm9iU3RhdHVzEgoKAmlkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSDQoFcXVldWUYAyABKAkSDQoFc3RhdGUYBCABKAkSEAoIYXR0ZW1wdHMYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEhUKCHByb2dyZXNzGAcgASgBSACIAQESEgoFbGFiZWwYCCABKAlIAYgBARIQCghwcmlvcml0eRgJIAEoBRITCgtsYXVuY2hlZF9hdBgKIAEoCRIOCgZydW5fYXQYCyABKAkSFwoKc3RhcnRlZF9hdBgMIAEoCUgCiAEBEhgKC2ZpbmlzaGVkX2F0GA0gASgJSAOIAQESEAoIY29uc3VtZWQYDiABKAgSGAoQY2FuY2VsX3JlcXVlc3RlZBgPIAEoCBInCgplcnJvcl9pbmZvGBAgASgLMhMuZmVycnkudjEuRXJyb3JJbmZvEhIKBW93bmVyGBEgASgJSASIAQFCCwoJX3Byb2dyZXNzQggKBl9sYWJlbEINCgtfc3RhcnRlZF9hdEIOCgxfZmluaXNoZWRfYXRCCAoGX293bmVyItUBCglKb2JSZXN1bHQSCgoCaWQYASABKAkSDQoFc3RhdGUYAiABKAkSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSIgoFZXJyb3IYBCABKAsyEy5mZXJyeS52MS5FcnJvckluZm8SEAoIYXR0ZW1wdHMYBSABKAUSFwoKc3RhcnRlZF9hdBgGIAEoCUgAiAEBEhgKC2ZpbmlzaGVkX2F0GAcgASgJSAGIAQFCDQoLX3N0YXJ0ZWRfYXRCDgoMX2ZpbmlzaGVkX2F0IssBCgtMaXN0UmVxdWVzdBISCgVzdGF0ZRgBIAEoCUgAiAEBEhIKBXF1ZXVlGAIgASgJSAGIAQESEgoFbGFiZWwYAyABKAlIAogBARIUCgdoYW5kbGVyGAQgASgJSAOIAQESEgoFbGltaXQYBSABKAVIBIgBARIVCghhZnRlcl9pZBgGIAEoCUgFiAEBQggKBl9zdGF0ZUIICgZfcXVldWVCCAoGX2xhYmVsQgoKCF9oYW5kbGVyQggKBl9saW1pdEILCglfYWZ0ZXJfaWQirgMKCkpvYkxpc3RSb3cSCgoCaWQYASABKAkSDwoHaGFuZGxlchgCIAEoCRINCgVxdWV1ZRgDIAEoCRINCgVzdGF0ZRgEIAEoCRITCgtsYXVuY2hlZF9hdBgFIAEoCRIXCgpzdGFydGVkX2F0GAYgASgJSACIAQESGAoLZmluaXNoZWRfYXQYByABKAlIAYgBARIQCghhdHRlbXB0cxgIIAEoBRISCgVsYWJlbBgJIAEoCUgCiAEBEhUKCHByb2dyZXNzGAogASgBSAOIAQESFAoHcHJldmlldxgLIAEoCUgEiAEBEhcKCmxhc3RfZXJyb3IYDCABKAlIBYgBARIQCghjb25zdW1lZBgNIAEoCBIcCg9sYXN0X2Vycm9yX2NvZGUYDiABKAlIBogBARISCgVvd25lchgPIAEoCUgHiAEBQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdEIICgZfbGFiZWxCCwoJX3Byb2dyZXNzQgoKCF9wcmV2aWV3Qg0KC19sYXN0X2Vycm9yQhIKEF9sYXN0X2Vycm9yX2NvZGVCCAoGX293bmVyImAKDExpc3RSZXNwb25zZRIiCgRqb2JzGAEgAygLMhQuZmVycnkudjEuSm9iTGlzdFJvdxIaCg1uZXh0X2FmdGVyX2lkGAIgASgJSACIAQFCEAoOX25leHRfYWZ0ZXJfaWQiWwoQQ2FuY2VsQWxsUmVxdWVzdBISCgVsYWJlbBgBIAEoCUgAiAEBEgsKA2FsbBgCIAEoCBISCgVncmFjZRgDIAEoCUgBiAEBQggKBl9sYWJlbEIICgZfZ3JhY2UiPQoQRGV0YWNoQWxsUmVxdWVzdBISCgVsYWJlbBgBIAEoCUgAiAEBEgsKA2FsbBgCIAEoCEIICgZfbGFiZWwiVgoPV2FpdE1hbnlSZXF1ZXN0EiEKB2hhbmRsZXMYASADKAsyEC5mZXJyeS52MS5IYW5kbGUSFAoHdGltZW91dBgCIAEoCUgAiAEBQgoKCF90aW1lb3V0ImcKD1dhaXRBbnlSZXNwb25zZRINCgVpbmRleBgBIAEoBRIgCgZoYW5kbGUYAiABKAsyEC5mZXJyeS52MS5IYW5kbGUSIwoGc3RhdHVzGAMgASgLMhMuZmVycnkudjEuSm9iU3RhdHVzIjYKDURyYWluUmVzcG9uc2USJQoIc3RhdHVzZXMYASADKAsyEy5mZXJyeS52MS5Kb2JTdGF0dXMijAEKClJ1blJlcXVlc3QSDwoHaGFuZGxlchgBIAEoCRInCgdwYXlsb2FkGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEigKB29wdGlvbnMYAyABKAsyFy5mZXJyeS52MS5MYXVuY2hPcHRpb25zEhEKBHdhaXQYBCABKAlIAIgBAUIHCgVfd2FpdCJACgxQdXJnZVJlcXVlc3QSEgoFc3RhdGUYASABKAlIAIgBARISCgpvbGRlcl90aGFuGAIgASgJQggKBl9zdGF0ZSIeCg1Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgFIgcKBUVtcHR5Mq4ICgpKb2JTZXJ2aWNlEjsKBkxhdW5jaBIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QaGC5mZXJyeS52MS5MYXVuY2hSZXNwb25zZRI7CgZTdWJtaXQSFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0GhguZmVycnkudjEuU3VibWl0UmVzcG9uc2USRwoKTGF1bmNoTWFueRIbLmZlcnJ5LnYxLkxhdW5jaE1hbnlSZXF1ZXN0GhwuZmVycnkudjEuTGF1bmNoTWFueVJlc3BvbnNlEjYKBlN0YXR1cxIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JTdGF0dXMSMgoEV2FpdBIVLmZlcnJ5LnYxLldhaXRSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzEjYKBlJlc3VsdBIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSNwoHT3V0Y29tZRIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSPwoHV2FpdEFueRIZLmZlcnJ5LnYxLldhaXRNYW55UmVxdWVzdBoZLmZlcnJ5LnYxLldhaXRBbnlSZXNwb25zZRI7CgVEcmFpbhIZLmZlcnJ5LnYxLldhaXRNYW55UmVxdWVzdBoXLmZlcnJ5LnYxLkRyYWluUmVzcG9uc2USMAoDUnVuEhQuZmVycnkudjEuUnVuUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlJlc3VsdBI7CgZDYW5jZWwSFy5mZXJyeS52MS5DYW5jZWxSZXF1ZXN0GhguZmVycnkudjEuQ2FuY2VsUmVzcG9uc2USMgoGRGV0YWNoEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EjEKBVJldHJ5EhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EkAKCUNhbmNlbEFsbBIaLmZlcnJ5LnYxLkNhbmNlbEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEkAKCURldGFjaEFsbBIaLmZlcnJ5LnYxLkRldGFjaEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEjgKBVB1cmdlEhYuZmVycnkudjEuUHVyZ2VSZXF1ZXN0GhcuZmVycnkudjEuQ291bnRSZXNwb25zZRI1CgRMaXN0EhUuZmVycnkudjEuTGlzdFJlcXVlc3QaFi5mZXJyeS52MS5MaXN0UmVzcG9uc2USNwoFV2F0Y2gSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzMAFiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * @generated from message ferry.v1.Handle
@@ -200,9 +200,18 @@ export const LaunchRequestSchema: GenMessage<LaunchRequest> = /*@__PURE__*/
  */
 export type LaunchResponse = Message<"ferry.v1.LaunchResponse"> & {
   /**
+   * With deduplicated, the existing job's id and an empty cookie (its first launcher holds it).
+   *
    * @generated from field: ferry.v1.Handle handle = 1;
    */
   handle?: Handle | undefined;
+
+  /**
+   * An unfinished job held the same unique_key: nothing new was stored.
+   *
+   * @generated from field: bool deduplicated = 2;
+   */
+  deduplicated: boolean;
 };
 
 /**
@@ -220,6 +229,11 @@ export type SubmitResponse = Message<"ferry.v1.SubmitResponse"> & {
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * @generated from field: bool deduplicated = 2;
+   */
+  deduplicated: boolean;
 };
 
 /**
@@ -471,6 +485,13 @@ export type JobStatus = Message<"ferry.v1.JobStatus"> & {
    * @generated from field: ferry.v1.ErrorInfo error_info = 16;
    */
   errorInfo?: ErrorInfo | undefined;
+
+  /**
+   * The user who launched it; set for admins only.
+   *
+   * @generated from field: optional string owner = 17;
+   */
+  owner?: string | undefined;
 };
 
 /**
@@ -491,7 +512,7 @@ export type JobResult = Message<"ferry.v1.JobResult"> & {
 
   /**
    * completed, failed or cancelled; from Outcome also scheduled, queued or running (then only
-   * id and state are set).
+   * id and state are set), or not_found or unavailable (then only state and error are set).
    *
    * @generated from field: string state = 2;
    */
@@ -657,6 +678,13 @@ export type JobListRow = Message<"ferry.v1.JobListRow"> & {
    * @generated from field: optional string last_error_code = 14;
    */
   lastErrorCode?: string | undefined;
+
+  /**
+   * The user who launched it; set for admins only.
+   *
+   * @generated from field: optional string owner = 15;
+   */
+  owner?: string | undefined;
 };
 
 /**
@@ -724,6 +752,136 @@ export const CancelAllRequestSchema: GenMessage<CancelAllRequest> = /*@__PURE__*
   messageDesc(file_ferry_v1_jobs, 18);
 
 /**
+ * @generated from message ferry.v1.DetachAllRequest
+ */
+export type DetachAllRequest = Message<"ferry.v1.DetachAllRequest"> & {
+  /**
+   * SQL LIKE pattern; give this or `all`, not both.
+   *
+   * @generated from field: optional string label = 1;
+   */
+  label?: string | undefined;
+
+  /**
+   * Every job the caller may reach.
+   *
+   * @generated from field: bool all = 2;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message ferry.v1.DetachAllRequest.
+ * Use `create(DetachAllRequestSchema)` to create a new message.
+ */
+export const DetachAllRequestSchema: GenMessage<DetachAllRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 19);
+
+/**
+ * @generated from message ferry.v1.WaitManyRequest
+ */
+export type WaitManyRequest = Message<"ferry.v1.WaitManyRequest"> & {
+  /**
+   * At most 1000.
+   *
+   * @generated from field: repeated ferry.v1.Handle handles = 1;
+   */
+  handles: Handle[];
+
+  /**
+   * @generated from field: optional string timeout = 2;
+   */
+  timeout?: string | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.WaitManyRequest.
+ * Use `create(WaitManyRequestSchema)` to create a new message.
+ */
+export const WaitManyRequestSchema: GenMessage<WaitManyRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 20);
+
+/**
+ * @generated from message ferry.v1.WaitAnyResponse
+ */
+export type WaitAnyResponse = Message<"ferry.v1.WaitAnyResponse"> & {
+  /**
+   * The first finished job's place in `handles`.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: ferry.v1.Handle handle = 2;
+   */
+  handle?: Handle | undefined;
+
+  /**
+   * @generated from field: ferry.v1.JobStatus status = 3;
+   */
+  status?: JobStatus | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.WaitAnyResponse.
+ * Use `create(WaitAnyResponseSchema)` to create a new message.
+ */
+export const WaitAnyResponseSchema: GenMessage<WaitAnyResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 21);
+
+/**
+ * @generated from message ferry.v1.DrainResponse
+ */
+export type DrainResponse = Message<"ferry.v1.DrainResponse"> & {
+  /**
+   * @generated from field: repeated ferry.v1.JobStatus statuses = 1;
+   */
+  statuses: JobStatus[];
+};
+
+/**
+ * Describes the message ferry.v1.DrainResponse.
+ * Use `create(DrainResponseSchema)` to create a new message.
+ */
+export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 22);
+
+/**
+ * @generated from message ferry.v1.RunRequest
+ */
+export type RunRequest = Message<"ferry.v1.RunRequest"> & {
+  /**
+   * @generated from field: string handler = 1;
+   */
+  handler: string;
+
+  /**
+   * @generated from field: google.protobuf.Value payload = 2;
+   */
+  payload?: Value | undefined;
+
+  /**
+   * @generated from field: ferry.v1.LaunchOptions options = 3;
+   */
+  options?: LaunchOptions | undefined;
+
+  /**
+   * How long to wait; default: the job's timeout and a second, else no limit.
+   *
+   * @generated from field: optional string wait = 4;
+   */
+  wait?: string | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.RunRequest.
+ * Use `create(RunRequestSchema)` to create a new message.
+ */
+export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 23);
+
+/**
  * @generated from message ferry.v1.PurgeRequest
  */
 export type PurgeRequest = Message<"ferry.v1.PurgeRequest"> & {
@@ -747,7 +905,7 @@ export type PurgeRequest = Message<"ferry.v1.PurgeRequest"> & {
  * Use `create(PurgeRequestSchema)` to create a new message.
  */
 export const PurgeRequestSchema: GenMessage<PurgeRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 19);
+  messageDesc(file_ferry_v1_jobs, 24);
 
 /**
  * @generated from message ferry.v1.CountResponse
@@ -764,7 +922,7 @@ export type CountResponse = Message<"ferry.v1.CountResponse"> & {
  * Use `create(CountResponseSchema)` to create a new message.
  */
 export const CountResponseSchema: GenMessage<CountResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 20);
+  messageDesc(file_ferry_v1_jobs, 25);
 
 /**
  * @generated from message ferry.v1.Empty
@@ -777,7 +935,7 @@ export type Empty = Message<"ferry.v1.Empty"> & {
  * Use `create(EmptySchema)` to create a new message.
  */
 export const EmptySchema: GenMessage<Empty> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 21);
+  messageDesc(file_ferry_v1_jobs, 26);
 
 /**
  * @generated from service ferry.v1.JobService
@@ -842,15 +1000,49 @@ export const JobService: GenService<{
     output: typeof JobResultSchema;
   },
   /**
-   * Like Result, but an unfinished job is an answer, not an error: its id and state (scheduled,
-   * queued or running), and nothing is consumed. A finished job's result is handed out as by
-   * Result. A bad handle still answers FERRY_NOT_FOUND.
+   * Like Result, but it answers instead of failing: an unfinished job its id and state
+   * (scheduled, queued or running, nothing consumed); a bad handle or a result already collected
+   * state "not_found", a store that failed "unavailable", each with error {code, message}. A
+   * finished job's result is handed out as by Result.
    *
    * @generated from rpc ferry.v1.JobService.Outcome
    */
   outcome: {
     methodKind: "unary";
     input: typeof HandleRequestSchema;
+    output: typeof JobResultSchema;
+  },
+  /**
+   * Waits until the first of several jobs is finished (or the timeout passes): which one, and its
+   * status.
+   *
+   * @generated from rpc ferry.v1.JobService.WaitAny
+   */
+  waitAny: {
+    methodKind: "unary";
+    input: typeof WaitManyRequestSchema;
+    output: typeof WaitAnyResponseSchema;
+  },
+  /**
+   * Waits until every one of several jobs is finished (or the timeout passes): their statuses,
+   * in the order asked.
+   *
+   * @generated from rpc ferry.v1.JobService.Drain
+   */
+  drain: {
+    methodKind: "unary";
+    input: typeof WaitManyRequestSchema;
+    output: typeof DrainResponseSchema;
+  },
+  /**
+   * Launch, wait and collect in one call. When the wait times out the job is cancelled and the
+   * call answers FERRY_TIMEOUT; a job that timed out itself answers FERRY_TIMEOUT too.
+   *
+   * @generated from rpc ferry.v1.JobService.Run
+   */
+  run: {
+    methodKind: "unary";
+    input: typeof RunRequestSchema;
     output: typeof JobResultSchema;
   },
   /**
@@ -890,6 +1082,17 @@ export const JobService: GenService<{
   cancelAll: {
     methodKind: "unary";
     input: typeof CancelAllRequestSchema;
+    output: typeof CountResponseSchema;
+  },
+  /**
+   * Detaches every job whose label matches, or every job, with the reach of CancelAll. Answers
+   * how many.
+   *
+   * @generated from rpc ferry.v1.JobService.DetachAll
+   */
+  detachAll: {
+    methodKind: "unary";
+    input: typeof DetachAllRequestSchema;
     output: typeof CountResponseSchema;
   },
   /**

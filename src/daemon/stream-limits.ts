@@ -44,17 +44,21 @@ export function resetOversizedHeaders(request: NodeRequest, maxHeaderBytes: numb
 
 /** What the server reads and drops of a body it answered early, before it stops the client. */
 export const LINGER_BYTES = 64 * 1024;
-/** How long it waits, once the answer is out, for such a body to end. */
-export const LINGER_MS = 2_000;
+/**
+ * How long such a body may go without a byte, once the answer is out, before it is cut off. Idle
+ * time, not a deadline: on a busy connection a stream's body may wait its turn in flow control.
+ */
+export const LINGER_MS = 5_000;
 
 /**
  * For a request answered before its body was read: the client must not go on sending, yet a small
  * body already on its way must not make the answer lost. A connection closed with unread bytes in
  * its receive buffer is reset by the kernel, and the reset may destroy the answer before the
  * client reads it (an HTTP/2 stream reset likewise may fail a client still writing). So, as web
- * servers' "lingering close": the server reads and drops up to LINGER_BYTES for up to LINGER_MS
- * after the answer, and only a body that goes beyond either is cut off: the HTTP/2 stream reset
- * (NO_ERROR, RFC 9113 section 8.1), the HTTP/1.1 connection closed. A body declared larger than
+ * servers' "lingering close": the server reads and drops up to LINGER_BYTES after the answer,
+ * while bytes keep coming (LINGER_MS apart at most), and only a body that goes beyond either is
+ * cut off: the HTTP/2 stream reset (NO_ERROR, RFC 9113 section 8.1), the HTTP/1.1 connection
+ * closed. A body declared larger than
  * LINGER_BYTES is never waited for: its HTTP/1.1 connection closes with the answer.
  */
 export function endWithAnswer(request: NodeRequest, response: NodeResponse): void {
@@ -75,6 +79,7 @@ export function endWithAnswer(request: NodeRequest, response: NodeResponse): voi
   const count = (chunk: Buffer) => {
     dropped += chunk.length;
     if (dropped > LINGER_BYTES && response.writableFinished) stop();
+    else timer?.refresh();
   };
   request.on("data", count);
   request.once("end", () => {

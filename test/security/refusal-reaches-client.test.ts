@@ -83,7 +83,11 @@ describe("an early refusal", () => {
             )
             .then(
               () => "served",
-              (error: unknown) => `${Code[ConnectError.from(error).code]} ${ConnectError.from(error).rawMessage}`.replace(/^(Unauthenticated|ResourceExhausted) .*/, "$1"),
+              (error: unknown) =>
+                `${Code[ConnectError.from(error).code]} ${ConnectError.from(error).rawMessage}`.replace(
+                  /^(Unauthenticated|ResourceExhausted) .*/,
+                  "$1",
+                ),
             ),
         ),
       );

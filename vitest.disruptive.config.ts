@@ -27,7 +27,7 @@ export default defineConfig({
     exclude: withNats ? [] : ["test/disruptive/nats-*.test.ts"],
     env: { FERRY_FAULT_STORES: "nats" },
     // bin/ferry.js runs dist/: rebuilt first when a source is newer.
-    globalSetup: ["test/build-dist.ts"],
+    globalSetup: ["test/build-dist.ts", "test/nats-anchor.ts"],
     fileParallelism: false,
     maxWorkers: 1,
     pool: "forks",

@@ -46,7 +46,12 @@ describe.each(FAULT_STORES)("SIGKILL a worker mid-job on $name", (store) => {
       expect(rerunAfterMs).toBeGreaterThan(0);
       expect(rerunAfterMs).toBeLessThanOrEqual(boundMs + TIMING.slackMs);
 
-      const report = await audit(t.ferry, [{ handle: h, state: "completed" }], ledger);
+      // The worker notes its completion in the ledger after the store took it: wait may answer first.
+      await t.waitFor(
+        (e) => e.ev === "finish" && e.id === h.id && e.kind === "completed",
+        "the completion in the ledger",
+      );
+      const report = await audit(t.ferry, [{ handle: h, state: "completed" }], t.ledger());
       expect(report.problems).toEqual([]);
       expect(report.duplicates).toBe(1);
       expect(report.extraStarts).toBe(1);

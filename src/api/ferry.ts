@@ -25,77 +25,34 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store/store.js";
-import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
+import type { JobDefinition } from "../worker/handler.js";
 import { type DispatchTicket, Worker, type WorkerOptions } from "../worker/worker.js";
+import type {
+  LaunchEachItem,
+  LaunchItem,
+  LaunchSettled,
+  ListFilter,
+  OpenOptions,
+  Outcome,
+  WatchEvent,
+} from "./api-types.js";
 import { ChangeWaiter } from "./change-waiter.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
-import { type LaunchContext, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
+import { type LaunchContext, type PreparedLaunch, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
 import { runWaitMs } from "./run-wait.js";
 import { Schedules } from "./schedules.js";
 import { toListRow, toResult, toStatus } from "./views.js";
 
-export interface QueueOptions {
-  /** Serializer for jobs launched on this queue without one of their own. */
-  serializer?: string;
-  /** At most this many jobs of one group run at once on this queue (across all workers). */
-  groupConcurrency?: number;
-  /**
-   * At most this many starts of one group's jobs per window on this queue (across all workers):
-   * "100/m", "5/s", "10/30s". Windows are fixed, aligned to the epoch; a retry counts as a start.
-   */
-  groupRate?: string;
-}
-
-export interface OpenOptions {
-  /** A store URL (`sqlite:./ferry.db`, …) or a Store. Default: FERRY_STORE, else sqlite:./ferry.db. */
-  store?: string | Store;
-  /** SQLite: fsync every commit (synchronous=FULL). Default false. */
-  durable?: boolean;
-  /** Default serializer. Default: FERRY_SERIALIZER, else "json". */
-  serializer?: string;
-  queues?: Readonly<Record<string, QueueOptions>>;
-  /** Largest encoded payload accepted by launch. Default 1 MiB. */
-  maxPayloadBytes?: number;
-  /** Create or upgrade the schema on open. Default true. */
-  migrate?: boolean;
-}
-
-/** One job to launch with launchMany. */
-export interface LaunchItem {
-  handler: string | AnyJobDefinition;
-  payload?: unknown;
-  options?: LaunchOptions;
-}
-
-export interface ListFilter {
-  state?: JobState;
-  queue?: string;
-  /** SQL LIKE pattern ("nightly-%"). */
-  label?: string;
-  handler?: string;
-  owner?: string;
-  /** Stop after this many rows. Default: all. */
-  limit?: number;
-  /** Start after this id (the last of the previous page). */
-  afterId?: string;
-  /** Include each payload's preview. Default true; the daemon turns it off for viewers. */
-  previews?: boolean;
-}
-
-export interface WatchEvent {
-  readonly state: JobState;
-  readonly progress: number | null;
-  readonly attempts: number;
-}
-
-export type Outcome<T = unknown> =
-  | JobResult<T>
-  | { readonly state: "scheduled" | "queued" | "running"; readonly id: string }
-  /** not_found: no such job, wrong cookie, or result already collected; unavailable: the store failed. */
-  | {
-      readonly state: "not_found" | "unavailable";
-      readonly error: { readonly code: string; readonly message: string };
-    };
+export type {
+  LaunchEachItem,
+  LaunchItem,
+  LaunchSettled,
+  ListFilter,
+  OpenOptions,
+  Outcome,
+  QueueOptions,
+  WatchEvent,
+} from "./api-types.js";
 
 /** The library: launch jobs, follow them, collect their results, and run workers. */
 export class Ferry {
@@ -210,23 +167,59 @@ export class Ferry {
     return this.launchItems(items, false, tx);
   }
 
+  /**
+   * Launches each job on its own terms, in one store transaction: a job refused before it is
+   * stored (invalid payload, unknown parent, …) fails alone and the rest are stored together.
+   * For producers that batch independent launches, as the daemon does with the remote client's
+   * coalesced calls; `launchMany` is the all-or-nothing kind.
+   */
+  async launchEach(items: readonly LaunchEachItem[]): Promise<LaunchSettled[]> {
+    this.open();
+    if (!Array.isArray(items)) throw invalidArgument("launchEach takes an array");
+    if (items.length > 100_000) throw invalidArgument("launchEach takes at most 100000 jobs at once");
+    const settled: LaunchSettled[] = new Array(items.length);
+    const prepared: PreparedLaunch[] = [];
+    const slots: number[] = [];
+    for (const [index, item] of items.entries()) {
+      try {
+        if (item.options?.tx !== undefined)
+          throw invalidArgument("launchEach commits in its own transaction");
+        prepared.push(await this.prepareItem(item, item.submit === true));
+        slots.push(index);
+      } catch (error) {
+        if (!(error instanceof FerryError)) throw error;
+        settled[index] = { ok: false, error };
+      }
+    }
+    if (prepared.length > 0) {
+      const handles = await this.enqueuePrepared(prepared, undefined);
+      for (const [k, handle] of handles.entries()) settled[slots[k]!] = { ok: true, handle };
+    }
+    return settled;
+  }
+
   private async launchItems(
     items: readonly LaunchItem[],
     detached: boolean,
     tx: unknown,
   ): Promise<LaunchedHandle[]> {
     this.open();
-    const prepared: { job: NewJob; cookie: string }[] = [];
-    for (const item of items) {
-      // Parents by handle, in the launch's owner's scope; once each (a parent named twice is one link).
-      // Most launches have none: they skip the await, which bulk launches would pay per job.
-      const dependsOn = item.options?.dependsOn;
-      const parents =
-        dependsOn === undefined
-          ? []
-          : await parentIdsOf(dependsOn, item.options?.owner, (h) => this.owned(h));
-      prepared.push(prepareLaunch(item, detached, parents, this.#launchContext));
-    }
+    const prepared: PreparedLaunch[] = [];
+    for (const item of items) prepared.push(await this.prepareItem(item, detached));
+    return this.enqueuePrepared(prepared, tx);
+  }
+
+  /** One launch checked and built; its parents by handle, in the launch's owner's scope, once each. */
+  private prepareItem(item: LaunchItem, detached: boolean): PreparedLaunch | Promise<PreparedLaunch> {
+    const dependsOn = item.options?.dependsOn;
+    // Most launches have none: they skip the await, which bulk launches would pay per job.
+    if (dependsOn === undefined) return prepareLaunch(item, detached, [], this.#launchContext);
+    return parentIdsOf(dependsOn, item.options?.owner, (h) => this.owned(h)).then((parents) =>
+      prepareLaunch(item, detached, parents, this.#launchContext),
+    );
+  }
+
+  private async enqueuePrepared(prepared: readonly PreparedLaunch[], tx: unknown): Promise<LaunchedHandle[]> {
     // One job launched where one of our workers idles on its queue: the store may hand it over
     // already claimed, and it starts without waiting for the worker's next claim.
     const ticket =

@@ -38,13 +38,19 @@ export async function parentIdsOf(
   return [...ids];
 }
 
+/** A launch checked and built: the job to store and the cookie its handle will carry. */
+export interface PreparedLaunch {
+  readonly job: NewJob;
+  readonly cookie: string;
+}
+
 /** Validates one launch and builds the stored job; synchronous, so bulk launches stay cheap. */
 export function prepareLaunch(
   item: LaunchItem,
   detached: boolean,
   parents: readonly string[],
   context: LaunchContext,
-): { job: NewJob; cookie: string } {
+): PreparedLaunch {
   const definition = typeof item.handler === "string" ? undefined : item.handler;
   const handler = checkHandlerName(definition === undefined ? item.handler : definition.name);
   let payload: unknown = item.payload ?? null;

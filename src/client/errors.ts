@@ -34,19 +34,23 @@ export function toFerryError(error: unknown): FerryError {
   if (error instanceof FerryError) return error;
   const rpc = ConnectError.from(error);
   const code = ferryCodeOf(rpc);
-  if (isErrorCode(code)) return new FerryError(code, rpc.rawMessage, { cause: error });
-  if (code !== undefined) {
-    // FERRY_INTERNAL: the daemon failed inside and says no more.
-    return new FerryError(ErrorCode.StoreUnavailable, `the daemon failed: ${rpc.rawMessage}`, {
-      cause: error,
-      details: { ferryCode: code },
-    });
-  }
+  if (code !== undefined) return ferryErrorOf(code, rpc.rawMessage, error);
   const mapped = FROM_STATUS[rpc.code];
   if (mapped !== undefined) return new FerryError(mapped, rpc.rawMessage, { cause: error });
   return new FerryError(ErrorCode.StoreUnavailable, `cannot reach the daemon: ${rpc.rawMessage}`, {
     cause: error,
     details: { unreachable: true },
+  });
+}
+
+/** The error for a Ferry code the daemon answered, with its message. */
+export function ferryErrorOf(code: string, message: string, cause?: unknown): FerryError {
+  const options = cause === undefined ? {} : { cause };
+  if (isErrorCode(code)) return new FerryError(code, message, options);
+  // FERRY_INTERNAL: the daemon failed inside and says no more.
+  return new FerryError(ErrorCode.StoreUnavailable, `the daemon failed: ${message}`, {
+    ...options,
+    details: { ferryCode: code },
   });
 }
 

@@ -15,9 +15,16 @@ import type { JobDefinition } from "../worker/handler.js";
 import type { Connection } from "./connection.js";
 import { calling } from "./errors.js";
 import { listRowFrom, resultFrom, statsFrom, statusFrom, workerFrom } from "./from-proto.js";
+import { LaunchBatcher } from "./launch-batcher.js";
 import { type RemoteScheduleOptions, RemoteSchedules } from "./remote-schedules.js";
 import { Reconnecting, resuming, throwIfAborted } from "./resume.js";
-import { durationText, handleMessage, prepareRemoteLaunch, type RemoteLaunchOptions } from "./to-proto.js";
+import {
+  durationText,
+  handleMessage,
+  launchMessage,
+  prepareRemoteLaunch,
+  type RemoteLaunchOptions,
+} from "./to-proto.js";
 
 /** `wait`, `waitAny` and `drain`, as in the library. */
 export interface RemoteWaitOptions {
@@ -40,10 +47,13 @@ export class FerryClient {
   readonly schedules: RemoteSchedules;
   readonly #connection: Connection;
   readonly #resumeForMs: number;
+  /** Concurrent launches and submits, sent as one call (launch-batcher.ts). */
+  readonly #launches: LaunchBatcher;
 
   constructor(connection: Connection, resumeForMs: number) {
     this.#connection = connection;
     this.#resumeForMs = resumeForMs;
+    this.#launches = new LaunchBatcher(connection);
     this.server = connection.server;
     this.schedules = new RemoteSchedules(connection);
   }
@@ -56,11 +66,9 @@ export class FerryClient {
     payload?: P,
     options?: RemoteLaunchOptions,
   ): Promise<LaunchedHandle> {
-    return calling(async () => {
-      const job = prepareRemoteLaunch(handler as LaunchItem["handler"], payload, options);
-      const { handle, deduplicated } = await this.#connection.jobs.launch(job);
-      return { id: handle?.id ?? "", cookie: handle?.cookie ?? "", deduplicated };
-    });
+    return calling(async () =>
+      this.#launches.add(prepareRemoteLaunch(handler as LaunchItem["handler"], payload, options), false),
+    );
   }
 
   /** Fire-and-forget: the job runs, its result is dropped, and no handle reaches it. */
@@ -71,7 +79,7 @@ export class FerryClient {
   ): Promise<{ id: string; deduplicated: boolean }> {
     return calling(async () => {
       const job = prepareRemoteLaunch(handler as LaunchItem["handler"], payload, options);
-      const { id, deduplicated } = await this.#connection.jobs.submit(job);
+      const { id, deduplicated } = await this.#launches.add(job, true);
       return { id, deduplicated };
     });
   }
@@ -80,7 +88,9 @@ export class FerryClient {
   launchMany(items: readonly RemoteLaunchItem[]): Promise<LaunchedHandle[]> {
     return calling(async () => {
       if (!Array.isArray(items)) throw invalidArgument("launchMany takes an array");
-      const jobs = items.map((item) => prepareRemoteLaunch(item.handler, item.payload, item.options));
+      const jobs = items.map((item) =>
+        launchMessage(prepareRemoteLaunch(item.handler, item.payload, item.options)),
+      );
       const { handles } = await this.#connection.jobs.launchMany({ jobs });
       return handles.map(({ id, cookie }) => ({ id, cookie, deduplicated: cookie === "" }));
     });
@@ -170,7 +180,7 @@ export class FerryClient {
       // The daemon computes the same wait; sent explicitly so a definition's timeout counts too.
       const waitMs = runWaitMs(wait, job.timeout);
       const result = await this.#connection.jobs.run({
-        ...job,
+        ...launchMessage(job),
         ...(waitMs === undefined ? {} : { wait: `${waitMs}ms` }),
       });
       return resultFrom<R>(result);

@@ -24,14 +24,21 @@ export function durationText(value: Duration, name: string): string {
 
 /** Any JSON-able payload as a protobuf Value; what JSON cannot hold is FERRY_SERIALIZATION. */
 export function payloadValue(payload: unknown): Value {
+  return payloadWithSize(payload).value;
+}
+
+/** The payload as a Value, and its size as JSON text (what a batch of launches is bounded by). */
+function payloadWithSize(payload: unknown): { value: Value; bytes: number } {
+  let text: string;
   let json: JsonValue;
   try {
     // Through JSON.stringify, as the library's json serializer sees it (Dates as strings, no undefined).
-    json = JSON.parse(JSON.stringify(payload ?? null) ?? "null") as JsonValue;
+    text = JSON.stringify(payload ?? null) ?? "null";
+    json = JSON.parse(text) as JsonValue;
   } catch (error) {
     throw new FerryError(ErrorCode.Serialization, `the payload is not JSON: ${(error as Error).message}`);
   }
-  return fromJson(ValueSchema, json);
+  return { value: fromJson(ValueSchema, json), bytes: text.length };
 }
 
 /** A handle as its message, once it has the shape of one (the daemon checks the rest). */
@@ -54,7 +61,19 @@ export interface PreparedLaunch {
   readonly options: MessageInitShape<typeof LaunchOptionsSchema>;
   /** The job's own timeout, for `run`'s wait. */
   readonly timeout: Duration | undefined;
+  /** About how many bytes it takes on the wire: its payload as JSON, and a margin for the rest. */
+  readonly bytes: number;
 }
+
+/** Bytes allowed for a launch's handler name, options and framing beside its payload. */
+const LAUNCH_MARGIN_BYTES = 1024;
+
+/** The Launch message of a prepared launch. */
+export const launchMessage = ({ handler, payload, options }: PreparedLaunch) => ({
+  handler,
+  payload,
+  options,
+});
 
 export function prepareRemoteLaunch(
   handler: string | JobDefinition<unknown, unknown> | AnyJobDefinition,
@@ -72,11 +91,13 @@ export function prepareRemoteLaunch(
     }
   }
   const merged: RemoteLaunchOptions = { ...(definition?.defaults ?? {}), ...(options ?? {}) };
+  const { value, bytes } = payloadWithSize(checked);
   return {
     handler: name,
-    payload: payloadValue(checked),
+    payload: value,
     options: launchOptionsMessage(merged),
     timeout: merged.timeout,
+    bytes: bytes + LAUNCH_MARGIN_BYTES,
   };
 }
 

@@ -12,7 +12,7 @@ import type { Handle, JobStatus } from "../core/job.js";
 import type { Caller } from "./authn.js";
 import { checkLaunchRights } from "./launch-rights.js";
 import type { OpenWatches } from "./open-watches.js";
-import type { LaunchQuotas } from "./quotas.js";
+import type { Admission, LaunchQuotas } from "./quotas.js";
 import { type JobDetail, jobDetailFor } from "./rpc-convert.js";
 import { denied } from "./rpc-errors.js";
 
@@ -42,6 +42,8 @@ export interface JobAccess {
   launcher(context: HandlerContext, handlers: readonly string[]): Caller;
   /** Runs `launch` of `n` jobs within the caller's quotas: a refusal stores nothing. */
   withinQuota<T>(caller: Caller, n: number, launch: () => Promise<T>): Promise<T>;
+  /** Admits `n` launches against the caller's quotas (nothing to settle when there are none). */
+  admit(caller: Caller, n: number): Promise<Admission | undefined>;
   /** The handle's status, once the caller may act on its job: its owner, or an admin. */
   mineWithStatus(context: HandlerContext, handle: Handle): Promise<JobStatus>;
   /** The handle, once the caller may act on its job. */
@@ -73,6 +75,8 @@ export function jobAccess(ferry: Ferry, options: JobServiceOptions): JobAccess {
       checkLaunchRights(caller, handlers, restricted);
       return caller;
     },
+
+    admit: async (caller, n) => options.quotas?.admit(caller.user, n),
 
     async withinQuota(caller, n, launch) {
       const admission = await options.quotas?.admit(caller.user, n);

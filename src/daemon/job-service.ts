@@ -23,6 +23,7 @@ import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import type { Caller } from "./authn.js";
 import { type JobServiceOptions, jobAccess } from "./job-access.js";
 import { jobWaits } from "./job-waits.js";
+import { launchEachCall } from "./launch-each.js";
 import {
   handleOf,
   type JobDetail,
@@ -105,6 +106,8 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
         const handles = await withinQuota(caller, jobs.length, () => ferry.launchMany(jobs));
         return { handles: handles.map(({ id, cookie }) => ({ id, cookie })) };
       }),
+
+    launchEach: launchEachCall(ferry, access),
 
     status: (request, context) =>
       answering(async () =>

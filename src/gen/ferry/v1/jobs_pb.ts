@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/jobs.proto.
  */
 export const file_ferry_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChNmZXJyeS92MS9qb2JzLnByb3RvEghmZXJyeS52MSIkCgZIYW5kbGUSCgoCaWQYASABKAkSDgoGY29va2llGAIgASgJIlIKB0JhY2tvZmYSDAoEdHlwZRgBIAEoCRIMCgRiYXNlGAIgASgJEgsKA21heBgDIAEoCRITCgZqaXR0ZXIYBCABKAFIAIgBAUIJCgdfaml0dGVyIokECg1MYXVuY2hPcHRpb25zEhIKBXF1ZXVlGAEgASgJSACIAQESFQoIcHJpb3JpdHkYAiABKAVIAYgBARISCgVkZWxheRgDIAEoCUgCiAEBEhMKBnJ1bl9hdBgEIAEoCUgDiAEBEhUKCGF0dGVtcHRzGAUgASgFSASIAQESJwoHYmFja29mZhgGIAEoCzIRLmZlcnJ5LnYxLkJhY2tvZmZIBYgBARIUCgd0aW1lb3V0GAcgASgJSAaIAQESFwoKdW5pcXVlX2tleRgIIAEoCUgHiAEBEhcKCnNlcmlhbGl6ZXIYCSABKAlICIgBARISCgVsYWJlbBgKIAEoCUgJiAEBEiQKCmRlcGVuZHNfb24YCyADKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JvdXAYDCABKAlICogBARIQCghyZXRyeV9vbhgNIAMoCRIRCglpZ25vcmVfb24YDiADKAkSFwoKcmVzdWx0X3R0bBgPIAEoCUgLiAEBQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCCAoGX2RlbGF5QgkKB19ydW5fYXRCCwoJX2F0dGVtcHRzQgoKCF9iYWNrb2ZmQgoKCF90aW1lb3V0Qg0KC191bmlxdWVfa2V5Qg0KC19zZXJpYWxpemVyQggKBl9sYWJlbEIICgZfZ3JvdXBCDQoLX3Jlc3VsdF90dGwicwoNTGF1bmNoUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMiSAoOTGF1bmNoUmVzcG9uc2USIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlEhQKDGRlZHVwbGljYXRlZBgCIAEoCCIyCg5TdWJtaXRSZXNwb25zZRIKCgJpZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiOgoRTGF1bmNoTWFueVJlcXVlc3QSJQoEam9icxgBIAMoCzIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QiNwoSTGF1bmNoTWFueVJlc3BvbnNlEiEKB2hhbmRsZXMYASADKAsyEC5mZXJyeS52MS5IYW5kbGUiMQoNSGFuZGxlUmVxdWVzdBIgCgZoYW5kbGUYASABKAsyEC5mZXJyeS52MS5IYW5kbGUiUQoLV2FpdFJlcXVlc3QSIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlEhQKB3RpbWVvdXQYAiABKAlIAIgBAUIKCghfdGltZW91dCJPCg1DYW5jZWxSZXF1ZXN0EiAKBmhhbmRsZRgBIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZRISCgVncmFjZRgCIAEoCUgAiAEBQggKBl9ncmFjZSIfCg5DYW5jZWxSZXNwb25zZRINCgVzdGF0ZRgBIAEoCSKuAQoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgSDwoHYXR0ZW1wdBgEIAEoBRIvCgZmaWVsZHMYBSADKAsyHy5mZXJyeS52MS5FcnJvckluZm8uRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKsAwoJSm9iU3RhdHVzEgoKAmlkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSDQoFcXVldWUYAyABKAkSDQoFc3RhdGUYBCABKAkSEAoIYXR0ZW1wdHMYBSABKAUSFAoMbWF4X2F0dGVtcHRzGAYgASgFEhUKCHByb2dyZXNzGAcgASgBSACIAQESEgoFbGFiZWwYCCABKAlIAYgBARIQCghwcmlvcml0eRgJIAEoBRITCgtsYXVuY2hlZF9hdBgKIAEoCRIOCgZydW5fYXQYCyABKAkSFwoKc3RhcnRlZF9hdBgMIAEoCUgCiAEBEhgKC2ZpbmlzaGVkX2F0GA0gASgJSAOIAQESEAoIY29uc3VtZWQYDiABKAgSGAoQY2FuY2VsX3JlcXVlc3RlZBgPIAEoCBInCgplcnJvcl9pbmZvGBAgASgLMhMuZmVycnkudjEuRXJyb3JJbmZvEhIKBW93bmVyGBEgASgJSASIAQFCCwoJX3Byb2dyZXNzQggKBl9sYWJlbEINCgtfc3RhcnRlZF9hdEIOCgxfZmluaXNoZWRfYXRCCAoGX293bmVyItUBCglKb2JSZXN1bHQSCgoCaWQYASABKAkSDQoFc3RhdGUYAiABKAkSJQoFdmFsdWUYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSIgoFZXJyb3IYBCABKAsyEy5mZXJyeS52MS5FcnJvckluZm8SEAoIYXR0ZW1wdHMYBSABKAUSFwoKc3RhcnRlZF9hdBgGIAEoCUgAiAEBEhgKC2ZpbmlzaGVkX2F0GAcgASgJSAGIAQFCDQoLX3N0YXJ0ZWRfYXRCDgoMX2ZpbmlzaGVkX2F0IssBCgtMaXN0UmVxdWVzdBISCgVzdGF0ZRgBIAEoCUgAiAEBEhIKBXF1ZXVlGAIgASgJSAGIAQESEgoFbGFiZWwYAyABKAlIAogBARIUCgdoYW5kbGVyGAQgASgJSAOIAQESEgoFbGltaXQYBSABKAVIBIgBARIVCghhZnRlcl9pZBgGIAEoCUgFiAEBQggKBl9zdGF0ZUIICgZfcXVldWVCCAoGX2xhYmVsQgoKCF9oYW5kbGVyQggKBl9saW1pdEILCglfYWZ0ZXJfaWQirgMKCkpvYkxpc3RSb3cSCgoCaWQYASABKAkSDwoHaGFuZGxlchgCIAEoCRINCgVxdWV1ZRgDIAEoCRINCgVzdGF0ZRgEIAEoCRITCgtsYXVuY2hlZF9hdBgFIAEoCRIXCgpzdGFydGVkX2F0GAYgASgJSACIAQESGAoLZmluaXNoZWRfYXQYByABKAlIAYgBARIQCghhdHRlbXB0cxgIIAEoBRISCgVsYWJlbBgJIAEoCUgCiAEBEhUKCHByb2dyZXNzGAogASgBSAOIAQESFAoHcHJldmlldxgLIAEoCUgEiAEBEhcKCmxhc3RfZXJyb3IYDCABKAlIBYgBARIQCghjb25zdW1lZBgNIAEoCBIcCg9sYXN0X2Vycm9yX2NvZGUYDiABKAlIBogBARISCgVvd25lchgPIAEoCUgHiAEBQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdEIICgZfbGFiZWxCCwoJX3Byb2dyZXNzQgoKCF9wcmV2aWV3Qg0KC19sYXN0X2Vycm9yQhIKEF9sYXN0X2Vycm9yX2NvZGVCCAoGX293bmVyImAKDExpc3RSZXNwb25zZRIiCgRqb2JzGAEgAygLMhQuZmVycnkudjEuSm9iTGlzdFJvdxIaCg1uZXh0X2FmdGVyX2lkGAIgASgJSACIAQFCEAoOX25leHRfYWZ0ZXJfaWQiWwoQQ2FuY2VsQWxsUmVxdWVzdBISCgVsYWJlbBgBIAEoCUgAiAEBEgsKA2FsbBgCIAEoCBISCgVncmFjZRgDIAEoCUgBiAEBQggKBl9sYWJlbEIICgZfZ3JhY2UiPQoQRGV0YWNoQWxsUmVxdWVzdBISCgVsYWJlbBgBIAEoCUgAiAEBEgsKA2FsbBgCIAEoCEIICgZfbGFiZWwiVgoPV2FpdE1hbnlSZXF1ZXN0EiEKB2hhbmRsZXMYASADKAsyEC5mZXJyeS52MS5IYW5kbGUSFAoHdGltZW91dBgCIAEoCUgAiAEBQgoKCF90aW1lb3V0ImcKD1dhaXRBbnlSZXNwb25zZRINCgVpbmRleBgBIAEoBRIgCgZoYW5kbGUYAiABKAsyEC5mZXJyeS52MS5IYW5kbGUSIwoGc3RhdHVzGAMgASgLMhMuZmVycnkudjEuSm9iU3RhdHVzIjYKDURyYWluUmVzcG9uc2USJQoIc3RhdHVzZXMYASADKAsyEy5mZXJyeS52MS5Kb2JTdGF0dXMijAEKClJ1blJlcXVlc3QSDwoHaGFuZGxlchgBIAEoCRInCgdwYXlsb2FkGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEigKB29wdGlvbnMYAyABKAsyFy5mZXJyeS52MS5MYXVuY2hPcHRpb25zEhEKBHdhaXQYBCABKAlIAIgBAUIHCgVfd2FpdCJACgxQdXJnZVJlcXVlc3QSEgoFc3RhdGUYASABKAlIAIgBARISCgpvbGRlcl90aGFuGAIgASgJQggKBl9zdGF0ZSIeCg1Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgFIgcKBUVtcHR5Mq4ICgpKb2JTZXJ2aWNlEjsKBkxhdW5jaBIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QaGC5mZXJyeS52MS5MYXVuY2hSZXNwb25zZRI7CgZTdWJtaXQSFy5mZXJyeS52MS5MYXVuY2hSZXF1ZXN0GhguZmVycnkudjEuU3VibWl0UmVzcG9uc2USRwoKTGF1bmNoTWFueRIbLmZlcnJ5LnYxLkxhdW5jaE1hbnlSZXF1ZXN0GhwuZmVycnkudjEuTGF1bmNoTWFueVJlc3BvbnNlEjYKBlN0YXR1cxIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JTdGF0dXMSMgoEV2FpdBIVLmZlcnJ5LnYxLldhaXRSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzEjYKBlJlc3VsdBIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSNwoHT3V0Y29tZRIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSPwoHV2FpdEFueRIZLmZlcnJ5LnYxLldhaXRNYW55UmVxdWVzdBoZLmZlcnJ5LnYxLldhaXRBbnlSZXNwb25zZRI7CgVEcmFpbhIZLmZlcnJ5LnYxLldhaXRNYW55UmVxdWVzdBoXLmZlcnJ5LnYxLkRyYWluUmVzcG9uc2USMAoDUnVuEhQuZmVycnkudjEuUnVuUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlJlc3VsdBI7CgZDYW5jZWwSFy5mZXJyeS52MS5DYW5jZWxSZXF1ZXN0GhguZmVycnkudjEuQ2FuY2VsUmVzcG9uc2USMgoGRGV0YWNoEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EjEKBVJldHJ5EhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EkAKCUNhbmNlbEFsbBIaLmZlcnJ5LnYxLkNhbmNlbEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEkAKCURldGFjaEFsbBIaLmZlcnJ5LnYxLkRldGFjaEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEjgKBVB1cmdlEhYuZmVycnkudjEuUHVyZ2VSZXF1ZXN0GhcuZmVycnkudjEuQ291bnRSZXNwb25zZRI1CgRMaXN0EhUuZmVycnkudjEuTGlzdFJlcXVlc3QaFi5mZXJyeS52MS5MaXN0UmVzcG9uc2USNwoFV2F0Y2gSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzMAFiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("ChNmZXJyeS92MS9qb2JzLnByb3RvEghmZXJyeS52MSIkCgZIYW5kbGUSCgoCaWQYASABKAkSDgoGY29va2llGAIgASgJIlIKB0JhY2tvZmYSDAoEdHlwZRgBIAEoCRIMCgRiYXNlGAIgASgJEgsKA21heBgDIAEoCRITCgZqaXR0ZXIYBCABKAFIAIgBAUIJCgdfaml0dGVyIokECg1MYXVuY2hPcHRpb25zEhIKBXF1ZXVlGAEgASgJSACIAQESFQoIcHJpb3JpdHkYAiABKAVIAYgBARISCgVkZWxheRgDIAEoCUgCiAEBEhMKBnJ1bl9hdBgEIAEoCUgDiAEBEhUKCGF0dGVtcHRzGAUgASgFSASIAQESJwoHYmFja29mZhgGIAEoCzIRLmZlcnJ5LnYxLkJhY2tvZmZIBYgBARIUCgd0aW1lb3V0GAcgASgJSAaIAQESFwoKdW5pcXVlX2tleRgIIAEoCUgHiAEBEhcKCnNlcmlhbGl6ZXIYCSABKAlICIgBARISCgVsYWJlbBgKIAEoCUgJiAEBEiQKCmRlcGVuZHNfb24YCyADKAsyEC5mZXJyeS52MS5IYW5kbGUSEgoFZ3JvdXAYDCABKAlICogBARIQCghyZXRyeV9vbhgNIAMoCRIRCglpZ25vcmVfb24YDiADKAkSFwoKcmVzdWx0X3R0bBgPIAEoCUgLiAEBQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCCAoGX2RlbGF5QgkKB19ydW5fYXRCCwoJX2F0dGVtcHRzQgoKCF9iYWNrb2ZmQgoKCF90aW1lb3V0Qg0KC191bmlxdWVfa2V5Qg0KC19zZXJpYWxpemVyQggKBl9sYWJlbEIICgZfZ3JvdXBCDQoLX3Jlc3VsdF90dGwicwoNTGF1bmNoUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMiSAoOTGF1bmNoUmVzcG9uc2USIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlEhQKDGRlZHVwbGljYXRlZBgCIAEoCCIyCg5TdWJtaXRSZXNwb25zZRIKCgJpZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiOgoRTGF1bmNoTWFueVJlcXVlc3QSJQoEam9icxgBIAMoCzIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QiNwoSTGF1bmNoTWFueVJlc3BvbnNlEiEKB2hhbmRsZXMYASADKAsyEC5mZXJyeS52MS5IYW5kbGUiOwoRTGF1bmNoRWFjaFJlcXVlc3QSJgoEam9icxgBIAMoCzIYLmZlcnJ5LnYxLkxhdW5jaEVhY2hJdGVtIkYKDkxhdW5jaEVhY2hJdGVtEiQKA2pvYhgBIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QSDgoGc3VibWl0GAIgASgIIkEKEkxhdW5jaEVhY2hSZXNwb25zZRIrCgdyZXN1bHRzGAEgAygLMhouZmVycnkudjEuTGF1bmNoRWFjaFJlc3VsdCJ2ChBMYXVuY2hFYWNoUmVzdWx0EiwKCGxhdW5jaGVkGAEgASgLMhguZmVycnkudjEuTGF1bmNoUmVzcG9uc2VIABIqCgdyZWZ1c2VkGAIgASgLMhcuZmVycnkudjEuTGF1bmNoUmVmdXNhbEgAQggKBnJlc3VsdCIuCg1MYXVuY2hSZWZ1c2FsEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSIxCg1IYW5kbGVSZXF1ZXN0EiAKBmhhbmRsZRgBIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZSJRCgtXYWl0UmVxdWVzdBIgCgZoYW5kbGUYASABKAsyEC5mZXJyeS52MS5IYW5kbGUSFAoHdGltZW91dBgCIAEoCUgAiAEBQgoKCF90aW1lb3V0Ik8KDUNhbmNlbFJlcXVlc3QSIAoGaGFuZGxlGAEgASgLMhAuZmVycnkudjEuSGFuZGxlEhIKBWdyYWNlGAIgASgJSACIAQFCCAoGX2dyYWNlIh8KDkNhbmNlbFJlc3BvbnNlEg0KBXN0YXRlGAEgASgJIq4BCglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIPCgdhdHRlbXB0GAQgASgFEi8KBmZpZWxkcxgFIAMoCzIfLmZlcnJ5LnYxLkVycm9ySW5mby5GaWVsZHNFbnRyeRotCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqwDCglKb2JTdGF0dXMSCgoCaWQYASABKAkSDwoHaGFuZGxlchgCIAEoCRINCgVxdWV1ZRgDIAEoCRINCgVzdGF0ZRgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIUCgxtYXhfYXR0ZW1wdHMYBiABKAUSFQoIcHJvZ3Jlc3MYByABKAFIAIgBARISCgVsYWJlbBgIIAEoCUgBiAEBEhAKCHByaW9yaXR5GAkgASgFEhMKC2xhdW5jaGVkX2F0GAogASgJEg4KBnJ1bl9hdBgLIAEoCRIXCgpzdGFydGVkX2F0GAwgASgJSAKIAQESGAoLZmluaXNoZWRfYXQYDSABKAlIA4gBARIQCghjb25zdW1lZBgOIAEoCBIYChBjYW5jZWxfcmVxdWVzdGVkGA8gASgIEicKCmVycm9yX2luZm8YECABKAsyEy5mZXJyeS52MS5FcnJvckluZm8SEgoFb3duZXIYESABKAlIBIgBAUILCglfcHJvZ3Jlc3NCCAoGX2xhYmVsQg0KC19zdGFydGVkX2F0Qg4KDF9maW5pc2hlZF9hdEIICgZfb3duZXIi1QEKCUpvYlJlc3VsdBIKCgJpZBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIiCgVlcnJvchgEIAEoCzITLmZlcnJ5LnYxLkVycm9ySW5mbxIQCghhdHRlbXB0cxgFIAEoBRIXCgpzdGFydGVkX2F0GAYgASgJSACIAQESGAoLZmluaXNoZWRfYXQYByABKAlIAYgBAUINCgtfc3RhcnRlZF9hdEIOCgxfZmluaXNoZWRfYXQiywEKC0xpc3RSZXF1ZXN0EhIKBXN0YXRlGAEgASgJSACIAQESEgoFcXVldWUYAiABKAlIAYgBARISCgVsYWJlbBgDIAEoCUgCiAEBEhQKB2hhbmRsZXIYBCABKAlIA4gBARISCgVsaW1pdBgFIAEoBUgEiAEBEhUKCGFmdGVyX2lkGAYgASgJSAWIAQFCCAoGX3N0YXRlQggKBl9xdWV1ZUIICgZfbGFiZWxCCgoIX2hhbmRsZXJCCAoGX2xpbWl0QgsKCV9hZnRlcl9pZCKuAwoKSm9iTGlzdFJvdxIKCgJpZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg0KBXF1ZXVlGAMgASgJEg0KBXN0YXRlGAQgASgJEhMKC2xhdW5jaGVkX2F0GAUgASgJEhcKCnN0YXJ0ZWRfYXQYBiABKAlIAIgBARIYCgtmaW5pc2hlZF9hdBgHIAEoCUgBiAEBEhAKCGF0dGVtcHRzGAggASgFEhIKBWxhYmVsGAkgASgJSAKIAQESFQoIcHJvZ3Jlc3MYCiABKAFIA4gBARIUCgdwcmV2aWV3GAsgASgJSASIAQESFwoKbGFzdF9lcnJvchgMIAEoCUgFiAEBEhAKCGNvbnN1bWVkGA0gASgIEhwKD2xhc3RfZXJyb3JfY29kZRgOIAEoCUgGiAEBEhIKBW93bmVyGA8gASgJSAeIAQFCDQoLX3N0YXJ0ZWRfYXRCDgoMX2ZpbmlzaGVkX2F0QggKBl9sYWJlbEILCglfcHJvZ3Jlc3NCCgoIX3ByZXZpZXdCDQoLX2xhc3RfZXJyb3JCEgoQX2xhc3RfZXJyb3JfY29kZUIICgZfb3duZXIiYAoMTGlzdFJlc3BvbnNlEiIKBGpvYnMYASADKAsyFC5mZXJyeS52MS5Kb2JMaXN0Um93EhoKDW5leHRfYWZ0ZXJfaWQYAiABKAlIAIgBAUIQCg5fbmV4dF9hZnRlcl9pZCJbChBDYW5jZWxBbGxSZXF1ZXN0EhIKBWxhYmVsGAEgASgJSACIAQESCwoDYWxsGAIgASgIEhIKBWdyYWNlGAMgASgJSAGIAQFCCAoGX2xhYmVsQggKBl9ncmFjZSI9ChBEZXRhY2hBbGxSZXF1ZXN0EhIKBWxhYmVsGAEgASgJSACIAQESCwoDYWxsGAIgASgIQggKBl9sYWJlbCJWCg9XYWl0TWFueVJlcXVlc3QSIQoHaGFuZGxlcxgBIAMoCzIQLmZlcnJ5LnYxLkhhbmRsZRIUCgd0aW1lb3V0GAIgASgJSACIAQFCCgoIX3RpbWVvdXQiZwoPV2FpdEFueVJlc3BvbnNlEg0KBWluZGV4GAEgASgFEiAKBmhhbmRsZRgCIAEoCzIQLmZlcnJ5LnYxLkhhbmRsZRIjCgZzdGF0dXMYAyABKAsyEy5mZXJyeS52MS5Kb2JTdGF0dXMiNgoNRHJhaW5SZXNwb25zZRIlCghzdGF0dXNlcxgBIAMoCzITLmZlcnJ5LnYxLkpvYlN0YXR1cyKMAQoKUnVuUmVxdWVzdBIPCgdoYW5kbGVyGAEgASgJEicKB3BheWxvYWQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKAoHb3B0aW9ucxgDIAEoCzIXLmZlcnJ5LnYxLkxhdW5jaE9wdGlvbnMSEQoEd2FpdBgEIAEoCUgAiAEBQgcKBV93YWl0IkAKDFB1cmdlUmVxdWVzdBISCgVzdGF0ZRgBIAEoCUgAiAEBEhIKCm9sZGVyX3RoYW4YAiABKAlCCAoGX3N0YXRlIh4KDUNvdW50UmVzcG9uc2USDQoFY291bnQYASABKAUiBwoFRW1wdHky9wgKCkpvYlNlcnZpY2USOwoGTGF1bmNoEhcuZmVycnkudjEuTGF1bmNoUmVxdWVzdBoYLmZlcnJ5LnYxLkxhdW5jaFJlc3BvbnNlEjsKBlN1Ym1pdBIXLmZlcnJ5LnYxLkxhdW5jaFJlcXVlc3QaGC5mZXJyeS52MS5TdWJtaXRSZXNwb25zZRJHCgpMYXVuY2hNYW55EhsuZmVycnkudjEuTGF1bmNoTWFueVJlcXVlc3QaHC5mZXJyeS52MS5MYXVuY2hNYW55UmVzcG9uc2USRwoKTGF1bmNoRWFjaBIbLmZlcnJ5LnYxLkxhdW5jaEVhY2hSZXF1ZXN0GhwuZmVycnkudjEuTGF1bmNoRWFjaFJlc3BvbnNlEjYKBlN0YXR1cxIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JTdGF0dXMSMgoEV2FpdBIVLmZlcnJ5LnYxLldhaXRSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzEjYKBlJlc3VsdBIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSNwoHT3V0Y29tZRIXLmZlcnJ5LnYxLkhhbmRsZVJlcXVlc3QaEy5mZXJyeS52MS5Kb2JSZXN1bHQSPwoHV2FpdEFueRIZLmZlcnJ5LnYxLldhaXRNYW55UmVxdWVzdBoZLmZlcnJ5LnYxLldhaXRBbnlSZXNwb25zZRI7CgVEcmFpbhIZLmZlcnJ5LnYxLldhaXRNYW55UmVxdWVzdBoXLmZlcnJ5LnYxLkRyYWluUmVzcG9uc2USMAoDUnVuEhQuZmVycnkudjEuUnVuUmVxdWVzdBoTLmZlcnJ5LnYxLkpvYlJlc3VsdBI7CgZDYW5jZWwSFy5mZXJyeS52MS5DYW5jZWxSZXF1ZXN0GhguZmVycnkudjEuQ2FuY2VsUmVzcG9uc2USMgoGRGV0YWNoEhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EjEKBVJldHJ5EhcuZmVycnkudjEuSGFuZGxlUmVxdWVzdBoPLmZlcnJ5LnYxLkVtcHR5EkAKCUNhbmNlbEFsbBIaLmZlcnJ5LnYxLkNhbmNlbEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEkAKCURldGFjaEFsbBIaLmZlcnJ5LnYxLkRldGFjaEFsbFJlcXVlc3QaFy5mZXJyeS52MS5Db3VudFJlc3BvbnNlEjgKBVB1cmdlEhYuZmVycnkudjEuUHVyZ2VSZXF1ZXN0GhcuZmVycnkudjEuQ291bnRSZXNwb25zZRI1CgRMaXN0EhUuZmVycnkudjEuTGlzdFJlcXVlc3QaFi5mZXJyeS52MS5MaXN0UmVzcG9uc2USNwoFV2F0Y2gSFy5mZXJyeS52MS5IYW5kbGVSZXF1ZXN0GhMuZmVycnkudjEuSm9iU3RhdHVzMAFiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * @generated from message ferry.v1.Handle
@@ -278,6 +278,121 @@ export const LaunchManyResponseSchema: GenMessage<LaunchManyResponse> = /*@__PUR
   messageDesc(file_ferry_v1_jobs, 7);
 
 /**
+ * @generated from message ferry.v1.LaunchEachRequest
+ */
+export type LaunchEachRequest = Message<"ferry.v1.LaunchEachRequest"> & {
+  /**
+   * @generated from field: repeated ferry.v1.LaunchEachItem jobs = 1;
+   */
+  jobs: LaunchEachItem[];
+};
+
+/**
+ * Describes the message ferry.v1.LaunchEachRequest.
+ * Use `create(LaunchEachRequestSchema)` to create a new message.
+ */
+export const LaunchEachRequestSchema: GenMessage<LaunchEachRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 8);
+
+/**
+ * @generated from message ferry.v1.LaunchEachItem
+ */
+export type LaunchEachItem = Message<"ferry.v1.LaunchEachItem"> & {
+  /**
+   * @generated from field: ferry.v1.LaunchRequest job = 1;
+   */
+  job?: LaunchRequest | undefined;
+
+  /**
+   * Fire and forget, as Submit: the answer carries the id and no cookie.
+   *
+   * @generated from field: bool submit = 2;
+   */
+  submit: boolean;
+};
+
+/**
+ * Describes the message ferry.v1.LaunchEachItem.
+ * Use `create(LaunchEachItemSchema)` to create a new message.
+ */
+export const LaunchEachItemSchema: GenMessage<LaunchEachItem> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 9);
+
+/**
+ * @generated from message ferry.v1.LaunchEachResponse
+ */
+export type LaunchEachResponse = Message<"ferry.v1.LaunchEachResponse"> & {
+  /**
+   * One per job, in the request's order.
+   *
+   * @generated from field: repeated ferry.v1.LaunchEachResult results = 1;
+   */
+  results: LaunchEachResult[];
+};
+
+/**
+ * Describes the message ferry.v1.LaunchEachResponse.
+ * Use `create(LaunchEachResponseSchema)` to create a new message.
+ */
+export const LaunchEachResponseSchema: GenMessage<LaunchEachResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 10);
+
+/**
+ * @generated from message ferry.v1.LaunchEachResult
+ */
+export type LaunchEachResult = Message<"ferry.v1.LaunchEachResult"> & {
+  /**
+   * @generated from oneof ferry.v1.LaunchEachResult.result
+   */
+  result: {
+    /**
+     * @generated from field: ferry.v1.LaunchResponse launched = 1;
+     */
+    value: LaunchResponse;
+    case: "launched";
+  } | {
+    /**
+     * @generated from field: ferry.v1.LaunchRefusal refused = 2;
+     */
+    value: LaunchRefusal;
+    case: "refused";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message ferry.v1.LaunchEachResult.
+ * Use `create(LaunchEachResultSchema)` to create a new message.
+ */
+export const LaunchEachResultSchema: GenMessage<LaunchEachResult> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 11);
+
+/**
+ * Why one job of a LaunchEach was not stored: what the same Launch alone would have answered.
+ *
+ * @generated from message ferry.v1.LaunchRefusal
+ */
+export type LaunchRefusal = Message<"ferry.v1.LaunchRefusal"> & {
+  /**
+   * A stable code, e.g. "FERRY_INVALID_ARGUMENT" (docs/errors.md).
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message ferry.v1.LaunchRefusal.
+ * Use `create(LaunchRefusalSchema)` to create a new message.
+ */
+export const LaunchRefusalSchema: GenMessage<LaunchRefusal> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_jobs, 12);
+
+/**
  * @generated from message ferry.v1.HandleRequest
  */
 export type HandleRequest = Message<"ferry.v1.HandleRequest"> & {
@@ -292,7 +407,7 @@ export type HandleRequest = Message<"ferry.v1.HandleRequest"> & {
  * Use `create(HandleRequestSchema)` to create a new message.
  */
 export const HandleRequestSchema: GenMessage<HandleRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 8);
+  messageDesc(file_ferry_v1_jobs, 13);
 
 /**
  * @generated from message ferry.v1.WaitRequest
@@ -314,7 +429,7 @@ export type WaitRequest = Message<"ferry.v1.WaitRequest"> & {
  * Use `create(WaitRequestSchema)` to create a new message.
  */
 export const WaitRequestSchema: GenMessage<WaitRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 9);
+  messageDesc(file_ferry_v1_jobs, 14);
 
 /**
  * @generated from message ferry.v1.CancelRequest
@@ -338,7 +453,7 @@ export type CancelRequest = Message<"ferry.v1.CancelRequest"> & {
  * Use `create(CancelRequestSchema)` to create a new message.
  */
 export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 10);
+  messageDesc(file_ferry_v1_jobs, 15);
 
 /**
  * @generated from message ferry.v1.CancelResponse
@@ -357,7 +472,7 @@ export type CancelResponse = Message<"ferry.v1.CancelResponse"> & {
  * Use `create(CancelResponseSchema)` to create a new message.
  */
 export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 11);
+  messageDesc(file_ferry_v1_jobs, 16);
 
 /**
  * @generated from message ferry.v1.ErrorInfo
@@ -398,7 +513,7 @@ export type ErrorInfo = Message<"ferry.v1.ErrorInfo"> & {
  * Use `create(ErrorInfoSchema)` to create a new message.
  */
 export const ErrorInfoSchema: GenMessage<ErrorInfo> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 12);
+  messageDesc(file_ferry_v1_jobs, 17);
 
 /**
  * @generated from message ferry.v1.JobStatus
@@ -499,7 +614,7 @@ export type JobStatus = Message<"ferry.v1.JobStatus"> & {
  * Use `create(JobStatusSchema)` to create a new message.
  */
 export const JobStatusSchema: GenMessage<JobStatus> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 13);
+  messageDesc(file_ferry_v1_jobs, 18);
 
 /**
  * @generated from message ferry.v1.JobResult
@@ -549,7 +664,7 @@ export type JobResult = Message<"ferry.v1.JobResult"> & {
  * Use `create(JobResultSchema)` to create a new message.
  */
 export const JobResultSchema: GenMessage<JobResult> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 14);
+  messageDesc(file_ferry_v1_jobs, 19);
 
 /**
  * @generated from message ferry.v1.ListRequest
@@ -597,7 +712,7 @@ export type ListRequest = Message<"ferry.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 15);
+  messageDesc(file_ferry_v1_jobs, 20);
 
 /**
  * @generated from message ferry.v1.JobListRow
@@ -692,7 +807,7 @@ export type JobListRow = Message<"ferry.v1.JobListRow"> & {
  * Use `create(JobListRowSchema)` to create a new message.
  */
 export const JobListRowSchema: GenMessage<JobListRow> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 16);
+  messageDesc(file_ferry_v1_jobs, 21);
 
 /**
  * @generated from message ferry.v1.ListResponse
@@ -716,7 +831,7 @@ export type ListResponse = Message<"ferry.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 17);
+  messageDesc(file_ferry_v1_jobs, 22);
 
 /**
  * @generated from message ferry.v1.CancelAllRequest
@@ -749,7 +864,7 @@ export type CancelAllRequest = Message<"ferry.v1.CancelAllRequest"> & {
  * Use `create(CancelAllRequestSchema)` to create a new message.
  */
 export const CancelAllRequestSchema: GenMessage<CancelAllRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 18);
+  messageDesc(file_ferry_v1_jobs, 23);
 
 /**
  * @generated from message ferry.v1.DetachAllRequest
@@ -775,7 +890,7 @@ export type DetachAllRequest = Message<"ferry.v1.DetachAllRequest"> & {
  * Use `create(DetachAllRequestSchema)` to create a new message.
  */
 export const DetachAllRequestSchema: GenMessage<DetachAllRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 19);
+  messageDesc(file_ferry_v1_jobs, 24);
 
 /**
  * @generated from message ferry.v1.WaitManyRequest
@@ -799,7 +914,7 @@ export type WaitManyRequest = Message<"ferry.v1.WaitManyRequest"> & {
  * Use `create(WaitManyRequestSchema)` to create a new message.
  */
 export const WaitManyRequestSchema: GenMessage<WaitManyRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 20);
+  messageDesc(file_ferry_v1_jobs, 25);
 
 /**
  * @generated from message ferry.v1.WaitAnyResponse
@@ -828,7 +943,7 @@ export type WaitAnyResponse = Message<"ferry.v1.WaitAnyResponse"> & {
  * Use `create(WaitAnyResponseSchema)` to create a new message.
  */
 export const WaitAnyResponseSchema: GenMessage<WaitAnyResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 21);
+  messageDesc(file_ferry_v1_jobs, 26);
 
 /**
  * @generated from message ferry.v1.DrainResponse
@@ -845,7 +960,7 @@ export type DrainResponse = Message<"ferry.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 22);
+  messageDesc(file_ferry_v1_jobs, 27);
 
 /**
  * @generated from message ferry.v1.RunRequest
@@ -879,7 +994,7 @@ export type RunRequest = Message<"ferry.v1.RunRequest"> & {
  * Use `create(RunRequestSchema)` to create a new message.
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 23);
+  messageDesc(file_ferry_v1_jobs, 28);
 
 /**
  * @generated from message ferry.v1.PurgeRequest
@@ -905,7 +1020,7 @@ export type PurgeRequest = Message<"ferry.v1.PurgeRequest"> & {
  * Use `create(PurgeRequestSchema)` to create a new message.
  */
 export const PurgeRequestSchema: GenMessage<PurgeRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 24);
+  messageDesc(file_ferry_v1_jobs, 29);
 
 /**
  * @generated from message ferry.v1.CountResponse
@@ -922,7 +1037,7 @@ export type CountResponse = Message<"ferry.v1.CountResponse"> & {
  * Use `create(CountResponseSchema)` to create a new message.
  */
 export const CountResponseSchema: GenMessage<CountResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 25);
+  messageDesc(file_ferry_v1_jobs, 30);
 
 /**
  * @generated from message ferry.v1.Empty
@@ -935,7 +1050,7 @@ export type Empty = Message<"ferry.v1.Empty"> & {
  * Use `create(EmptySchema)` to create a new message.
  */
 export const EmptySchema: GenMessage<Empty> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_jobs, 26);
+  messageDesc(file_ferry_v1_jobs, 31);
 
 /**
  * @generated from service ferry.v1.JobService
@@ -970,6 +1085,18 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof LaunchManyRequestSchema;
     output: typeof LaunchManyResponseSchema;
+  },
+  /**
+   * Several launches (or submits) in one store transaction, each on its own terms: a job refused
+   * (bad payload, no right to its handler, over quota) fails alone and the others are stored.
+   * The remote client coalesces concurrent Launch and Submit calls into it.
+   *
+   * @generated from rpc ferry.v1.JobService.LaunchEach
+   */
+  launchEach: {
+    methodKind: "unary";
+    input: typeof LaunchEachRequestSchema;
+    output: typeof LaunchEachResponseSchema;
   },
   /**
    * @generated from rpc ferry.v1.JobService.Status

@@ -1,0 +1,79 @@
+/** The shapes the library's calls take and answer (re-exported by ./ferry.ts and the package). */
+import type { FerryError } from "../core/errors.js";
+import type { JobResult, JobState, LaunchedHandle } from "../core/job.js";
+import type { LaunchOptions } from "../core/options.js";
+import type { Store } from "../store/store.js";
+import type { AnyJobDefinition } from "../worker/handler.js";
+
+export interface QueueOptions {
+  /** Serializer for jobs launched on this queue without one of their own. */
+  serializer?: string;
+  /** At most this many jobs of one group run at once on this queue (across all workers). */
+  groupConcurrency?: number;
+  /**
+   * At most this many starts of one group's jobs per window on this queue (across all workers):
+   * "100/m", "5/s", "10/30s". Windows are fixed, aligned to the epoch; a retry counts as a start.
+   */
+  groupRate?: string;
+}
+
+export interface OpenOptions {
+  /** A store URL (`sqlite:./ferry.db`, …) or a Store. Default: FERRY_STORE, else sqlite:./ferry.db. */
+  store?: string | Store;
+  /** SQLite: fsync every commit (synchronous=FULL). Default false. */
+  durable?: boolean;
+  /** Default serializer. Default: FERRY_SERIALIZER, else "json". */
+  serializer?: string;
+  queues?: Readonly<Record<string, QueueOptions>>;
+  /** Largest encoded payload accepted by launch. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** Create or upgrade the schema on open. Default true. */
+  migrate?: boolean;
+}
+
+/** One job to launch with launchMany. */
+export interface LaunchItem {
+  handler: string | AnyJobDefinition;
+  payload?: unknown;
+  options?: LaunchOptions;
+}
+
+/** One job of launchEach; `submit` launches it as `submit` does (no cookie, result dropped). */
+export interface LaunchEachItem extends LaunchItem {
+  submit?: boolean;
+}
+
+/** What launchEach answers for one job: its handle, or why it alone was refused. */
+export type LaunchSettled =
+  | { readonly ok: true; readonly handle: LaunchedHandle }
+  | { readonly ok: false; readonly error: FerryError };
+
+export interface ListFilter {
+  state?: JobState;
+  queue?: string;
+  /** SQL LIKE pattern ("nightly-%"). */
+  label?: string;
+  handler?: string;
+  owner?: string;
+  /** Stop after this many rows. Default: all. */
+  limit?: number;
+  /** Start after this id (the last of the previous page). */
+  afterId?: string;
+  /** Include each payload's preview. Default true; the daemon turns it off for viewers. */
+  previews?: boolean;
+}
+
+export interface WatchEvent {
+  readonly state: JobState;
+  readonly progress: number | null;
+  readonly attempts: number;
+}
+
+export type Outcome<T = unknown> =
+  | JobResult<T>
+  | { readonly state: "scheduled" | "queued" | "running"; readonly id: string }
+  /** not_found: no such job, wrong cookie, or result already collected; unavailable: the store failed. */
+  | {
+      readonly state: "not_found" | "unavailable";
+      readonly error: { readonly code: string; readonly message: string };
+    };

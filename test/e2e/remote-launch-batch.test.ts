@@ -46,7 +46,10 @@ describe("coalesced launches", () => {
 
   it("sends concurrent calls as one LaunchEach; each keeps its answer, and a refused job fails alone", async () => {
     const sam = await clientFor(daemon, "sam");
-    const [eachBefore, launchBefore] = [await answered(daemon, "LaunchEach"), await answered(daemon, "Launch")];
+    const [eachBefore, launchBefore] = [
+      await answered(daemon, "LaunchEach"),
+      await answered(daemon, "Launch"),
+    ];
     const calls = Array.from({ length: 20 }, (_, i) => {
       if (i === 7) return sam.launch("ferry.echo", { i }, { queue: "not a queue!" });
       if (i === 12) return sam.submit("ferry.echo", { i });
@@ -66,7 +69,10 @@ describe("coalesced launches", () => {
     const launched = settled
       .map((s, i) => ({ s, i }))
       .filter(({ i }) => i !== 7 && i !== 12)
-      .map(({ s, i }) => ({ i, handle: (s as PromiseFulfilledResult<{ id: string; cookie: string }>).value }));
+      .map(({ s, i }) => ({
+        i,
+        handle: (s as PromiseFulfilledResult<{ id: string; cookie: string }>).value,
+      }));
     expect(launched).toHaveLength(18);
     await sam.drain(
       launched.map((l) => l.handle),
@@ -79,7 +85,10 @@ describe("coalesced launches", () => {
 
   it("sends a call made alone as a plain Launch", async () => {
     const sam = await clientFor(daemon, "solo");
-    const [eachBefore, launchBefore] = [await answered(daemon, "LaunchEach"), await answered(daemon, "Launch")];
+    const [eachBefore, launchBefore] = [
+      await answered(daemon, "LaunchEach"),
+      await answered(daemon, "Launch"),
+    ];
     const handle = await sam.launch("ferry.echo", { alone: true });
     expect(handle.cookie).toHaveLength(22);
     expect(await answered(daemon, "Launch")).toBe(launchBefore + 1);

@@ -6,10 +6,9 @@
  * run, the three taking turns in each round. The daemon's workers take another queue, so every
  * mode measures launching alone; quotas are raised out of the way.
  *
- * Issue 5's goal: gRPC >= 30% of in-process.
+ * The goal: gRPC >= 30% of in-process.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromJson } from "@bufbuild/protobuf";
@@ -18,100 +17,14 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { JobService } from "../src/gen/ferry/v1/jobs_pb.js";
 import { Ferry } from "../src/index.js";
-import { deleteStreamsContaining, NATS_URL, uniqueToken } from "./lib/nats.js";
-import { dropSchema, PG_URL, uniqueSchema } from "./lib/pg.js";
+import { benchPayload, freshStore, launchRate, median, startDaemonChild } from "./lib/daemon-child.js";
 import { round } from "./lib/time.js";
 
 export const CLIENTS = 32;
 const MODES = ["in-process", "grpc", "connect-json"] as const;
 type Mode = (typeof MODES)[number];
-/** Issue 5: launches over gRPC at least this share of the in-process rate. */
+/** Launches over gRPC at least this share of the in-process rate. */
 export const GOAL_GRPC_VS_IN_PROCESS = 0.3;
-
-interface FreshStore {
-  readonly url: string;
-  remove(): Promise<void>;
-}
-
-function freshStore(kind: string): FreshStore {
-  if (kind === "sqlite") {
-    const dir = mkdtempSync(join(tmpdir(), "ferry-bench-daemon-"));
-    return {
-      url: `sqlite:${join(dir, "ferry.db")}`,
-      remove: async () => rmSync(dir, { recursive: true, force: true }),
-    };
-  }
-  if (kind === "postgres") {
-    const schema = uniqueSchema("ferry_bench_daemon");
-    return { url: `${PG_URL}?schema=${schema}`, remove: () => dropSchema(schema) };
-  }
-  if (kind === "nats") {
-    const prefix = `fbd_${uniqueToken()}`;
-    return { url: `${NATS_URL}?prefix=${prefix}`, remove: () => deleteStreamsContaining(prefix) };
-  }
-  throw new Error(`daemon-launch: no store "${kind}"`);
-}
-
-const BIN = new URL("../bin/ferry.js", import.meta.url).pathname;
-
-interface RunningDaemon {
-  readonly url: string;
-  readonly token: string;
-  stop(): Promise<void>;
-}
-
-async function startDaemon(store: string, cwd: string): Promise<RunningDaemon> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [BIN, "daemon", "--port", "0", "--no-plugins", "--store", store],
-    {
-      cwd,
-      env: {
-        ...process.env,
-        FERRY_WORKERS__QUEUES: '["bench-elsewhere"]',
-        FERRY_LIMITS__LAUNCHES_PER_MINUTE: "1000000",
-        FERRY_LIMITS__MAX_ACTIVE_PER_USER: "10000000",
-      },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      const found = /listening on (https?:\/\/[^\s"]+)/.exec(text)?.[1];
-      if (found !== undefined) resolve(found);
-    });
-    child.once("exit", (code) => reject(new Error(`the daemon exited (${code}) before listening`)));
-  });
-  const token = readFileSync(join(cwd, "ferry-admin.token"), "utf8").trim();
-  return {
-    url,
-    token,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
-}
-
-/** `total` launches by `CLIENTS` concurrent callers; answers launches per second. */
-async function launchRate(
-  total: number,
-  launch: (client: number, n: number) => Promise<unknown>,
-): Promise<number> {
-  let next = 0;
-  const startedAt = performance.now();
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async (_, client) => {
-      for (let n = next++; n < total; n = next++) await launch(client, n);
-    }),
-  );
-  return total / ((performance.now() - startedAt) / 1000);
-}
-
-const payloadOf = (n: number) => ({ to: `user${n}@example.com`, n });
 
 async function measure(mode: Mode, storeKind: string, total: number): Promise<number> {
   const store = freshStore(storeKind);
@@ -122,13 +35,15 @@ async function measure(mode: Mode, storeKind: string, total: number): Promise<nu
       try {
         // The daemon's launches carry their user as owner; so do these.
         const options = { queue: "default", owner: "bench" };
-        await launchRate(CLIENTS, (_, n) => ferry.launch("ferry.echo", payloadOf(n), options)); // warm-up
-        return await launchRate(total, (_, n) => ferry.launch("ferry.echo", payloadOf(n), options));
+        await launchRate(CLIENTS, CLIENTS, (_, n) => ferry.launch("ferry.echo", benchPayload(n), options)); // warm-up
+        return await launchRate(total, CLIENTS, (_, n) =>
+          ferry.launch("ferry.echo", benchPayload(n), options),
+        );
       } finally {
         await ferry.close();
       }
     }
-    const daemon = await startDaemon(store.url, cwd);
+    const daemon = await startDaemonChild(store.url, cwd);
     try {
       const transports: Transport[] = Array.from({ length: CLIENTS }, () =>
         mode === "grpc"
@@ -139,11 +54,11 @@ async function measure(mode: Mode, storeKind: string, total: number): Promise<nu
       const auth = { headers: { authorization: `Bearer ${daemon.token}` } };
       const launch = (client: number, n: number) =>
         clients[client]!.launch(
-          { handler: "ferry.echo", payload: fromJson(ValueSchema, payloadOf(n)) },
+          { handler: "ferry.echo", payload: fromJson(ValueSchema, benchPayload(n)) },
           auth,
         );
-      await launchRate(CLIENTS * 4, launch); // warm-up: connections, JIT, the quota's first count
-      return await launchRate(total, launch);
+      await launchRate(CLIENTS * 4, CLIENTS, launch); // warm-up: connections, JIT, the quota's first count
+      return await launchRate(total, CLIENTS, launch);
     } finally {
       await daemon.stop();
     }
@@ -175,7 +90,6 @@ export async function daemonLaunch(
       log(`[bench] daemon-launch / ${mode} (round ${r}/${rounds}): ${rate} launches/s`);
     }
   }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const results = Object.fromEntries(
     MODES.map((mode) => [mode, { launches_per_s: median(figures[mode]), rounds: figures[mode] }]),
   ) as DaemonLaunchReport["results"];

@@ -12,6 +12,7 @@ import { machineInfo } from "./lib/machine.js";
 import { type DriverOutcome, report, type ScenarioReport } from "./lib/report.js";
 import { medianRound } from "./lib/rounds.js";
 import { errorText, round } from "./lib/time.js";
+import { type RemoteLaunchReport, remoteLaunch } from "./remote-launch.js";
 import { bulk } from "./scenarios/bulk.js";
 import { latency } from "./scenarios/latency.js";
 import { rss } from "./scenarios/rss.js";
@@ -19,16 +20,27 @@ import type { Scenario } from "./scenarios/scenario.js";
 import { throughput } from "./scenarios/throughput.js";
 import { throughputProcs } from "./scenarios/throughput-procs.js";
 
-const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss,throughput-procs,daemon-launch] [--drivers a,b]
+const USAGE = `npm run bench -- [--store sqlite|postgres|nats] [--only throughput,bulk,latency,rss,throughput-procs,daemon-launch,remote-launch] [--drivers a,b]
   [--jobs N] [--rss-jobs N] [--concurrency 50] [--rate 200] [--seconds 10] [--warmup 1] [--rounds 1] [--out FILE]
---only defaults to throughput,bulk,latency,rss; throughput-procs and daemon-launch run only when named.
+--only defaults to throughput,bulk,latency,rss; throughput-procs, daemon-launch and remote-launch run only when named.
 daemon-launch measures launches/s through the daemon over gRPC and Connect JSON against the store's in-process
-rate (it uses no driver; --jobs sets its launches per mode, default 20000).
+rate; remote-launch the same through ferry/client, batched (one client, 32 callers) and single (32 clients),
+with the daemon's CPU per launch (neither uses a driver; --jobs sets their launches per mode, default 20000).
 --jobs N sets the job count of throughput and throughput-procs (default 50000), bulk (100000) and rss
 (1000000); --rss-jobs overrides rss alone. --rounds N runs every scenario N times, the drivers
 taking turns in each round, and reports each driver's median round (and every round's figure). PostgreSQL drivers use BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
 Drivers: ${Object.keys(DRIVERS).join(", ")}. Stores: ${Object.keys(STORE_SETS).join(", ")}.`;
-const SCENARIOS = ["throughput", "bulk", "latency", "rss", "throughput-procs", "daemon-launch"] as const;
+const SCENARIOS = [
+  "throughput",
+  "bulk",
+  "latency",
+  "rss",
+  "throughput-procs",
+  "daemon-launch",
+  "remote-launch",
+] as const;
+/** Scenarios that start a daemon of their own and use no driver. */
+const DAEMON_SCENARIOS: readonly string[] = ["daemon-launch", "remote-launch"];
 /** Without --only. Not throughput-procs: two fresh setups of --jobs each cost about twice throughput's time. */
 const DEFAULT_SCENARIOS: readonly string[] = ["throughput", "bulk", "latency", "rss"];
 const DEFAULT_OUT = fileURLToPath(new URL("./results/latest.json", import.meta.url));
@@ -93,7 +105,10 @@ const latencyOptions = {
 };
 
 // Timeouts assume at least ~200 jobs/s drained, ~500/s bulk-enqueued, ~1000/s for the rss fill.
-const scenarios: Record<Exclude<(typeof SCENARIOS)[number], "daemon-launch">, () => Scenario> = {
+const scenarios: Record<
+  Exclude<(typeof SCENARIOS)[number], "daemon-launch" | "remote-launch">,
+  () => Scenario
+> = {
   throughput: () => throughput(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
   // Per setup (it makes two): the same budget as throughput's.
   "throughput-procs": () => throughputProcs(throughputJobs, concurrency, 60_000 + throughputJobs * 5),
@@ -107,8 +122,8 @@ process.on("unhandledRejection", (err) => console.error(`[bench] unhandled rejec
 const startedAt = new Date();
 const drivers: Record<string, unknown> = {};
 const usable: string[] = [];
-// daemon-launch alone needs no driver.
-const driverScenarios = only.filter((id) => id !== "daemon-launch");
+// The daemon scenarios need no driver.
+const driverScenarios = only.filter((id) => !DAEMON_SCENARIOS.includes(id));
 for (const name of driverScenarios.length === 0 ? [] : driverNames) {
   try {
     const driver = await createDriver(name);
@@ -120,11 +135,18 @@ for (const name of driverScenarios.length === 0 ? [] : driverNames) {
   }
 }
 
-const results: Record<string, ScenarioReport | DaemonLaunchReport | { readonly skipped: string }> = {};
+const results: Record<
+  string,
+  ScenarioReport | DaemonLaunchReport | RemoteLaunchReport | { readonly skipped: string }
+> = {};
 for (const id of SCENARIOS) {
   if (!only.includes(id)) continue;
   if (id === "daemon-launch") {
     results[id] = await daemonLaunch(flags.store, jobs ?? 20_000, rounds, (line) => console.error(line));
+    continue;
+  }
+  if (id === "remote-launch") {
+    results[id] = await remoteLaunch(flags.store, jobs ?? 20_000, rounds, (line) => console.error(line));
     continue;
   }
   const skipped = set.skip?.[id];

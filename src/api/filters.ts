@@ -2,7 +2,7 @@ import { type Duration, parseDuration } from "../core/duration.js";
 import { invalidArgument } from "../core/errors.js";
 import { checkQueueName } from "../core/names.js";
 import type { JobFilter } from "../store/store.js";
-import type { ListFilter } from "./ferry.js";
+import type { ListFilter } from "./api-types.js";
 
 const GRACE_MAX_MS = 3_600_000;
 const DEFAULT_GRACE_MS = 5_000;

@@ -5,7 +5,7 @@ import { checkHandlerName } from "../core/names.js";
 import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
 import { getSerializer } from "../serializers/index.js";
 import type { JobRecord, NewJob } from "../store/store.js";
-import type { LaunchItem } from "./ferry.js";
+import type { LaunchItem } from "./api-types.js";
 
 /** What preparing a launch needs from the Ferry that launches it. */
 export interface LaunchContext {

@@ -16,18 +16,16 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
+import { cleanupsAfterEach } from "../helpers/service-harness.js";
 import { tempDir } from "../helpers/temp.js";
 import { copyFixture, pluginBase, runJob, startPluginDaemon } from "../security/plugin-daemon.js";
 
 const NOBODY = 65534;
 
 describe("plugin folders left by a killed daemon", () => {
-  const cleanups: (() => void)[] = [];
-  afterAll(() => {
-    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-  });
+  const cleanups = cleanupsAfterEach();
 
   it("are removed at the next start, while a live daemon's folder and look-alikes stay", async () => {
     expect(process.getuid?.()).toBe(0);

@@ -1,6 +1,7 @@
 /**
  * `ferry/client`: the library's caller side over a daemon, for a process that holds no store.
- * Every exported name is listed here; loading it loads no store driver.
+ * Every exported name is listed here or in src/shared-exports.ts (the names `ferry` exports too);
+ * loading it loads no store driver.
  *
  * ```ts
  * import { connect } from "ferry/client";
@@ -22,23 +23,8 @@ export async function connect(options: ConnectOptions = {}): Promise<FerryClient
   return new FerryClient(openConnection(resolved), resolved.resumeForMs);
 }
 
-export { defineJob } from "./api/define-job.js";
-export type { Outcome, WatchEvent } from "./api/ferry.js";
-export type { ScheduleView, ScheduleWhen } from "./api/schedules.js";
 export type { FerryClient, RemoteLaunchItem, RemoteWaitOptions } from "./client/ferry-client.js";
 export type { ClientTlsOptions, ConnectOptions } from "./client/options.js";
 export type { RemoteScheduleOptions, RemoteSchedules, ScheduleChange } from "./client/remote-schedules.js";
 export type { RemoteLaunchOptions } from "./client/to-proto.js";
-export type { Duration } from "./core/duration.js";
-export { ErrorCode, FerryError, isErrorCode } from "./core/errors.js";
-export type {
-  ErrorInfo,
-  Handle,
-  JobListRow,
-  JobResult,
-  JobState,
-  JobStatus,
-  LaunchedHandle,
-} from "./core/job.js";
-export type { StoreStats, WorkerInfo } from "./store/store.js";
-export type { JobDefinition, PayloadSchema } from "./worker/handler.js";
+export * from "./shared-exports.js";

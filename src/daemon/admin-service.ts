@@ -19,9 +19,9 @@ import {
 } from "../auth/access.js";
 import type { AccessControl } from "../auth/access-control.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
-import type { AdminService, UserSchema, WorkerSchema } from "../gen/ferry/v1/admin_pb.js";
+import { statsToWire, workerToWire } from "../core/wire-rows.js";
+import type { AdminService, UserSchema } from "../gen/ferry/v1/admin_pb.js";
 import type { PluginStatus } from "../plugins/status.js";
-import type { WorkerInfo } from "../store/store.js";
 import type { Caller } from "./authn.js";
 import { answering, denied } from "./rpc-errors.js";
 
@@ -108,19 +108,7 @@ export function adminService(ferry: Ferry, options: AdminServiceOptions): Servic
     stats: (_request, context) =>
       answering(async () => {
         allowed(context, ["admin", "viewer"], "read the daemon's figures");
-        const stats = await ferry.stats();
-        return {
-          queues: Object.entries(stats.byQueue).map(([queue, states]) => ({
-            queue,
-            states: Object.fromEntries(Object.entries(states).map(([state, n]) => [state, BigInt(n ?? 0)])),
-          })),
-          launched: BigInt(stats.launched),
-          completed: BigInt(stats.completed),
-          failed: BigInt(stats.failed),
-          cancelled: BigInt(stats.cancelled),
-          timedOut: BigInt(stats.timedOut),
-          avgRunMs: stats.avgRunMs,
-        };
+        return statsToWire(await ferry.stats());
       }),
 
     pauseQueue: (request, context) =>
@@ -141,7 +129,7 @@ export function adminService(ferry: Ferry, options: AdminServiceOptions): Servic
       answering(async () => {
         allowed(context, ["admin", "viewer"], "list workers");
         const workers = [];
-        for await (const worker of ferry.workers()) workers.push(workerOut(worker));
+        for await (const worker of ferry.workers()) workers.push(workerToWire(worker));
         return { workers };
       }),
 
@@ -151,19 +139,6 @@ export function adminService(ferry: Ferry, options: AdminServiceOptions): Servic
         const plugins = options.plugins?.() ?? [];
         return { plugins: plugins.map((plugin) => ({ ...plugin, handlers: [...plugin.handlers] })) };
       }),
-  };
-}
-
-function workerOut(worker: WorkerInfo): MessageInitShape<typeof WorkerSchema> {
-  return {
-    id: worker.id,
-    name: worker.name,
-    host: worker.host,
-    pid: worker.pid,
-    queues: [...worker.queues],
-    running: worker.running,
-    startedAt: new Date(worker.startedAt).toISOString(),
-    lastHeartbeatAt: new Date(worker.lastHeartbeatAt).toISOString(),
   };
 }
 

@@ -12,13 +12,13 @@
  * (`firingGate`): a schedule whose owner lost that right is paused, with the reason in `List`.
  * Quotas apply to launches, not to the jobs a schedule fires later.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
-import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
+import type { ScheduleWhen } from "../api/schedules.js";
 import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import { checkHandlerName } from "../core/names.js";
-import type { ScheduleSchema, ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
+import { scheduleToWire } from "../core/wire-rows.js";
+import type { ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import type { FiringGate } from "../scheduler/fire.js";
 import type { ScheduleRecord } from "../store/store.js";
 import type { Caller } from "./authn.js";
@@ -76,7 +76,7 @@ export function scheduleService(
           ...jobOptions,
           handler,
         });
-        return scheduleOut(made);
+        return scheduleToWire(made);
       }),
 
     list: (_request, context) =>
@@ -87,11 +87,13 @@ export function scheduleService(
           records.filter((r) => caller.role !== "submitter" || r.owner === caller.user).map((r) => r.id),
         );
         const views = await ferry.schedules.list();
-        return { schedules: views.filter((v) => visible.has(v.id)).map(scheduleOut) };
+        return { schedules: views.filter((v) => visible.has(v.id)).map(scheduleToWire) };
       }),
 
     pause: (request, context) =>
-      answering(async () => scheduleOut(await ferry.schedules.pause((await mine(context, request.id)).id))),
+      answering(async () =>
+        scheduleToWire(await ferry.schedules.pause((await mine(context, request.id)).id)),
+      ),
 
     resume: (request, context) =>
       answering(async () => {
@@ -100,7 +102,7 @@ export function scheduleService(
         const refusal = options.firingGate?.(record.owner, record.handler);
         if (refusal !== undefined)
           throw new FerryError(ErrorCode.PermissionDenied, `cannot resume: ${refusal}`);
-        return scheduleOut(await ferry.schedules.resume(record.id));
+        return scheduleToWire(await ferry.schedules.resume(record.id));
       }),
 
     cancel: (request, context) =>
@@ -116,7 +118,7 @@ export function scheduleService(
         if (nextRunAt !== undefined && Number.isNaN(nextRunAt.getTime())) {
           throw invalidArgument("next_run_at must be an RFC 3339 time");
         }
-        return scheduleOut(
+        return scheduleToWire(
           await ferry.schedules.update(id, {
             ...(request.cron === undefined ? {} : { cron: request.cron }),
             ...(request.tz === undefined ? {} : { tz: request.tz }),
@@ -144,20 +146,4 @@ function whenOf(request: {
     return { cron: request.cron, ...(request.tz === undefined ? {} : { tz: request.tz }), ...repeat };
   if (request.every !== undefined) return { every: request.every, ...repeat };
   throw invalidArgument("a schedule needs cron or every");
-}
-
-function scheduleOut(view: ScheduleView): MessageInitShape<typeof ScheduleSchema> {
-  return {
-    id: view.id,
-    name: view.name,
-    handler: view.handler,
-    ...(view.cron === null ? {} : { cron: view.cron }),
-    ...(view.tz === null ? {} : { tz: view.tz }),
-    ...(view.everyMs === null ? {} : { everyMs: BigInt(view.everyMs) }),
-    ...(view.repeatLeft === null ? {} : { repeatLeft: view.repeatLeft }),
-    paused: view.paused,
-    ...(view.pausedReason === null ? {} : { pausedReason: view.pausedReason }),
-    ...(view.nextRunAt === null ? {} : { nextRunAt: view.nextRunAt.toISOString() }),
-    ...(view.lastFiredAt === null ? {} : { lastFiredAt: view.lastFiredAt.toISOString() }),
-  };
 }

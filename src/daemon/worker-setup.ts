@@ -12,6 +12,7 @@ import { BUILTIN_HANDLERS } from "../handlers/builtin.js";
 import { sqlExecHandler } from "../handlers/sql-exec.js";
 import { type LoadedPlugins, loadPlugins } from "../plugins/load.js";
 import { resolvePluginUser } from "../plugins/plugin-user.js";
+import { sweepStaleResolveRoots } from "../plugins/resolve-root.js";
 import type { Handler } from "../worker/handler.js";
 import type { Worker, WorkerOptions } from "../worker/worker.js";
 import type { DaemonConfig } from "./config-schema.js";
@@ -97,6 +98,11 @@ export function workerOptions(config: DaemonConfig, handlers: ConfiguredHandlers
  * their processes run as `[plugins] user` (nobody, for a root daemon that names none).
  */
 async function openPlugins(config: DaemonConfig, log: Logger): Promise<LoadedPlugins> {
+  // A daemon killed outright left its plugins' private folders in the temp folder: whatever this
+  // daemon's own plugins are, the next start is the one chance to remove them.
+  const swept = sweepStaleResolveRoots();
+  if (swept.length > 0)
+    log.info({ folders: swept }, `removed ${swept.length} plugin folder(s) left by daemons that are gone`);
   if (!config.plugins.enabled) return { handlers: {}, list: () => [], close: async () => undefined };
   const { dirs, isolation, user, writable_dirs } = config.plugins;
   return loadPlugins(

@@ -6,28 +6,20 @@
  * `x-test-user` header standing in for the daemon's token check.
  */
 import { hostname } from "node:os";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { adminService } from "../../src/daemon/admin-service.js";
-import { ERROR_CODE_HEADER } from "../../src/daemon/rpc-errors.js";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
-import { Ferry } from "../../src/index.js";
 import { as, callerOf } from "../helpers/fake-callers.js";
-import { eventually, sleep, tempDir } from "../helpers/temp.js";
+import { cleanupsAfterEach, failure, inMemoryClient, sqliteFerry } from "../helpers/service-harness.js";
+import { eventually, sleep } from "../helpers/temp.js";
 
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
 describe("AdminService", () => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const cleanups = cleanupsAfterEach();
 
   async function setup() {
-    const dir = tempDir();
-    const ferry = await Ferry.open({ store: `sqlite:${dir.path}/ferry.db` });
-    cleanups.push(() => dir.remove());
-    cleanups.push(() => ferry.close());
+    const ferry = await sqliteFerry(cleanups);
     const worker = ferry.worker({
       name: "test-worker",
       queues: ["default", "emails"],
@@ -36,28 +28,8 @@ describe("AdminService", () => {
     });
     await worker.start();
     cleanups.push(() => worker.stop());
-    const transport = createRouterTransport(({ service }) =>
-      service(
-        AdminService,
-        adminService(ferry, {
-          callerOf,
-          access: undefined,
-        }),
-      ),
-    );
-    const client = createClient(AdminService, transport);
+    const client = inMemoryClient(AdminService, adminService(ferry, { callerOf, access: undefined }));
     return { ferry, client, as };
-  }
-
-  /** `Code/FERRY_CODE` of the error a call ends with, or "ok". */
-  async function outcome(call: Promise<unknown>) {
-    try {
-      await call;
-    } catch (error) {
-      const e = ConnectError.from(error);
-      return `${Code[e.code]}/${e.metadata.get(ERROR_CODE_HEADER)}`;
-    }
-    return "ok";
   }
 
   it("pauses a queue so no worker claims from it, and resumes it; admins only", async () => {
@@ -79,19 +51,19 @@ describe("AdminService", () => {
     expect((await ferry.wait(handle, { timeout: "10s" })).state).toBe("completed");
 
     for (const user of ["bob", "vic"]) {
-      expect(await outcome(client.pauseQueue({ queue: "emails" }, as(user)))).toBe(
+      expect(await failure(client.pauseQueue({ queue: "emails" }, as(user)))).toBe(
         "PermissionDenied/FERRY_PERMISSION_DENIED",
       );
-      expect(await outcome(client.resumeQueue({ queue: "emails" }, as(user)))).toBe(
+      expect(await failure(client.resumeQueue({ queue: "emails" }, as(user)))).toBe(
         "PermissionDenied/FERRY_PERMISSION_DENIED",
       );
     }
     for (const queue of ["", "../etc", "__proto__ x"]) {
-      expect(await outcome(client.pauseQueue({ queue }, as("root")))).toBe(
+      expect(await failure(client.pauseQueue({ queue }, as("root")))).toBe(
         "InvalidArgument/FERRY_INVALID_ARGUMENT",
       );
     }
-    expect(await outcome(client.pauseQueue({ queue: "emails" }, as("nobody")))).toBe(
+    expect(await failure(client.pauseQueue({ queue: "emails" }, as("nobody")))).toBe(
       "Unauthenticated/FERRY_UNAUTHENTICATED",
     );
   });
@@ -116,15 +88,15 @@ describe("AdminService", () => {
     expect(worker!.lastHeartbeatAt).toMatch(RFC3339);
     expect(Date.parse(worker!.lastHeartbeatAt)).toBeGreaterThanOrEqual(Date.parse(worker!.startedAt));
     expect((await client.listWorkers({}, as("root"))).workers).toHaveLength(1);
-    expect(await outcome(client.listWorkers({}, as("bob")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
+    expect(await failure(client.listWorkers({}, as("bob")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
   });
 
   it("answers figures to viewers, and says there are no users when authentication is off", async () => {
     const { ferry, client, as } = await setup();
     await ferry.wait(await ferry.launch("demo.echo", 1), { timeout: "10s" });
     expect((await client.stats({}, as("vic"))).launched).toBe(1n);
-    expect(await outcome(client.stats({}, as("bob")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
-    expect(await outcome(client.listUsers({}, as("root")))).toBe("InvalidArgument/FERRY_INVALID_ARGUMENT");
-    expect(await outcome(client.listUsers({}, as("vic")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
+    expect(await failure(client.stats({}, as("bob")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
+    expect(await failure(client.listUsers({}, as("root")))).toBe("InvalidArgument/FERRY_INVALID_ARGUMENT");
+    expect(await failure(client.listUsers({}, as("vic")))).toBe("PermissionDenied/FERRY_PERMISSION_DENIED");
   });
 });

@@ -6,28 +6,22 @@
  */
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { describe, expect, it, vi } from "vitest";
 import { jobService } from "../../src/daemon/job-service.js";
 import { OpenWatches } from "../../src/daemon/open-watches.js";
 import { ERROR_CODE_HEADER, toConnectError } from "../../src/daemon/rpc-errors.js";
 import { ErrorDetailSchema } from "../../src/gen/ferry/v1/errors_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
-import { Ferry, FerryError } from "../../src/index.js";
+import { FerryError } from "../../src/index.js";
 import { as, callerOf } from "../helpers/fake-callers.js";
-import { tempDir } from "../helpers/temp.js";
+import { cleanupsAfterEach, inMemoryClient, sqliteFerry } from "../helpers/service-harness.js";
 
 describe("JobService", () => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const cleanups = cleanupsAfterEach();
 
   async function setup(options: { worker?: boolean; openWatches?: OpenWatches } = {}) {
-    const dir = tempDir();
-    const ferry = await Ferry.open({ store: `sqlite:${dir.path}/ferry.db` });
-    cleanups.push(() => dir.remove());
-    cleanups.push(() => ferry.close());
+    const ferry = await sqliteFerry(cleanups);
     if (options.worker !== false) {
       const worker = ferry.worker({
         pollInterval: "50ms",
@@ -49,18 +43,15 @@ describe("JobService", () => {
       await worker.start();
       cleanups.push(() => worker.stop());
     }
-    const transport = createRouterTransport(({ service }) =>
-      service(
-        JobService,
-        jobService(ferry, {
-          callerOf,
-          restrictedHandlers: new Set(["demo.restricted"]),
-          cancelGraceMaxMs: 60_000,
-          ...(options.openWatches === undefined ? {} : { openWatches: options.openWatches }),
-        }),
-      ),
+    const client = inMemoryClient(
+      JobService,
+      jobService(ferry, {
+        callerOf,
+        restrictedHandlers: new Set(["demo.restricted"]),
+        cancelGraceMaxMs: 60_000,
+        ...(options.openWatches === undefined ? {} : { openWatches: options.openWatches }),
+      }),
     );
-    const client = createClient(JobService, transport);
     return { ferry, client, as };
   }
 

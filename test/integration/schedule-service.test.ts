@@ -5,46 +5,23 @@
  */
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { scheduleService } from "../../src/daemon/schedule-service.js";
 import { ScheduleService } from "../../src/gen/ferry/v1/schedules_pb.js";
-import { Ferry } from "../../src/index.js";
 import { as, callerOf } from "../helpers/fake-callers.js";
-import { collect, eventually, tempDir } from "../helpers/temp.js";
+import { cleanupsAfterEach, failure, inMemoryClient, sqliteFerry } from "../helpers/service-harness.js";
+import { collect, eventually } from "../helpers/temp.js";
 
 describe("ScheduleService", () => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const cleanups = cleanupsAfterEach();
 
   async function setup() {
-    const dir = tempDir();
-    const ferry = await Ferry.open({ store: `sqlite:${dir.path}/ferry.db` });
-    cleanups.push(() => dir.remove());
-    cleanups.push(() => ferry.close());
-    const transport = createRouterTransport(({ service }) =>
-      service(
-        ScheduleService,
-        scheduleService(ferry, {
-          callerOf,
-          restrictedHandlers: new Set(["sql.exec"]),
-        }),
-      ),
+    const ferry = await sqliteFerry(cleanups);
+    const client = inMemoryClient(
+      ScheduleService,
+      scheduleService(ferry, { callerOf, restrictedHandlers: new Set(["sql.exec"]) }),
     );
-    const client = createClient(ScheduleService, transport);
     return { ferry, client, as };
-  }
-
-  async function code(call: Promise<unknown>) {
-    try {
-      await call;
-    } catch (error) {
-      const e = ConnectError.from(error);
-      return `${Code[e.code]}/${e.metadata.get("ferry-error-code")}`;
-    }
-    return "ok";
   }
 
   it("makes a schedule that fires jobs owned by its maker", async () => {
@@ -95,15 +72,15 @@ describe("ScheduleService", () => {
     expect((await client.list({}, as("root"))).schedules).toHaveLength(2);
 
     // Bob cannot reach Ann's schedule by id, nor take its name over.
-    expect(await code(client.pause({ id: anns.id }, as("bob")))).toBe("NotFound/FERRY_NOT_FOUND");
-    expect(await code(client.cancel({ id: anns.id }, as("bob")))).toBe("NotFound/FERRY_NOT_FOUND");
-    expect(await code(client.create({ name: "ann.daily", every: "1m" }, as("bob")))).toBe(
+    expect(await failure(client.pause({ id: anns.id }, as("bob")))).toBe("NotFound/FERRY_NOT_FOUND");
+    expect(await failure(client.cancel({ id: anns.id }, as("bob")))).toBe("NotFound/FERRY_NOT_FOUND");
+    expect(await failure(client.create({ name: "ann.daily", every: "1m" }, as("bob")))).toBe(
       "PermissionDenied/FERRY_PERMISSION_DENIED",
     );
-    expect(await code(client.pause({ id: anns.id }, as("vic")))).toBe(
+    expect(await failure(client.pause({ id: anns.id }, as("vic")))).toBe(
       "PermissionDenied/FERRY_PERMISSION_DENIED",
     );
-    expect(await code(client.create({ name: "vic.x", every: "1m" }, as("vic")))).toBe(
+    expect(await failure(client.create({ name: "vic.x", every: "1m" }, as("vic")))).toBe(
       "PermissionDenied/FERRY_PERMISSION_DENIED",
     );
 
@@ -120,20 +97,22 @@ describe("ScheduleService", () => {
   it("refuses bad schedules and restricted handlers with clear codes", async () => {
     const { client, as } = await setup();
     const invalid = "InvalidArgument/FERRY_INVALID_ARGUMENT";
-    expect(await code(client.create({ name: "x.y" }, as("ann")))).toBe(invalid);
-    expect(await code(client.create({ name: "x.y", cron: "* * *", every: "1m" }, as("ann")))).toBe(invalid);
-    expect(await code(client.create({ name: "x.y", cron: "not a cron" }, as("ann")))).toBe(invalid);
-    expect(await code(client.create({ name: "x.y", every: "10ms" }, as("ann")))).toBe(invalid);
-    expect(await code(client.create({ name: "../etc/passwd", every: "1m" }, as("ann")))).toBe(invalid);
-    expect(await code(client.create({ name: "x.y", every: "1m", options: { delay: "5m" } }, as("ann")))).toBe(
+    expect(await failure(client.create({ name: "x.y" }, as("ann")))).toBe(invalid);
+    expect(await failure(client.create({ name: "x.y", cron: "* * *", every: "1m" }, as("ann")))).toBe(
       invalid,
     );
-    expect(await code(client.create({ name: "q", handler: "sql.exec", every: "1m" }, as("ann")))).toBe(
+    expect(await failure(client.create({ name: "x.y", cron: "not a cron" }, as("ann")))).toBe(invalid);
+    expect(await failure(client.create({ name: "x.y", every: "10ms" }, as("ann")))).toBe(invalid);
+    expect(await failure(client.create({ name: "../etc/passwd", every: "1m" }, as("ann")))).toBe(invalid);
+    expect(
+      await failure(client.create({ name: "x.y", every: "1m", options: { delay: "5m" } }, as("ann"))),
+    ).toBe(invalid);
+    expect(await failure(client.create({ name: "q", handler: "sql.exec", every: "1m" }, as("ann")))).toBe(
       "PermissionDenied/FERRY_PERMISSION_DENIED",
     );
-    expect(await code(client.update({ id: "nope", every: "1m" }, as("root")))).toBe(
+    expect(await failure(client.update({ id: "nope", every: "1m" }, as("root")))).toBe(
       "NotFound/FERRY_NOT_FOUND",
     );
-    expect(await code(client.list({}, as("nobody")))).toBe("Unauthenticated/FERRY_UNAUTHENTICATED");
+    expect(await failure(client.list({}, as("nobody")))).toBe("Unauthenticated/FERRY_UNAUTHENTICATED");
   });
 });

@@ -8,23 +8,13 @@ import http2 from "node:http2";
 import net from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../src/gen/grpc/health/v1/health_pb.js";
-import { bearer, startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
-import { grpcStatusOf } from "./raw-h2.js";
+import { bearer } from "../helpers/daemon-process.js";
+import { grpcStream, launchHead, rawHttp1, suiteDaemon, within } from "./raw-body.js";
 
-const LAUNCH = "/ferry.v1.JobService/Launch";
 const ONE_MB = Buffer.alloc(1_000_000, 0x61);
-/** Generous: the answer must come at once, but the machine is shared. */
-const ANSWER_WITHIN_MS = 10_000;
-
-function within<T>(promise: Promise<T>, what: string, ms = ANSWER_WITHIN_MS): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)),
-  ]);
-}
 
 /** An HTTP/2 session on a socket of our own, to count the bytes the client got to send. */
 async function h2Session(port: number) {
@@ -39,17 +29,9 @@ async function h2Session(port: number) {
 async function neverEndingGrpcLaunch(port: number, headers: Record<string, string>) {
   const { session, sent } = await h2Session(port);
   try {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": LAUNCH,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    stream.on("error", () => undefined);
-    stream.on("data", () => undefined);
+    const { stream, status } = grpcStream(session, headers);
     stream.write(ONE_MB);
-    const trailers = await within(grpcStatusOf(stream), "gRPC status");
+    const trailers = await within(status, "gRPC status");
     await within(new Promise((resolve) => stream.once("close", resolve)), "end of the stream");
     return { trailers, rstCode: stream.rstCode, sentBytes: sent() };
   } finally {
@@ -59,40 +41,28 @@ async function neverEndingGrpcLaunch(port: number, headers: Record<string, strin
 
 /** A raw HTTP/1.1 request whose body never ends: the answer's head, and whether the server closed. */
 async function neverEndingHttp1Launch(port: number, head: string) {
-  const socket = net.connect(port, "127.0.0.1");
-  socket.on("error", () => undefined);
-  await new Promise<void>((resolve) => socket.once("connect", resolve));
-  let received = "";
-  socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
-  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-  socket.write(head);
+  const call = await rawHttp1(port, head);
   // Keeps sending for as long as the server lets it.
   const drip = setInterval(() => {
-    if (!socket.destroyed) socket.write(`10000\r\n${"a".repeat(0x10000)}\r\n`);
+    if (!call.socket.destroyed) call.socket.write(`10000\r\n${"a".repeat(0x10000)}\r\n`);
   }, 20);
   try {
-    await within(closed, "close of the connection");
-    return received;
+    await within(call.closed, "close of the connection");
+    return call.received();
   } finally {
     clearInterval(drip);
-    socket.destroy();
+    call.socket.destroy();
   }
 }
 
 describe("authentication before the body", () => {
-  let daemon: TestDaemon | undefined;
-  let port = 0;
-  beforeAll(async () => {
-    daemon = await startTestDaemon();
-    port = Number(new URL(daemon.url).port);
-  }, 60_000);
-  afterAll(() => daemon?.stop());
+  const suite = suiteDaemon();
 
   it.each([
     ["no token", {}],
     ["a bad token", { authorization: "Bearer ferry_bad_0000000000" }],
   ])("answers a gRPC call with %s at once, unread, and resets its stream", async (_, headers) => {
-    const { trailers, rstCode, sentBytes } = await neverEndingGrpcLaunch(port, headers);
+    const { trailers, rstCode, sentBytes } = await neverEndingGrpcLaunch(suite.port, headers);
     expect(trailers["grpc-status"]).toBe(String(Code.Unauthenticated));
     expect(trailers["ferry-error-code"]).toBe("FERRY_UNAUTHENTICATED");
     expect(rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
@@ -101,40 +71,28 @@ describe("authentication before the body", () => {
   });
 
   it("answers an HTTP/1.1 call with no token at once, declared 1 MB and unsent", async () => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.on("error", () => undefined);
-    await new Promise<void>((resolve) => socket.once("connect", resolve));
-    let received = "";
-    socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
-    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-    socket.write(
-      `POST ${LAUNCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${ONE_MB.length}\r\n\r\n`,
-    );
+    const call = await rawHttp1(suite.port, launchHead(`Content-Length: ${ONE_MB.length}`));
     try {
-      await within(closed, "answer and close");
+      await within(call.closed, "answer and close");
     } finally {
-      socket.destroy();
+      call.socket.destroy();
     }
+    const received = call.received();
     expect(received).toMatch(/^HTTP\/1\.1 401 /);
     expect(received.toLowerCase()).toContain("ferry-error-code: ferry_unauthenticated");
   });
 
   it("answers an HTTP/1.1 call with no token whose chunked body never ends, and closes", async () => {
-    const received = await neverEndingHttp1Launch(
-      port,
-      `POST ${LAUNCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-        `Transfer-Encoding: chunked\r\n\r\n`,
-    );
+    const received = await neverEndingHttp1Launch(suite.port, launchHead("Transfer-Encoding: chunked"));
     expect(received).toMatch(/^HTTP\/1\.1 401 /);
     expect(received.toLowerCase()).toContain("ferry-error-code: ferry_unauthenticated");
   });
 
   it("serves a good token, and the health protocol without one", async () => {
-    const transport = createGrpcTransport({ baseUrl: daemon!.url });
+    const transport = createGrpcTransport({ baseUrl: suite.daemon.url });
     const launched = await createClient(JobService, transport).launch(
       { handler: "ferry.echo" },
-      bearer(daemon!.adminToken()),
+      bearer(suite.daemon.adminToken()),
     );
     expect(launched.handle?.id).toBeTruthy();
     const health = await createClient(Health, transport).check({ service: "" });
@@ -143,14 +101,10 @@ describe("authentication before the body", () => {
 });
 
 describe("authentication before the body: the bad-token limit", () => {
-  let daemon: TestDaemon | undefined;
-  beforeAll(async () => {
-    daemon = await startTestDaemon();
-  }, 60_000);
-  afterAll(() => daemon?.stop());
+  const suite = suiteDaemon();
 
   it("still counts bad tokens refused from their headers, and slows their address", async () => {
-    const jobs = createClient(JobService, createGrpcTransport({ baseUrl: daemon!.url }));
+    const jobs = createClient(JobService, createGrpcTransport({ baseUrl: suite.daemon.url }));
     const codes: string[] = [];
     for (let i = 0; i < 12; i++) {
       const error = await jobs.launch({ handler: "ferry.echo" }, bearer(`ferry_bad${i}_0000000000`)).then(

@@ -6,75 +6,39 @@
  * declares its length, and the bytes come back when the requests holding them end.
  */
 import http2 from "node:http2";
-import net from "node:net";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BodyBudget } from "../../src/daemon/body-budget.js";
 import { loadConfig } from "../../src/daemon/config.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
-import { bearer, startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
+import { bearer } from "../helpers/daemon-process.js";
 import { eventually } from "../helpers/temp.js";
-import { grpcStatusOf } from "./raw-h2.js";
+import { grpcStream, launchHead, partialMessage, rawHttp1, suiteDaemon, within } from "./raw-body.js";
 
-const LAUNCH = "/ferry.v1.JobService/Launch";
 /** max_payload_bytes 10,000: a request may be up to 75,536 bytes (the payload plus 64 KiB). */
 const PER_CONNECTION = 160_000;
 const IN_FLIGHT = 240_000;
 const DECLARED = 75_000;
 
-function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)),
-  ]);
-}
-
 describe("the body budget", () => {
-  let daemon: TestDaemon | undefined;
-  let port = 0;
-  let token = "";
-  beforeAll(async () => {
-    daemon = await startTestDaemon({
-      env: {
-        FERRY_LIMITS__MAX_PAYLOAD_BYTES: "10000",
-        FERRY_LIMITS__MAX_BODY_BYTES_PER_CONNECTION: String(PER_CONNECTION),
-        FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: String(IN_FLIGHT),
-        FERRY_LIMITS__LAUNCHES_PER_MINUTE: "100000",
-        // The holders below stay silent while the test looks: not dropped as stalled meanwhile.
-        FERRY_LIMITS__BODY_STALL_TIMEOUT: "60s",
-      },
-    });
-    port = Number(new URL(daemon.url).port);
-    token = daemon.adminToken();
-  }, 60_000);
-  afterAll(() => daemon?.stop());
+  const suite = suiteDaemon({
+    env: {
+      FERRY_LIMITS__MAX_PAYLOAD_BYTES: "10000",
+      FERRY_LIMITS__MAX_BODY_BYTES_PER_CONNECTION: String(PER_CONNECTION),
+      FERRY_LIMITS__MAX_BODY_BYTES_IN_FLIGHT: String(IN_FLIGHT),
+      FERRY_LIMITS__LAUNCHES_PER_MINUTE: "100000",
+      // The holders below stay silent while the test looks: not dropped as stalled meanwhile.
+      FERRY_LIMITS__BODY_STALL_TIMEOUT: "60s",
+    },
+  });
 
-  /** An HTTP/1.1 Launch declaring `length` bytes, sending `sent` of them: what came back so far. */
-  async function http1Launch(length: number, body: string) {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.on("error", () => undefined);
-    await new Promise<void>((resolve) => socket.once("connect", resolve));
-    let received = "";
-    socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
-    socket.write(
-      `POST ${LAUNCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-        `Authorization: Bearer ${token}\r\nContent-Length: ${length}\r\n\r\n${body}`,
+  /** An HTTP/1.1 Launch by the admin declaring `length` bytes and sending `body`. */
+  const http1Launch = (length: number, body: string) =>
+    rawHttp1(
+      suite.port,
+      launchHead(`Authorization: Bearer ${suite.daemon.adminToken()}`, `Content-Length: ${length}`) + body,
     );
-    return {
-      socket,
-      received: () => received,
-      answered: () =>
-        within(
-          new Promise<string>((resolve) => {
-            const check = () => (received.includes("\r\n\r\n") ? resolve(received) : undefined);
-            socket.on("data", check);
-            check();
-          }),
-          "an answer",
-        ),
-    };
-  }
 
   it("refuses at once, with 429, a declared body the daemon has no room for, and frees the room", async () => {
     // Three requests declare 75,000 bytes each and send 74,000: 222,000 of 240,000 are held
@@ -111,24 +75,14 @@ describe("the body budget", () => {
   });
 
   it("refuses a gRPC stream past its connection's budget, chunk by chunk, and serves other connections", async () => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const session = http2.connect(`http://127.0.0.1:${suite.port}`);
     session.on("error", () => undefined);
     try {
       /** A gRPC Launch that sends 70,000 bytes of an unfinished message and no declared length. */
       const open = () => {
-        const stream = session.request({
-          ":method": "POST",
-          ":path": LAUNCH,
-          "content-type": "application/grpc",
-          te: "trailers",
-          authorization: `Bearer ${token}`,
-        });
-        stream.on("error", () => undefined);
-        stream.on("data", () => undefined);
-        const frame = Buffer.alloc(70_000);
-        frame.writeUInt32BE(74_000, 1);
-        stream.write(frame);
-        return { stream, status: grpcStatusOf(stream) };
+        const opened = grpcStream(session, { authorization: `Bearer ${suite.daemon.adminToken()}` });
+        opened.stream.write(partialMessage(70_000, 74_000));
+        return opened;
       };
       // Three bodies of 70,000 bytes on a connection that may hold 160,000: whichever crosses the
       // line first is refused (the three arrive interleaved), and its bytes are freed at once, so
@@ -145,8 +99,8 @@ describe("the body budget", () => {
       expect(others.map((s) => s.stream.closed)).toEqual([false, false]);
 
       // Another connection has its own budget (and the daemon room for it).
-      const jobs = createClient(JobService, createGrpcTransport({ baseUrl: daemon!.url }));
-      const launched = await jobs.launch({ handler: "ferry.echo" }, bearer(token));
+      const jobs = createClient(JobService, createGrpcTransport({ baseUrl: suite.daemon.url }));
+      const launched = await jobs.launch({ handler: "ferry.echo" }, bearer(suite.daemon.adminToken()));
       expect(launched.handle?.id).toBeTruthy();
     } finally {
       session.destroy();

@@ -8,13 +8,12 @@
  * user's bodies from filling what everyone shares.
  */
 import http2 from "node:http2";
-import net from "node:net";
+import type net from "node:net";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DaemonWithUsers, startDaemonWithUsers } from "./daemon-with-users.js";
-import { grpcStatusOf } from "./raw-h2.js";
+import { grpcStream, LAUNCH, launchHead, partialMessage, rawHttp1 } from "./raw-body.js";
 
-const LAUNCH = "/ferry.v1.JobService/Launch";
 const HEALTH = "/grpc.health.v1.Health/Check";
 /** The default largest request: 1 MiB of payload plus 64 KiB. */
 const LARGEST = 1_048_576 + 65_536;
@@ -23,23 +22,11 @@ const LARGEST = 1_048_576 + 65_536;
 function holdDeclared(url: string, path: string, streams: number, length: number, token?: string) {
   const session = http2.connect(url);
   session.on("error", () => undefined);
-  const statuses: Promise<http2.IncomingHttpHeaders>[] = [];
-  for (let i = 0; i < streams; i++) {
-    const stream = session.request(
-      {
-        ":method": "POST",
-        ":path": path,
-        "content-type": "application/grpc",
-        te: "trailers",
-        "content-length": String(length),
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-      },
-      { endStream: false },
-    );
-    stream.on("error", () => undefined);
-    stream.on("data", () => undefined);
-    statuses.push(grpcStatusOf(stream));
-  }
+  const headers = {
+    "content-length": String(length),
+    ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+  };
+  const statuses = Array.from({ length: streams }, () => grpcStream(session, headers, path).status);
   return { session, statuses };
 }
 
@@ -80,14 +67,7 @@ describe("callers without a token and the body budget (defaults)", () => {
     const session = http2.connect(d!.daemon.url);
     session.on("error", () => undefined);
     try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": HEALTH,
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      stream.on("data", () => undefined);
-      const status = grpcStatusOf(stream);
+      const { stream, status } = grpcStream(session, {}, HEALTH);
       stream.end(Buffer.from([0, 0, 0, 0, 0]));
       expect((await status)["grpc-status"]).toBe("0");
     } finally {
@@ -130,20 +110,9 @@ describe("silent and greedy bodies with a token", () => {
     const session = http2.connect(d!.daemon.url);
     session.on("error", () => undefined);
     try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": LAUNCH,
-        "content-type": "application/grpc",
-        te: "trailers",
-        authorization: `Bearer ${mallory.token}`,
-      });
-      stream.on("error", () => undefined);
-      stream.on("data", () => undefined);
-      const status = grpcStatusOf(stream);
+      const { stream, status } = grpcStream(session, { authorization: `Bearer ${mallory.token}` });
       // 70,000 bytes of a 74,000-byte message, then silence.
-      const part = Buffer.alloc(70_000);
-      part.writeUInt32BE(74_000, 1);
-      stream.write(part);
+      stream.write(partialMessage(70_000, 74_000));
       const startedAt = Date.now();
       const fields = await status;
       expect(fields["grpc-status"]).toBe(String(Code.DeadlineExceeded));
@@ -162,17 +131,12 @@ describe("silent and greedy bodies with a token", () => {
     const sockets: net.Socket[] = [];
     /** An HTTP/1.1 Launch by `token` sending `sent` of 75,000 declared bytes; the answer so far. */
     const partial = async (token: string, sent: number) => {
-      const socket = net.connect(Number(new URL(d!.daemon.url).port), "127.0.0.1");
-      sockets.push(socket);
-      socket.on("error", () => undefined);
-      let received = "";
-      socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
-      await new Promise<void>((resolve) => socket.once("connect", resolve));
-      socket.write(
-        `POST ${LAUNCH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-          `Authorization: Bearer ${token}\r\nContent-Length: 75000\r\n\r\n${"{".padEnd(sent, " ")}`,
+      const call = await rawHttp1(
+        Number(new URL(d!.daemon.url).port),
+        launchHead(`Authorization: Bearer ${token}`, "Content-Length: 75000") + "{".padEnd(sent, " "),
       );
-      return () => received;
+      sockets.push(call.socket);
+      return call.received;
     };
     try {
       // Two connections of greedy's hold 140,000 of their 160,000: a third body can't fit.

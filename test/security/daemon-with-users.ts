@@ -2,7 +2,7 @@
  * A `ferry daemon` process with clients for its three services, and users made on demand by its
  * first admin: the set-up of the tests on what a user's rights let it start or see.
  */
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../../src/gen/ferry/v1/admin_pb.js";
 import { JobService } from "../../src/gen/ferry/v1/jobs_pb.js";
@@ -51,15 +51,6 @@ export async function startDaemonWithUsers(env: NodeJS.ProcessEnv = {}): Promise
   };
 }
 
-/** The Ferry error code a call failed with ("ok" when it did not fail), with its RPC code. */
-export async function failure(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return `${Code[e.code]}/${e.metadata.get("ferry-error-code")}`;
-  }
-  return "ok";
-}
+export { failure } from "../helpers/service-harness.js";
 
 export const DENIED = "PermissionDenied/FERRY_PERMISSION_DENIED";

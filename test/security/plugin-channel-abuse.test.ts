@@ -8,17 +8,8 @@
  * FERRY_HANDLER_CRASHED, the log says why, and the next call gets a fresh process.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestDaemon } from "../helpers/daemon-process.js";
-import {
-  copyFixture,
-  expectDaemonUp,
-  pluginBase,
-  pluginsByFolder,
-  runJob,
-  startPluginDaemon,
-} from "./plugin-daemon.js";
+import { describe, expect, it } from "vitest";
+import { expectDaemonUp, pluginDaemonSuite, pluginsByFolder, runJob } from "./plugin-daemon.js";
 
 /** The daemon's resident memory now and at its peak, in MB (/proc/PID/status). */
 function memory(pid: number): { rss: number; peak: number } {
@@ -30,30 +21,19 @@ function memory(pid: number): { rss: number; peak: number } {
 const crashed = { state: "failed", errorInfo: { code: "FERRY_HANDLER_CRASHED" } };
 
 describe("a plugin writing on its message channel", () => {
-  let base: ReturnType<typeof pluginBase>;
-  let daemon: TestDaemon;
-  beforeAll(async () => {
-    base = pluginBase();
-    copyFixture("saboteur", join(base.path, "plugins", "saboteur"));
-    copyFixture("bootkill", join(base.path, "plugins", "bootkill"));
-    daemon = await startPluginDaemon([join(base.path, "plugins")]);
-  }, 30_000);
-  afterAll(() => {
-    daemon?.stop();
-    base?.remove();
-  });
+  const suite = pluginDaemonSuite({ fixtures: ["saboteur", "bootkill"] });
 
-  const daemonIsUp = () => expectDaemonUp(daemon);
+  const daemonIsUp = () => expectDaemonUp(suite.daemon);
 
   it("kills only that plugin for two bytes that are not JSON, and says why", async () => {
-    const before = await runJob(daemon, "saboteur.pid");
-    expect(await runJob(daemon, "saboteur.garbage", { text: "!\n" })).toMatchObject(crashed);
+    const before = await runJob(suite.daemon, "saboteur.pid");
+    expect(await runJob(suite.daemon, "saboteur.garbage", { text: "!\n" })).toMatchObject(crashed);
     await daemonIsUp();
-    expect(daemon.log()).toContain(
+    expect(suite.daemon.log()).toContain(
       "plugin saboteur broke its message channel: it wrote a message that is not JSON",
     );
     // A fresh process takes the next call.
-    const after = await runJob(daemon, "saboteur.pid");
+    const after = await runJob(suite.daemon, "saboteur.pid");
     expect(after).toMatchObject({ state: "completed" });
     expect(after.value).not.toBe(before.value);
   });
@@ -63,50 +43,53 @@ describe("a plugin writing on its message channel", () => {
     ["a prototype key", '{"type":"result","id":1,"__proto__":{"ok":true}}\n'],
     ["half a message, then a newline", '{"type":"res\n'],
   ])("kills only that plugin for %s", async (_what, text) => {
-    expect(await runJob(daemon, "saboteur.garbage", { text })).toMatchObject(crashed);
+    expect(await runJob(suite.daemon, "saboteur.garbage", { text })).toMatchObject(crashed);
     await daemonIsUp();
-    expect(await runJob(daemon, "saboteur.pid")).toMatchObject({ state: "completed" });
+    expect(await runJob(suite.daemon, "saboteur.pid")).toMatchObject({ state: "completed" });
   });
 
   it("survives garbage from a timer when no call is running", async () => {
-    expect(await runJob(daemon, "saboteur.garbageLater", { text: "!\n" })).toMatchObject({
+    expect(await runJob(suite.daemon, "saboteur.garbageLater", { text: "!\n" })).toMatchObject({
       state: "completed",
       value: "armed",
     });
     await new Promise((resolve) => setTimeout(resolve, 500));
     await daemonIsUp();
-    expect((await pluginsByFolder(daemon)).saboteur).toMatchObject({ state: "crashed" });
-    expect(await runJob(daemon, "saboteur.pid")).toMatchObject({ state: "completed" });
+    expect((await pluginsByFolder(suite.daemon)).saboteur).toMatchObject({ state: "crashed" });
+    expect(await runJob(suite.daemon, "saboteur.pid")).toMatchObject({ state: "completed" });
   });
 
   it("survives a plugin that breaks the channel at import, after every restart", async () => {
     for (let round = 0; round < 3; round++) {
-      const ran = await runJob(daemon, "bootkill.hello");
+      const ran = await runJob(suite.daemon, "bootkill.hello");
       expect(["completed", "failed"]).toContain(ran.state);
       if (ran.state === "failed") expect(ran).toMatchObject(crashed);
       await new Promise((resolve) => setTimeout(resolve, 600));
       await daemonIsUp();
     }
-    expect(daemon.log()).toContain("plugin bootkill broke its message channel");
+    expect(suite.daemon.log()).toContain("plugin bootkill broke its message channel");
   }, 30_000);
 
   it("cuts a 100 MB message off while reading it, not after", async () => {
-    const pid = daemon.child.pid!;
+    const pid = suite.daemon.child.pid!;
     const start = memory(pid);
-    expect(await runJob(daemon, "saboteur.rawFlood", { mb: 100 })).toMatchObject(crashed);
+    expect(await runJob(suite.daemon, "saboteur.rawFlood", { mb: 100 })).toMatchObject(crashed);
     await daemonIsUp();
-    expect(daemon.log()).toContain("it wrote a message longer than");
+    expect(suite.daemon.log()).toContain("it wrote a message longer than");
     // Held whole, 100 MB would show in the daemon's peak; cut at 1 MiB + 64 KiB it does not.
     expect(memory(pid).peak - start.peak).toBeLessThan(50);
   });
 
   it("refuses a too large result in the plugin itself, which lives on", async () => {
-    const before = await runJob(daemon, "saboteur.pid");
-    expect(await runJob(daemon, "saboteur.bigResult", { mb: 100 })).toMatchObject({
+    const before = await runJob(suite.daemon, "saboteur.pid");
+    expect(await runJob(suite.daemon, "saboteur.bigResult", { mb: 100 })).toMatchObject({
       state: "failed",
       errorInfo: { code: "FERRY_PAYLOAD_TOO_LARGE" },
     });
-    expect(await runJob(daemon, "saboteur.pid")).toMatchObject({ state: "completed", value: before.value });
+    expect(await runJob(suite.daemon, "saboteur.pid")).toMatchObject({
+      state: "completed",
+      value: before.value,
+    });
     await daemonIsUp();
   });
 });

@@ -5,7 +5,7 @@
 import { chmodSync, cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon-process.js";
 import { fixModes } from "../helpers/plugins.js";
 
@@ -27,6 +27,55 @@ export function copyFixture(name: string, dest: string): string {
 
 export async function startPluginDaemon(dirs: string[], env: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
   return startTestDaemon({ args: dirs.flatMap((dir) => ["--plugin-dir", dir]), env });
+}
+
+export interface PluginSuite {
+  /** The suite's folder (from pluginBase), once its beforeAll ran. */
+  readonly base: string;
+  readonly daemon: TestDaemon;
+}
+
+export interface PluginSuiteSetup {
+  /** Fixtures copied into BASE/plugins. */
+  readonly fixtures?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  /** Runs in BASE before the daemon starts; may name the plugin dirs (else BASE/plugins) and add env. */
+  readonly prepare?: (base: string) => { dirs?: string[]; env?: NodeJS.ProcessEnv } | undefined;
+  /** Runs once the daemon is up, before the suite's tests. */
+  readonly started?: (daemon: TestDaemon) => unknown;
+}
+
+/**
+ * A daemon with plugins for one `describe`: registers its beforeAll (a fresh base folder, the
+ * fixtures and `prepare`, the daemon) and its afterAll (the daemon stopped, the folder removed).
+ */
+export function pluginDaemonSuite(setup: PluginSuiteSetup = {}): PluginSuite {
+  let base: ReturnType<typeof pluginBase> | undefined;
+  let daemon: TestDaemon | undefined;
+  beforeAll(async () => {
+    base = pluginBase();
+    const plugins = join(base.path, "plugins");
+    for (const name of setup.fixtures ?? []) copyFixture(name, join(plugins, name));
+    const prepared = setup.prepare?.(base.path) ?? {};
+    daemon = await startPluginDaemon(prepared.dirs ?? [plugins], { ...setup.env, ...prepared.env });
+    await setup.started?.(daemon);
+  }, 30_000);
+  afterAll(() => {
+    daemon?.stop();
+    base?.remove();
+  });
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`the plugin suite's ${what} is not set up yet`);
+    return value;
+  };
+  return {
+    get base() {
+      return ready(base, "base folder").path;
+    },
+    get daemon() {
+      return ready(daemon, "daemon");
+    },
+  };
 }
 
 async function call<T>(daemon: TestDaemon, method: string, body: unknown): Promise<T> {

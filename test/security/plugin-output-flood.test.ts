@@ -7,11 +7,10 @@
  * (src/plugins/plugin-output.ts).
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LOG_BYTES_PER_SECOND, MAX_LINE } from "../../src/plugins/plugin-output.js";
 import type { TestDaemon } from "../helpers/daemon-process.js";
-import { copyFixture, expectDaemonUp, pluginBase, runJob, startPluginDaemon } from "./plugin-daemon.js";
+import { expectDaemonUp, pluginDaemonSuite, runJob } from "./plugin-daemon.js";
 
 /** The daemon's peak resident memory so far, in MB (/proc/PID/status). */
 const peakMb = (pid: number) =>
@@ -26,32 +25,24 @@ const outputLines = (daemon: TestDaemon) =>
     .map((line) => JSON.parse(line) as { msg: string });
 
 describe("a plugin flooding its output", () => {
-  let base: ReturnType<typeof pluginBase>;
-  let daemon: TestDaemon;
-  beforeAll(async () => {
-    base = pluginBase();
-    copyFixture("saboteur", join(base.path, "plugins", "saboteur"));
-    daemon = await startPluginDaemon([join(base.path, "plugins")]);
-  }, 30_000);
-  afterAll(() => {
-    daemon?.stop();
-    base?.remove();
-  });
+  const suite = pluginDaemonSuite({ fixtures: ["saboteur"] });
 
-  const daemonIsUp = () => expectDaemonUp(daemon);
+  const daemonIsUp = () => expectDaemonUp(suite.daemon);
 
   it("logs at most its share per second and notes what it dropped", async () => {
-    const already = outputLines(daemon).length;
-    expect(await runJob(daemon, "saboteur.stdoutFlood", { lines: 20_000, width: 1_000 })).toMatchObject({
-      state: "completed",
-    });
+    const already = outputLines(suite.daemon).length;
+    expect(await runJob(suite.daemon, "saboteur.stdoutFlood", { lines: 20_000, width: 1_000 })).toMatchObject(
+      {
+        state: "completed",
+      },
+    );
     // The note comes once the second is over.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const logged = outputLines(daemon).length - already;
+    const logged = outputLines(suite.daemon).length - already;
     expect(logged).toBeGreaterThan(0);
     // 20 MB offered; a window takes LOG_BYTES_PER_SECOND, and the flood may span a few.
     expect(logged * 1_000).toBeLessThan(4 * LOG_BYTES_PER_SECOND);
-    const notes = daemon.log().match(/plugin saboteur: dropped (\d+) lines/g) ?? [];
+    const notes = suite.daemon.log().match(/plugin saboteur: dropped (\d+) lines/g) ?? [];
     expect(notes.length).toBeGreaterThan(0);
     const dropped = notes.reduce((sum, note) => sum + Number(/(\d+) lines/.exec(note)?.[1]), 0);
     expect(logged + dropped).toBe(20_000);
@@ -59,10 +50,10 @@ describe("a plugin flooding its output", () => {
   }, 30_000);
 
   it("writes 600 MB with no newline, and the daemon neither dies nor holds it", async () => {
-    const pid = daemon.child.pid!;
-    await runJob(daemon, "saboteur.pid");
+    const pid = suite.daemon.child.pid!;
+    await runJob(suite.daemon, "saboteur.pid");
     const before = peakMb(pid);
-    expect(await runJob(daemon, "saboteur.stdoutNoNewline", { mb: 600 })).toMatchObject({
+    expect(await runJob(suite.daemon, "saboteur.stdoutNoNewline", { mb: 600 })).toMatchObject({
       state: "completed",
       value: 600,
     });
@@ -70,7 +61,7 @@ describe("a plugin flooding its output", () => {
     // Read in 64 KiB chunks and dropped: what is left is V8 freeing those buffers late, not the line.
     expect(peakMb(pid) - before).toBeLessThan(100);
     // The line shows at once, cut; the rest of it is skipped.
-    const cut = outputLines(daemon).find((line) => line.msg.startsWith("AAAA"));
+    const cut = outputLines(suite.daemon).find((line) => line.msg.startsWith("AAAA"));
     expect(cut?.msg).toBe(`${"A".repeat(MAX_LINE)}…`);
   }, 30_000);
 });

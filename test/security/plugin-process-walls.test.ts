@@ -8,9 +8,8 @@
  */
 import { chownSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestDaemon } from "../helpers/daemon-process.js";
-import { copyFixture, expectDaemonUp, pluginBase, runJob, startPluginDaemon } from "./plugin-daemon.js";
+import { describe, expect, it } from "vitest";
+import { expectDaemonUp, pluginDaemonSuite, runJob } from "./plugin-daemon.js";
 
 const SECRET = "canary-password-7f3a";
 const NOBODY = 65534;
@@ -19,34 +18,28 @@ const NOBODY = 65534;
 const refused = (code: RegExp) => ({ state: "failed", errorInfo: { code: expect.stringMatching(code) } });
 
 describe("a process-isolated plugin under a root daemon", () => {
-  let base: ReturnType<typeof pluginBase>;
-  let daemon: TestDaemon;
-  let outbox: string;
-  beforeAll(async () => {
-    expect(process.getuid?.()).toBe(0);
-    base = pluginBase();
-    copyFixture("intruder", join(base.path, "plugins", "intruder"));
-    // The one folder plugins may write to, writable by their user.
-    outbox = join(base.path, "outbox");
-    mkdirSync(outbox, { mode: 0o755 });
-    chownSync(outbox, NOBODY, NOBODY);
-    daemon = await startPluginDaemon([join(base.path, "plugins")], {
-      CANARY_SECRET: SECRET,
-      FERRY_PLUGINS__WRITABLE_DIRS: JSON.stringify([outbox]),
-    });
+  const suite = pluginDaemonSuite({
+    fixtures: ["intruder"],
+    env: { CANARY_SECRET: SECRET },
+    prepare: (base) => {
+      expect(process.getuid?.()).toBe(0);
+      // The one folder plugins may write to, writable by their user.
+      const outbox = join(base, "outbox");
+      mkdirSync(outbox, { mode: 0o755 });
+      chownSync(outbox, NOBODY, NOBODY);
+      return { env: { FERRY_PLUGINS__WRITABLE_DIRS: JSON.stringify([outbox]) } };
+    },
     // The secret really is in the daemon's environment for a same-user reader to find.
-    expect(readFileSync(`/proc/${daemon.child.pid}/environ`, "latin1")).toContain(SECRET);
-  }, 30_000);
-  afterAll(() => {
-    daemon?.stop();
-    base?.remove();
+    started: (daemon) =>
+      expect(readFileSync(`/proc/${daemon.child.pid}/environ`, "latin1")).toContain(SECRET),
   });
+  const outbox = () => join(suite.base, "outbox");
 
-  const daemonIsUp = () => expectDaemonUp(daemon);
+  const daemonIsUp = () => expectDaemonUp(suite.daemon);
 
   it("runs as nobody, without root's groups, with PATH alone in its environment", async () => {
-    expect(daemon.log()).toContain("plugin processes run as nobody (uid 65534)");
-    const ran = await runJob(daemon, "intruder.whoami");
+    expect(suite.daemon.log()).toContain("plugin processes run as nobody (uid 65534)");
+    const ran = await runJob(suite.daemon, "intruder.whoami");
     expect(ran).toMatchObject({
       state: "completed",
       value: { uid: NOBODY, gid: NOBODY, groups: [NOBODY], env: ["PATH"] },
@@ -54,79 +47,74 @@ describe("a process-isolated plugin under a root daemon", () => {
   });
 
   it("cannot read the daemon's environment or its admin token file", async () => {
-    const environ = await runJob(daemon, "intruder.environ");
+    const environ = await runJob(suite.daemon, "intruder.environ");
     expect(environ).toMatchObject(refused(/^(ERR_ACCESS_DENIED|EACCES|EPERM)$/));
     expect(JSON.stringify(environ)).not.toContain(SECRET);
-    const token = await runJob(daemon, "intruder.read", { path: join(daemon.dir, "ferry-admin.token") });
+    const token = await runJob(suite.daemon, "intruder.read", {
+      path: join(suite.daemon.dir, "ferry-admin.token"),
+    });
     expect(token).toMatchObject(refused(/^(ERR_ACCESS_DENIED|EACCES)$/));
-    expect(JSON.stringify(token)).not.toContain(daemon.adminToken());
+    expect(JSON.stringify(token)).not.toContain(suite.daemon.adminToken());
     // Even a file anyone may read is out of its reach: the permission model, not only the uid.
-    expect(await runJob(daemon, "intruder.read", { path: "/etc/passwd" })).toMatchObject(
+    expect(await runJob(suite.daemon, "intruder.read", { path: "/etc/passwd" })).toMatchObject(
       refused(/^ERR_ACCESS_DENIED$/),
     );
     await daemonIsUp();
   });
 
   it("cannot kill the daemon, which stays up", async () => {
-    const pid = daemon.child.pid;
-    expect(await runJob(daemon, "intruder.kill")).toMatchObject(refused(/^EPERM$/));
+    const pid = suite.daemon.child.pid;
+    expect(await runJob(suite.daemon, "intruder.kill")).toMatchObject(refused(/^EPERM$/));
     await new Promise((resolve) => setTimeout(resolve, 300));
     await daemonIsUp();
-    expect(daemon.child.pid).toBe(pid);
-    expect(await runJob(daemon, "intruder.whoami")).toMatchObject({ state: "completed" });
+    expect(suite.daemon.child.pid).toBe(pid);
+    expect(await runJob(suite.daemon, "intruder.whoami")).toMatchObject({ state: "completed" });
   });
 
   it("cannot start a process or a thread", async () => {
-    expect(await runJob(daemon, "intruder.spawn")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
-    expect(await runJob(daemon, "intruder.thread")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
+    expect(await runJob(suite.daemon, "intruder.spawn")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
+    expect(await runJob(suite.daemon, "intruder.thread")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
     await daemonIsUp();
   });
 
   it("writes only to the configured writable dirs", async () => {
-    const inside = await runJob(daemon, "intruder.write", { path: join(outbox, "note.txt") });
+    const inside = await runJob(suite.daemon, "intruder.write", { path: join(outbox(), "note.txt") });
     expect(inside).toMatchObject({ state: "completed", value: "written by a plugin\n" });
-    const ownFolder = join(base.path, "plugins", "intruder", "index.mjs");
-    expect(await runJob(daemon, "intruder.write", { path: ownFolder })).toMatchObject(
+    const ownFolder = join(suite.base, "plugins", "intruder", "index.mjs");
+    expect(await runJob(suite.daemon, "intruder.write", { path: ownFolder })).toMatchObject(
       refused(/^ERR_ACCESS_DENIED$/),
     );
-    expect(await runJob(daemon, "intruder.write", { path: join(base.path, "elsewhere.txt") })).toMatchObject(
-      refused(/^ERR_ACCESS_DENIED$/),
-    );
+    expect(
+      await runJob(suite.daemon, "intruder.write", { path: join(suite.base, "elsewhere.txt") }),
+    ).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
     await daemonIsUp();
   });
 });
 
 describe("a process-isolated plugin run as the daemon's own user", () => {
-  let base: ReturnType<typeof pluginBase>;
-  let daemon: TestDaemon;
-  beforeAll(async () => {
-    base = pluginBase();
-    copyFixture("intruder", join(base.path, "plugins", "intruder"));
-    daemon = await startPluginDaemon([join(base.path, "plugins")], {
-      CANARY_SECRET: SECRET,
-      FERRY_PLUGINS__USER: "root",
-    });
-  }, 30_000);
-  afterAll(() => {
-    daemon?.stop();
-    base?.remove();
+  const suite = pluginDaemonSuite({
+    fixtures: ["intruder"],
+    env: { CANARY_SECRET: SECRET, FERRY_PLUGINS__USER: "root" },
   });
 
   it("still cannot read the daemon's environment or token, start processes or threads, or write", async () => {
-    expect(daemon.log()).toContain("plugin processes run as root, as the daemon does");
-    expect(await runJob(daemon, "intruder.whoami")).toMatchObject({ state: "completed", value: { uid: 0 } });
-    const environ = await runJob(daemon, "intruder.environ");
+    expect(suite.daemon.log()).toContain("plugin processes run as root, as the daemon does");
+    expect(await runJob(suite.daemon, "intruder.whoami")).toMatchObject({
+      state: "completed",
+      value: { uid: 0 },
+    });
+    const environ = await runJob(suite.daemon, "intruder.environ");
     expect(environ).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
     expect(JSON.stringify(environ)).not.toContain(SECRET);
-    const token = join(daemon.dir, "ferry-admin.token");
-    expect(await runJob(daemon, "intruder.read", { path: token })).toMatchObject(
+    const token = join(suite.daemon.dir, "ferry-admin.token");
+    expect(await runJob(suite.daemon, "intruder.read", { path: token })).toMatchObject(
       refused(/^ERR_ACCESS_DENIED$/),
     );
-    expect(await runJob(daemon, "intruder.spawn")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
-    expect(await runJob(daemon, "intruder.thread")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
-    expect(await runJob(daemon, "intruder.write", { path: join(base.path, "x.txt") })).toMatchObject(
+    expect(await runJob(suite.daemon, "intruder.spawn")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
+    expect(await runJob(suite.daemon, "intruder.thread")).toMatchObject(refused(/^ERR_ACCESS_DENIED$/));
+    expect(await runJob(suite.daemon, "intruder.write", { path: join(suite.base, "x.txt") })).toMatchObject(
       refused(/^ERR_ACCESS_DENIED$/),
     );
-    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${suite.daemon.url}/healthz`)).status).toBe(200);
   });
 });

@@ -8,9 +8,8 @@
  */
 import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestDaemon } from "../helpers/daemon-process.js";
-import { type Listed, pluginBase, pluginsByFolder, runJob, startPluginDaemon } from "./plugin-daemon.js";
+import { describe, expect, it } from "vitest";
+import { type Listed, pluginDaemonSuite, pluginsByFolder, runJob } from "./plugin-daemon.js";
 
 /** A group id /etc/group does not list: nothing says who is in it, so it counts as others'. */
 function unlistedGid(): number {
@@ -135,22 +134,18 @@ function buildPlugins(base: string): { plugins: string; open: string; sticky: st
 }
 
 describe.each(["process", "inline"] as const)("plugin trees with isolation = %s", (isolation) => {
-  let base: ReturnType<typeof pluginBase>;
-  let daemon: TestDaemon;
   let dirs: ReturnType<typeof buildPlugins>;
   let listed: Record<string, Listed>;
-  beforeAll(async () => {
-    expect(process.getuid?.()).toBe(0);
-    base = pluginBase();
-    dirs = buildPlugins(base.path);
-    daemon = await startPluginDaemon([dirs.plugins, dirs.open, dirs.sticky], {
-      FERRY_PLUGINS__ISOLATION: isolation,
-    });
-    listed = await pluginsByFolder(daemon);
-  }, 30_000);
-  afterAll(() => {
-    daemon?.stop();
-    base?.remove();
+  const suite = pluginDaemonSuite({
+    env: { FERRY_PLUGINS__ISOLATION: isolation },
+    prepare: (base) => {
+      expect(process.getuid?.()).toBe(0);
+      dirs = buildPlugins(base);
+      return { dirs: [dirs.plugins, dirs.open, dirs.sticky] };
+    },
+    started: async (daemon) => {
+      listed = await pluginsByFolder(daemon);
+    },
   });
 
   const reasonOf = (folder: string) => {
@@ -160,7 +155,7 @@ describe.each(["process", "inline"] as const)("plugin trees with isolation = %s"
 
   it("loads a plugin whose files are all its own, and runs it", async () => {
     expect(listed.good?.state).toBe("loaded");
-    expect(await runJob(daemon, "good.hello")).toMatchObject({
+    expect(await runJob(suite.daemon, "good.hello")).toMatchObject({
       state: "completed",
       value: "its own dependency and its own helper",
     });
@@ -169,7 +164,7 @@ describe.each(["process", "inline"] as const)("plugin trees with isolation = %s"
   it("refuses a helper that is a symlink out of the folder", () => {
     const link = join(dirs.plugins, "helper-link", "helper.mjs");
     expect(reasonOf("helper-link")).toBe(
-      `${link} is a symlink that leaves the plugin folder (to ${join(base.path, "shared", "helper.mjs")})`,
+      `${link} is a symlink that leaves the plugin folder (to ${join(suite.base, "shared", "helper.mjs")})`,
     );
   });
 
@@ -192,7 +187,7 @@ describe.each(["process", "inline"] as const)("plugin trees with isolation = %s"
   });
 
   it("refuses a module that imports or requires a file outside its folder, when it loads", () => {
-    const outside = join(base.path, "shared");
+    const outside = join(suite.base, "shared");
     expect(reasonOf("importer")).toContain(join(outside, "helper.mjs"));
     expect(reasonOf("importer")).toMatch(/outside its (plugin )?folder/);
     expect(reasonOf("requirer")).toContain(join(outside, "helper.cjs"));
@@ -204,20 +199,23 @@ describe.each(["process", "inline"] as const)("plugin trees with isolation = %s"
     expect(refusedDirs).toEqual([
       expect.objectContaining({
         state: "refused",
-        reason: `${join(base.path, "open")} is world-writable (mode 777)`,
+        reason: `${join(suite.base, "open")} is world-writable (mode 777)`,
       }),
     ]);
     expect(listed["under-open"]).toBeUndefined();
     expect(listed["under-sticky"]?.state).toBe("loaded");
-    expect(await runJob(daemon, "under-sticky.hello")).toMatchObject({ state: "completed", value: "loaded" });
+    expect(await runJob(suite.daemon, "under-sticky.hello")).toMatchObject({
+      state: "completed",
+      value: "loaded",
+    });
   });
 
   it("logs each refusal with its reason and goes on serving", async () => {
-    const refusals = daemon
+    const refusals = suite.daemon
       .log()
       .split("\n")
       .filter((line) => line.includes('"refused plugin '));
     expect(refusals).toHaveLength(8);
-    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${suite.daemon.url}/healthz`)).status).toBe(200);
   });
 });

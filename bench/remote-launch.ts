@@ -37,6 +37,16 @@ interface Figure {
   readonly launchesPerS: number;
   /** The daemon's CPU per launch; none in-process. */
   readonly daemonCpuUsPerLaunch: number | undefined;
+  /** This process's CPU per launch: the callers and the client (or the in-process Ferry). */
+  readonly callerCpuUsPerLaunch: number;
+}
+
+/** CPU this process used while `work` ran, in µs, beside what `work` answered. */
+async function withCpu<T>(work: () => Promise<T>): Promise<{ value: T; cpuUs: number }> {
+  const before = process.cpuUsage();
+  const value = await work();
+  const used = process.cpuUsage(before);
+  return { value, cpuUs: used.user + used.system };
 }
 
 async function clientRate(daemon: DaemonChild, mode: Mode, total: number): Promise<Figure> {
@@ -49,9 +59,9 @@ async function clientRate(daemon: DaemonChild, mode: Mode, total: number): Promi
   // Warm-up: connections, JIT, the quota's first count.
   await launchRate(CALLERS * 8, CALLERS, launch);
   const cpuBefore = daemon.cpuMicros();
-  const launchesPerS = await launchRate(total, CALLERS, launch);
+  const { value: launchesPerS, cpuUs } = await withCpu(() => launchRate(total, CALLERS, launch));
   const daemonCpuUsPerLaunch = (daemon.cpuMicros() - cpuBefore) / total;
-  return { launchesPerS, daemonCpuUsPerLaunch };
+  return { launchesPerS, daemonCpuUsPerLaunch, callerCpuUsPerLaunch: cpuUs / total };
 }
 
 async function measure(mode: Mode, storeKind: string, total: number): Promise<Figure> {
@@ -65,7 +75,8 @@ async function measure(mode: Mode, storeKind: string, total: number): Promise<Fi
         const options = { queue: "default", owner: "bench" };
         const launch = (_: number, n: number) => ferry.launch("ferry.echo", benchPayload(n), options);
         await launchRate(CALLERS * 8, CALLERS, launch);
-        return { launchesPerS: await launchRate(total, CALLERS, launch), daemonCpuUsPerLaunch: undefined };
+        const { value: launchesPerS, cpuUs } = await withCpu(() => launchRate(total, CALLERS, launch));
+        return { launchesPerS, daemonCpuUsPerLaunch: undefined, callerCpuUsPerLaunch: cpuUs / total };
       } finally {
         await ferry.close();
       }
@@ -85,6 +96,7 @@ async function measure(mode: Mode, storeKind: string, total: number): Promise<Fi
 interface ModeResult {
   readonly launches_per_s: number;
   readonly daemon_cpu_us_per_launch?: number;
+  readonly caller_cpu_us_per_launch: number;
   readonly rounds: number[];
 }
 
@@ -106,10 +118,11 @@ export async function remoteLaunch(
     for (const mode of MODES) {
       const figure = await measure(mode, storeKind, total);
       figures[mode].push(figure);
-      const cpu =
+      const daemonCpu =
         figure.daemonCpuUsPerLaunch === undefined
           ? ""
           : `, daemon CPU ${round(figure.daemonCpuUsPerLaunch, 1)} µs/launch`;
+      const cpu = `${daemonCpu}, caller CPU ${round(figure.callerCpuUsPerLaunch, 1)} µs/launch`;
       log(
         `[bench] remote-launch / ${mode} (round ${r}/${rounds}): ${round(figure.launchesPerS, 1)} launches/s${cpu}`,
       );
@@ -123,6 +136,7 @@ export async function remoteLaunch(
     return {
       launches_per_s: median(rates),
       ...(cpu.length === 0 ? {} : { daemon_cpu_us_per_launch: round(median(cpu), 1) }),
+      caller_cpu_us_per_launch: round(median(figures[mode].map((f) => f.callerCpuUsPerLaunch)), 1),
       rounds: rates,
     };
   };

@@ -22,6 +22,14 @@ export async function connect(options: ConnectOptions = {}): Promise<FerryClient
   return new FerryClient(openConnection(resolved), resolved.resumeForMs);
 }
 
+export type {
+  CallerLaunchItem,
+  CallerLaunchOptions,
+  CallerScheduleChange,
+  CallerScheduleOptions,
+  FerryCaller,
+  ScheduleCaller,
+} from "./api/caller.js";
 export { defineJob } from "./api/define-job.js";
 export type { Outcome, WatchEvent } from "./api/ferry.js";
 export type { ScheduleView, ScheduleWhen } from "./api/schedules.js";

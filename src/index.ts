@@ -1,4 +1,13 @@
 /** Ferry's public surface. Every exported name is listed here; nothing else is public. */
+
+export type {
+  CallerLaunchItem,
+  CallerLaunchOptions,
+  CallerScheduleChange,
+  CallerScheduleOptions,
+  FerryCaller,
+  ScheduleCaller,
+} from "./api/caller.js";
 export { defineJob } from "./api/define-job.js";
 export type { LaunchItem, ListFilter, OpenOptions, Outcome, QueueOptions, WatchEvent } from "./api/ferry.js";
 export { Ferry } from "./api/ferry.js";

@@ -27,6 +27,7 @@ import type {
 } from "../store/store.js";
 import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
 import { type DispatchTicket, Worker, type WorkerOptions } from "../worker/worker.js";
+import type { FerryCaller } from "./caller.js";
 import { ChangeWaiter } from "./change-waiter.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
 import { type LaunchContext, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
@@ -98,7 +99,7 @@ export type Outcome<T = unknown> =
     };
 
 /** The library: launch jobs, follow them, collect their results, and run workers. */
-export class Ferry {
+export class Ferry implements FerryCaller {
   readonly store: Store;
   readonly schedules: Schedules;
   readonly #ownsStore: boolean;

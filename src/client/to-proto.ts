@@ -9,7 +9,7 @@ import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import type { Handle } from "../core/job.js";
 import { checkHandlerName } from "../core/names.js";
-import type { LaunchOptions } from "../core/options.js";
+import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
 import type { HandleSchema, LaunchOptionsSchema, Handle as PbHandle } from "../gen/ferry/v1/jobs_pb.js";
 import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
 
@@ -88,6 +88,9 @@ export function launchOptionsMessage(
       "the remote client takes no tx or owner: the daemon sets the owner from your token",
     );
   }
+  // The library's own checks, here, before sending: the same refusals with the same messages,
+  // and nothing the message has no field for (a misspelt option) is dropped on the way.
+  resolveLaunchOptions(options);
   const o = options;
   const text = (value: Duration | undefined, name: string) =>
     value === undefined ? undefined : durationText(value, name);

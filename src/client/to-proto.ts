@@ -26,12 +26,39 @@ export function durationText(value: Duration, name: string): string {
 export function payloadValue(payload: unknown): Value {
   let json: JsonValue;
   try {
-    // Through JSON.stringify, as the library's json serializer sees it (Dates as strings, no undefined).
-    json = JSON.parse(JSON.stringify(payload ?? null) ?? "null") as JsonValue;
+    // Through JSON.stringify (Dates as strings, no undefined), refusing what it would silently
+    // drop or empty, as the library's serializer refuses it: nothing arrives other than was sent.
+    json = JSON.parse(JSON.stringify(payload ?? null, plainJsonOnly) ?? "null") as JsonValue;
   } catch (error) {
     throw new FerryError(ErrorCode.Serialization, `the payload is not JSON: ${(error as Error).message}`);
   }
   return fromJson(ValueSchema, json);
+}
+
+/** JSON.stringify's replacer: each value as toJSON left it, once JSON holds it as it is. */
+function plainJsonOnly(_key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case "function":
+    case "symbol":
+      throw new Error(`cannot serialize a ${typeof value}`);
+    case "number":
+      if (!Number.isFinite(value)) throw new Error("cannot serialize NaN or Infinity");
+      return value;
+    case "object": {
+      if (value === null || Array.isArray(value)) return value;
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        // A Map, Set, typed array or class instance would arrive as {} or an index object.
+        const name: unknown = (value as { constructor?: { name?: unknown } }).constructor?.name;
+        throw new Error(
+          `cannot serialize a ${typeof name === "string" && name !== "" ? name : "object"} as JSON`,
+        );
+      }
+      return value;
+    }
+    default:
+      return value;
+  }
 }
 
 /** A handle as its message, once it has the shape of one (the daemon checks the rest). */

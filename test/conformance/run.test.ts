@@ -67,6 +67,14 @@ describe.each(SUBJECTS)("running jobs on $name", (subject) => {
     expect(answers.filter((a) => a.status === "fulfilled")).toHaveLength(1);
   });
 
+  it("hands out a result that reads as the same JSON whoever collects it", async () => {
+    const value = { at: new Date(0), list: [new Date(1), "x", 2, null, { deep: true }] };
+    await startWorker({ handlers: { "demo.dated": async () => value } });
+    const h = await t.api.launch("demo.dated", null);
+    await t.api.wait(h, { timeout: "10s" });
+    expect(JSON.stringify((await t.api.result(h)).value)).toBe(JSON.stringify(value));
+  });
+
   it("says FERRY_NOT_FINISHED for an unfinished job, and outcome never throws", async () => {
     const h = await t.api.launch("nobody.runs.this", {});
     await expect(t.api.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFinished });

@@ -6,7 +6,7 @@
 import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Duration, parseDuration } from "../core/duration.js";
-import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import type { Handle } from "../core/job.js";
 import { checkHandlerName } from "../core/names.js";
 import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
@@ -61,16 +61,13 @@ function plainJsonOnly(_key: string, value: unknown): unknown {
   }
 }
 
-/** A handle as its message, once it has the shape of one (the daemon checks the rest). */
+/**
+ * A handle as its message (the daemon checks the rest). As in the library, only what is no object
+ * at all is a bad argument: an id or cookie that could never match answers as a wrong one does.
+ */
 export function handleMessage(handle: Handle): MessageInitShape<typeof HandleSchema> {
-  if (
-    handle === null ||
-    typeof handle !== "object" ||
-    typeof handle.id !== "string" ||
-    typeof handle.cookie !== "string"
-  ) {
-    throw invalidArgument("a handle is { id, cookie }");
-  }
+  if (handle === null || typeof handle !== "object") throw invalidArgument("a handle is { id, cookie }");
+  if (typeof handle.id !== "string" || typeof handle.cookie !== "string") throw notFound();
   return { id: handle.id, cookie: handle.cookie };
 }
 

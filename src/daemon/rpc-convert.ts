@@ -24,10 +24,12 @@ import { valueProblem } from "./strict-json.js";
 
 const STATES: readonly JobState[] = ["scheduled", "queued", "running", "completed", "failed", "cancelled"];
 
+/**
+ * The request's handle. An empty id or cookie (a deduplicated launch's handle has no cookie) goes
+ * on to the library, which answers it as any handle that reaches nothing, after the same work.
+ */
 export function handleOf(handle: PbHandle | undefined): Handle {
-  if (handle === undefined || handle.id === "" || handle.cookie === "") {
-    throw invalidArgument("handle {id, cookie} is required");
-  }
+  if (handle === undefined) throw invalidArgument("handle {id, cookie} is required");
   return { id: handle.id, cookie: handle.cookie };
 }
 

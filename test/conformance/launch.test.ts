@@ -38,7 +38,10 @@ describe.each(SUBJECTS)("launching on $name", (subject) => {
       .status({ id: "01900000-0000-7000-8000-000000000000", cookie: h.cookie })
       .catch((e: FerryError) => e);
     const malformed = await t.api.status({ id: h.id, cookie: "short" }).catch((e: FerryError) => e);
-    for (const error of [wrongCookie, unknownId, malformed]) {
+    const noCookie = await t.api.status({ id: h.id, cookie: "" }).catch((e: FerryError) => e);
+    const noId = await t.api.status({ id: "", cookie: h.cookie }).catch((e: FerryError) => e);
+    const notText = await t.api.status({ id: 1, cookie: null } as never).catch((e: FerryError) => e);
+    for (const error of [wrongCookie, unknownId, malformed, noCookie, noId, notText]) {
       expect(error).toBeInstanceOf(FerryError);
       expect((error as FerryError).code).toBe(ErrorCode.NotFound);
       expect((error as FerryError).message).toBe("no such job");
@@ -107,6 +110,8 @@ describe.each(SUBJECTS)("launching on $name", (subject) => {
     const again = await t.api.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
     expect(first.deduplicated).toBe(false);
     expect(again).toEqual({ id: first.id, cookie: "", deduplicated: true });
+    // The duplicate's handle reaches nothing: only the first launcher holds the job.
+    expect(await codeOf(t.api.status(again))).toBe(ErrorCode.NotFound);
     await t.api.cancel(first);
     const third = await t.api.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
     expect(third.deduplicated).toBe(false);

@@ -3,6 +3,14 @@
  * the two entry points cannot drift apart. `ferry/client` loads no store driver, so nothing here
  * may import one, even for a type's sake.
  */
+export type {
+  CallerLaunchItem,
+  CallerLaunchOptions,
+  CallerScheduleChange,
+  CallerScheduleOptions,
+  FerryCaller,
+  ScheduleCaller,
+} from "./api/caller.js";
 export { defineJob } from "./api/define-job.js";
 export type { Outcome, WatchEvent } from "./api/ferry.js";
 export type { ScheduleView, ScheduleWhen } from "./api/schedules.js";

@@ -36,6 +36,7 @@ import type {
   Outcome,
   WatchEvent,
 } from "./api-types.js";
+import type { FerryCaller } from "./caller.js";
 import { ChangeWaiter } from "./change-waiter.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
 import { type LaunchContext, type PreparedLaunch, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
@@ -55,7 +56,7 @@ export type {
 } from "./api-types.js";
 
 /** The library: launch jobs, follow them, collect their results, and run workers. */
-export class Ferry {
+export class Ferry implements FerryCaller {
   readonly store: Store;
   readonly schedules: Schedules;
   readonly #ownsStore: boolean;

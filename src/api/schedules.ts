@@ -6,6 +6,7 @@ import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
 import { checkCron, nextRunAfter } from "../scheduler/next-run.js";
 import { getSerializer } from "../serializers/index.js";
 import type { ScheduleRecord, ScheduleSpec, Store } from "../store/store.js";
+import type { ScheduleCaller } from "./caller.js";
 
 export type ScheduleWhen =
   | { cron: string; tz?: string; repeat?: number }
@@ -69,7 +70,7 @@ const view = (s: ScheduleRecord): ScheduleView => ({
 });
 
 /** Recurring jobs: each tick fires once across every worker sharing the store. */
-export class Schedules {
+export class Schedules implements ScheduleCaller {
   constructor(
     private readonly store: Store,
     private readonly serializerFor: (queue: string, own: string | null) => string,

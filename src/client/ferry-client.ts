@@ -3,6 +3,7 @@
  * codes as `Ferry`, for a process that holds no store. Workers, transactions and `close` of a
  * store stay with the library; what a caller may do is what its token's role allows.
  */
+import type { FerryCaller } from "../api/caller.js";
 import type { LaunchItem, ListFilter, Outcome, WatchEvent } from "../api/ferry.js";
 import { runWaitMs } from "../api/run-wait.js";
 import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
@@ -42,7 +43,7 @@ export interface RemoteLaunchItem {
 /** The daemon's page size for `list` (its largest). */
 const PAGE = 1000;
 
-export class FerryClient {
+export class FerryClient implements FerryCaller {
   readonly server: string;
   readonly schedules: RemoteSchedules;
   readonly #connection: Connection;

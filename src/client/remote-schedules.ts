@@ -1,4 +1,5 @@
 /** `client.schedules`: the library's `ferry.schedules` over `ferry.v1.ScheduleService`. */
+import type { ScheduleCaller } from "../api/caller.js";
 import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
 import type { Duration } from "../core/duration.js";
 import { invalidArgument, notFound } from "../core/errors.js";
@@ -30,7 +31,7 @@ export interface ScheduleChange {
   nextRunAt?: Date;
 }
 
-export class RemoteSchedules {
+export class RemoteSchedules implements ScheduleCaller {
   readonly #connection: Connection;
 
   constructor(connection: Connection) {

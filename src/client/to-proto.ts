@@ -6,10 +6,10 @@
 import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { type Duration, parseDuration } from "../core/duration.js";
-import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import type { Handle } from "../core/job.js";
 import { checkHandlerName } from "../core/names.js";
-import type { LaunchOptions } from "../core/options.js";
+import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
 import type { HandleSchema, LaunchOptionsSchema, Handle as PbHandle } from "../gen/ferry/v1/jobs_pb.js";
 import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
 
@@ -32,8 +32,9 @@ function payloadWithSize(payload: unknown): { value: Value; bytes: number } {
   let text: string;
   let json: JsonValue;
   try {
-    // Through JSON.stringify, as the library's json serializer sees it (Dates as strings, no undefined).
-    text = JSON.stringify(payload ?? null) ?? "null";
+    // Through JSON.stringify (Dates as strings, no undefined), refusing what it would silently
+    // drop or empty, as the library's serializer refuses it: nothing arrives other than was sent.
+    text = JSON.stringify(payload ?? null, plainJsonOnly) ?? "null";
     json = JSON.parse(text) as JsonValue;
   } catch (error) {
     throw new FerryError(ErrorCode.Serialization, `the payload is not JSON: ${(error as Error).message}`);
@@ -41,16 +42,39 @@ function payloadWithSize(payload: unknown): { value: Value; bytes: number } {
   return { value: fromJson(ValueSchema, json), bytes: text.length };
 }
 
-/** A handle as its message, once it has the shape of one (the daemon checks the rest). */
-export function handleMessage(handle: Handle): MessageInitShape<typeof HandleSchema> {
-  if (
-    handle === null ||
-    typeof handle !== "object" ||
-    typeof handle.id !== "string" ||
-    typeof handle.cookie !== "string"
-  ) {
-    throw invalidArgument("a handle is { id, cookie }");
+/** JSON.stringify's replacer: each value as toJSON left it, once JSON holds it as it is. */
+function plainJsonOnly(_key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case "function":
+    case "symbol":
+      throw new Error(`cannot serialize a ${typeof value}`);
+    case "number":
+      if (!Number.isFinite(value)) throw new Error("cannot serialize NaN or Infinity");
+      return value;
+    case "object": {
+      if (value === null || Array.isArray(value)) return value;
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        // A Map, Set, typed array or class instance would arrive as {} or an index object.
+        const name: unknown = (value as { constructor?: { name?: unknown } }).constructor?.name;
+        throw new Error(
+          `cannot serialize a ${typeof name === "string" && name !== "" ? name : "object"} as JSON`,
+        );
+      }
+      return value;
+    }
+    default:
+      return value;
   }
+}
+
+/**
+ * A handle as its message (the daemon checks the rest). As in the library, only what is no object
+ * at all is a bad argument: an id or cookie that could never match answers as a wrong one does.
+ */
+export function handleMessage(handle: Handle): MessageInitShape<typeof HandleSchema> {
+  if (handle === null || typeof handle !== "object") throw invalidArgument("a handle is { id, cookie }");
+  if (typeof handle.id !== "string" || typeof handle.cookie !== "string") throw notFound();
   return { id: handle.id, cookie: handle.cookie };
 }
 
@@ -109,6 +133,9 @@ export function launchOptionsMessage(
       "the remote client takes no tx or owner: the daemon sets the owner from your token",
     );
   }
+  // The library's own checks, here, before sending: the same refusals with the same messages,
+  // and nothing the message has no field for (a misspelt option) is dropped on the way.
+  resolveLaunchOptions(options);
   const o = options;
   const text = (value: Duration | undefined, name: string) =>
     value === undefined ? undefined : durationText(value, name);

@@ -33,7 +33,7 @@ import { LaunchQuotas } from "./quotas.js";
 import { scheduleService } from "./schedule-service.js";
 import { type RunningServer, startServer } from "./server.js";
 import { serverLimits } from "./server-limits.js";
-import { startWorkers } from "./worker-setup.js";
+import { type StartedWorkers, startWorkers } from "./worker-setup.js";
 
 export interface RunningDaemon {
   readonly server: RunningServer;
@@ -42,19 +42,41 @@ export interface RunningDaemon {
   close(grace: string): Promise<void>;
 }
 
+/** What a daemon serves calls over: a Ferry, its plugins and access control, and how to close them. */
+export type ServedWorkers = Pick<StartedWorkers, "ferry" | "plugins" | "access" | "close">;
+
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<RunningDaemon> {
+  // Before the store opens: a missing certificate leaves nothing to close.
   const tls = readTls(config);
-  return undoOnFailure((opened) => assemble(config, log, tls, opened));
+  return undoOnFailure(async (opened) => {
+    const workers = await startWorkers(config, log);
+    opened(() => workers.close(0));
+    return serve(config, log, workers, tls, opened);
+  });
 }
 
-async function assemble(
+/**
+ * The daemon's server (every service with its access checks and limits) over workers started
+ * elsewhere, such as a test's own Ferry. Closing it closes them too; a start that fails leaves
+ * them open, as they were given. `[store]`, `[workers]`, `[plugins]` and `[sql]` are the
+ * workers' to apply, not read here.
+ */
+export async function serveDaemon(
   config: DaemonConfig,
   log: Logger,
+  workers: ServedWorkers,
+): Promise<RunningDaemon> {
+  const tls = readTls(config);
+  return undoOnFailure((opened) => serve(config, log, workers, tls, opened));
+}
+
+async function serve(
+  config: DaemonConfig,
+  log: Logger,
+  workers: ServedWorkers,
   tls: ReturnType<typeof readTls>,
   opened: (close: () => unknown) => void,
 ): Promise<RunningDaemon> {
-  const workers = await startWorkers(config, log);
-  opened(() => workers.close(0));
   // The workers' access document (their scheduler's gate reads it) serves the calls too.
   const { ferry, plugins, access } = workers;
   if (access !== undefined) await makeFirstAdmin(access, config, log);

@@ -24,10 +24,12 @@ import { valueProblem } from "./strict-json.js";
 
 const STATES: readonly JobState[] = ["scheduled", "queued", "running", "completed", "failed", "cancelled"];
 
+/**
+ * The request's handle. An empty id or cookie (a deduplicated launch's handle has no cookie) goes
+ * on to the library, which answers it as any handle that reaches nothing, after the same work.
+ */
 export function handleOf(handle: PbHandle | undefined): Handle {
-  if (handle === undefined || handle.id === "" || handle.cookie === "") {
-    throw invalidArgument("handle {id, cookie} is required");
-  }
+  if (handle === undefined) throw invalidArgument("handle {id, cookie} is required");
   return { id: handle.id, cookie: handle.cookie };
 }
 
@@ -41,6 +43,18 @@ export function payloadOf(payload: Value | undefined): JsonValue {
 }
 
 export const jsonValue = (json: unknown): Value => fromJson(ValueSchema, (json ?? null) as JsonValue);
+
+/**
+ * A decoded result as the JSON the wire carries: what JSON.stringify gives (a Date as its text,
+ * as the library's caller reads it in JSON), a bigint as its decimal text. Never a failure: the
+ * result is already collected when this runs, and a throw here would lose it.
+ */
+export function resultJson(value: unknown): Value {
+  const text = JSON.stringify(value ?? null, (_key, v: unknown) =>
+    typeof v === "bigint" ? v.toString() : v,
+  );
+  return jsonValue(text === undefined ? null : JSON.parse(text));
+}
 
 /** The caller's options; `owner` is the daemon's to set, from the caller's token. */
 export function launchOptionsOf(options: PbLaunchOptions | undefined, owner: string): LaunchOptions {
@@ -151,7 +165,7 @@ export function resultOut(result: JobResult, detail: JobDetail): MessageInitShap
   return {
     id: result.id,
     state: result.state,
-    ...("value" in result ? { value: jsonValue(result.value) } : {}),
+    ...("value" in result ? { value: resultJson(result.value) } : {}),
     ...(result.error === undefined ? {} : { error: errorInfoOf(result.error, detail) }),
     attempts: result.attempts,
     ...(result.startedAt === null ? {} : { startedAt: time(result.startedAt) }),

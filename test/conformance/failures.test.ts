@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, type Worker } from "../../src/index.js";
 import { eventually, sleep } from "../helpers/temp.js";
-import { useStore } from "./setup.js";
-import { STORES } from "./stores.js";
+import { useSubject } from "./setup.js";
+import { SUBJECTS } from "./stores.js";
 
 const validUtf8 = (text: string) =>
   Buffer.from(text, "utf8").length <= 512 &&
   new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(text)) === text;
 
-describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (store) => {
-  const t = useStore(store);
+describe.each(SUBJECTS)("failures, retries, timeouts and cancellation on $name", (subject) => {
+  const t = useSubject(subject);
   const startWorker = async (options: Parameters<typeof t.ferry.worker>[0]): Promise<Worker> => {
     const worker = t.ferry.worker({ pollInterval: "50ms", ...options });
     await worker.start();
@@ -27,11 +27,11 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const h = await t.ferry.launch("demo.flaky", {}, { attempts: 3, ...fast });
-    const status = await t.ferry.wait(h, { timeout: "10s" });
+    const h = await t.api.launch("demo.flaky", {}, { attempts: 3, ...fast });
+    const status = await t.api.wait(h, { timeout: "10s" });
     expect(status).toMatchObject({ state: "failed", attempts: 3 });
     expect(calls).toBe(3);
-    const result = await t.ferry.result(h);
+    const result = await t.api.result(h);
     expect(result.error).toMatchObject({
       code: "E_FLAKY",
       message: "failure 3",
@@ -51,9 +51,9 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const h = await t.ferry.launch("demo.second", {}, { attempts: 5, ...fast });
-    await t.ferry.wait(h, { timeout: "10s" });
-    expect(await t.ferry.result(h)).toMatchObject({ state: "completed", value: 2, attempts: 2 });
+    const h = await t.api.launch("demo.second", {}, { attempts: 5, ...fast });
+    await t.api.wait(h, { timeout: "10s" });
+    expect(await t.api.result(h)).toMatchObject({ state: "completed", value: 2, attempts: 2 });
     expect(calls).toBe(2);
   });
 
@@ -65,22 +65,22 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const onlyTimeouts = await t.ferry.launch("demo.code", "E_OTHER", {
+    const onlyTimeouts = await t.api.launch("demo.code", "E_OTHER", {
       attempts: 5,
       retryOn: ["E_RETRY"],
       ...fast,
     });
-    const allowed = await t.ferry.launch("demo.code", "E_RETRY", {
+    const allowed = await t.api.launch("demo.code", "E_RETRY", {
       attempts: 3,
       retryOn: ["E_RETRY"],
       ...fast,
     });
-    const ignored = await t.ferry.launch("demo.code", "E_FATAL", {
+    const ignored = await t.api.launch("demo.code", "E_FATAL", {
       attempts: 5,
       ignoreOn: ["E_FATAL"],
       ...fast,
     });
-    const statuses = await t.ferry.drain([onlyTimeouts, allowed, ignored], { timeout: "10s" });
+    const statuses = await t.api.drain([onlyTimeouts, allowed, ignored], { timeout: "10s" });
     expect(statuses.map((s) => [s.state, s.attempts])).toEqual([
       ["failed", 1],
       ["failed", 3],
@@ -100,17 +100,17 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         "demo.cancel": async (_: unknown, ctx) => ctx.cancel("no longer needed"),
       },
     });
-    const snoozed = await t.ferry.launch("demo.snooze", {}, { attempts: 1 });
-    const discarded = await t.ferry.launch("demo.discard", {}, { attempts: 5 });
-    const cancelled = await t.ferry.launch("demo.cancel", {}, { attempts: 5 });
-    await t.ferry.drain([snoozed, discarded, cancelled], { timeout: "10s" });
-    expect(await t.ferry.result(snoozed)).toMatchObject({ state: "completed", value: 1, attempts: 1 });
-    expect(await t.ferry.result(discarded)).toMatchObject({
+    const snoozed = await t.api.launch("demo.snooze", {}, { attempts: 1 });
+    const discarded = await t.api.launch("demo.discard", {}, { attempts: 5 });
+    const cancelled = await t.api.launch("demo.cancel", {}, { attempts: 5 });
+    await t.api.drain([snoozed, discarded, cancelled], { timeout: "10s" });
+    expect(await t.api.result(snoozed)).toMatchObject({ state: "completed", value: 1, attempts: 1 });
+    expect(await t.api.result(discarded)).toMatchObject({
       state: "failed",
       attempts: 1,
       error: { message: "bad input", retryable: false },
     });
-    expect(await t.ferry.result(cancelled)).toMatchObject({
+    expect(await t.api.result(cancelled)).toMatchObject({
       state: "cancelled",
       error: { code: ErrorCode.Cancelled, message: "no longer needed" },
     });
@@ -149,14 +149,14 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const handles = await t.ferry.launchMany(
+    const handles = await t.api.launchMany(
       Object.keys(throwers).map((kind) => ({
         handler: "demo.throw",
         payload: kind,
         options: { attempts: 1 },
       })),
     );
-    const statuses = await t.ferry.drain(handles, { timeout: "20s" });
+    const statuses = await t.api.drain(handles, { timeout: "20s" });
     for (const status of statuses) {
       expect(status.state).toBe("failed");
       expect(validUtf8(status.errorInfo!.message)).toBe(true);
@@ -179,8 +179,8 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const handle = await t.ferry.launch("demo.long", 5_000, { attempts: 1 });
-    const [status] = await t.ferry.drain([handle], { timeout: "10s" });
+    const handle = await t.api.launch("demo.long", 5_000, { attempts: 1 });
+    const [status] = await t.api.drain([handle], { timeout: "10s" });
     const bytes = Buffer.byteLength(status!.errorInfo!.message);
     expect(bytes).toBeGreaterThan(1_900);
     expect(bytes).toBeLessThanOrEqual(2_000);
@@ -206,13 +206,13 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         "demo.ok": async () => "fine",
       },
     });
-    const rejecting = await t.ferry.launch("demo.detached-reject", {}, { attempts: 1 });
-    const throwing = await t.ferry.launch("demo.detached-throw", {}, { attempts: 1 });
-    const [a, b] = await t.ferry.drain([rejecting, throwing], { timeout: "10s" });
+    const rejecting = await t.api.launch("demo.detached-reject", {}, { attempts: 1 });
+    const throwing = await t.api.launch("demo.detached-throw", {}, { attempts: 1 });
+    const [a, b] = await t.api.drain([rejecting, throwing], { timeout: "10s" });
     expect(a).toMatchObject({ state: "failed", errorInfo: { message: "rejected later" } });
     expect(b).toMatchObject({ state: "failed", errorInfo: { message: "thrown later" } });
-    const ok = await t.ferry.launch("demo.ok", {});
-    expect((await t.ferry.wait(ok, { timeout: "10s" })).state).toBe("completed");
+    const ok = await t.api.launch("demo.ok", {});
+    expect((await t.api.wait(ok, { timeout: "10s" })).state).toBe("completed");
   });
 
   it("a timeout aborts the signal and frees the slot even if the handler ignores it", async () => {
@@ -229,19 +229,19 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         "demo.next": async () => "ran",
       },
     });
-    const stubborn = await t.ferry.launch("demo.stubborn", {}, { timeout: "150ms", attempts: 1 });
-    const next = await t.ferry.launch("demo.next", {});
-    const [s, n] = await t.ferry.drain([stubborn, next], { timeout: "10s" });
+    const stubborn = await t.api.launch("demo.stubborn", {}, { timeout: "150ms", attempts: 1 });
+    const next = await t.api.launch("demo.next", {});
+    const [s, n] = await t.api.drain([stubborn, next], { timeout: "10s" });
     expect(s).toMatchObject({ state: "failed", errorInfo: { code: ErrorCode.Timeout } });
     expect(n!.state).toBe("completed");
     expect(aborted).toMatchObject({ code: ErrorCode.Timeout });
-    expect((await t.ferry.stats()).timedOut).toBeGreaterThanOrEqual(1);
+    expect((await t.api.stats()).timedOut).toBeGreaterThanOrEqual(1);
   });
 
   it("cancels a waiting job at once and a running one through its signal", async () => {
-    const waiting = await t.ferry.launch("demo.cooperative", {}, { delay: "1h" });
-    expect(await t.ferry.cancel(waiting)).toBe("cancelled");
-    expect((await t.ferry.status(waiting)).state).toBe("cancelled");
+    const waiting = await t.api.launch("demo.cooperative", {}, { delay: "1h" });
+    expect(await t.api.cancel(waiting)).toBe("cancelled");
+    expect((await t.api.status(waiting)).state).toBe("cancelled");
 
     let sawAbort = false;
     await startWorker({
@@ -253,10 +253,10 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const running = await t.ferry.launch("demo.cooperative", {}, { attempts: 5 });
-    await eventually(async () => (await t.ferry.status(running)).state === "running", "the job to start");
-    expect(await t.ferry.cancel(running, { grace: "5s" })).toBe("running");
-    const status = await t.ferry.wait(running, { timeout: "10s" });
+    const running = await t.api.launch("demo.cooperative", {}, { attempts: 5 });
+    await eventually(async () => (await t.api.status(running)).state === "running", "the job to start");
+    expect(await t.api.cancel(running, { grace: "5s" })).toBe("running");
+    const status = await t.api.wait(running, { timeout: "10s" });
     expect(status).toMatchObject({ state: "cancelled", attempts: 1 });
     expect(sawAbort).toBe(true);
   });
@@ -271,34 +271,34 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         "demo.after": async () => "ran",
       },
     });
-    const h = await t.ferry.launch("demo.ignore", {});
-    await eventually(async () => (await t.ferry.status(h)).state === "running", "the job to start");
+    const h = await t.api.launch("demo.ignore", {});
+    await eventually(async () => (await t.api.status(h)).state === "running", "the job to start");
     const began = Date.now();
-    await t.ferry.cancel(h, { grace: "300ms" });
-    const after = await t.ferry.launch("demo.after", {});
-    expect((await t.ferry.wait(h, { timeout: "10s" })).state).toBe("cancelled");
+    await t.api.cancel(h, { grace: "300ms" });
+    const after = await t.api.launch("demo.after", {});
+    expect((await t.api.wait(h, { timeout: "10s" })).state).toBe("cancelled");
     expect(Date.now() - began).toBeGreaterThanOrEqual(250);
-    expect((await t.ferry.wait(after, { timeout: "10s" })).state).toBe("completed");
+    expect((await t.api.wait(after, { timeout: "10s" })).state).toBe("completed");
   });
 
   it("cancelAll and detachAll act on jobs whose label matches a pattern", async () => {
     const nightly = await Promise.all(
       ["nightly-1", "nightly-2", "daily-1"].map((label) =>
-        t.ferry.launch("demo.idle", {}, { label, delay: "1h" }),
+        t.api.launch("demo.idle", {}, { label, delay: "1h" }),
       ),
     );
-    expect(await t.ferry.cancelAll({ label: "nightly-%" })).toBe(2);
-    expect((await t.ferry.status(nightly[0]!)).state).toBe("cancelled");
-    expect((await t.ferry.status(nightly[2]!)).state).toBe("scheduled");
-    expect(await t.ferry.detachAll({ label: "daily-%" })).toBe(1);
-    await expect(t.ferry.status(nightly[2]!)).rejects.toMatchObject({ code: ErrorCode.NotFound });
+    expect(await t.api.cancelAll({ label: "nightly-%" })).toBe(2);
+    expect((await t.api.status(nightly[0]!)).state).toBe("cancelled");
+    expect((await t.api.status(nightly[2]!)).state).toBe("scheduled");
+    expect(await t.api.detachAll({ label: "daily-%" })).toBe(1);
+    await expect(t.api.status(nightly[2]!)).rejects.toMatchObject({ code: ErrorCode.NotFound });
   });
 
   it("detach forgets the handle; the job still runs and its result is dropped", async () => {
     const ran: number[] = [];
-    const h = await t.ferry.launch("demo.detached", 5);
-    await t.ferry.detach(h);
-    await expect(t.ferry.status(h)).rejects.toMatchObject({ code: ErrorCode.NotFound });
+    const h = await t.api.launch("demo.detached", 5);
+    await t.api.detach(h);
+    await expect(t.api.status(h)).rejects.toMatchObject({ code: ErrorCode.NotFound });
     await startWorker({ handlers: { "demo.detached": async (n: number) => void ran.push(n) } });
     await eventually(() => ran.length === 1, "the detached job to run");
     const record = await eventually(async () => {
@@ -318,12 +318,12 @@ describe.each(STORES)("failures, retries, timeouts and cancellation on $name", (
         },
       },
     });
-    const h = await t.ferry.launch("demo.retryable", {}, { attempts: 1 });
-    expect((await t.ferry.wait(h, { timeout: "10s" })).state).toBe("failed");
+    const h = await t.api.launch("demo.retryable", {}, { attempts: 1 });
+    expect((await t.api.wait(h, { timeout: "10s" })).state).toBe("failed");
     fail = false;
-    await t.ferry.retry(h);
-    expect((await t.ferry.wait(h, { timeout: "10s" })).state).toBe("completed");
-    expect(await t.ferry.result(h)).toMatchObject({ value: "second time", attempts: 1 });
-    await expect(t.ferry.retry(h)).rejects.toMatchObject({ code: ErrorCode.InvalidArgument });
+    await t.api.retry(h);
+    expect((await t.api.wait(h, { timeout: "10s" })).state).toBe("completed");
+    expect(await t.api.result(h)).toMatchObject({ value: "second time", attempts: 1 });
+    await expect(t.api.retry(h)).rejects.toMatchObject({ code: ErrorCode.InvalidArgument });
   });
 });

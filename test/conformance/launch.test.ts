@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ErrorCode, FerryError } from "../../src/index.js";
 import { plainNewJob } from "../helpers/new-job.js";
-import { useStore } from "./setup.js";
-import { STORES } from "./stores.js";
+import { useSubject } from "./setup.js";
+import { LIBRARY_SUBJECTS, SUBJECTS } from "./stores.js";
 
 const codeOf = async (work: Promise<unknown>): Promise<string> => {
   try {
@@ -15,12 +15,12 @@ const codeOf = async (work: Promise<unknown>): Promise<string> => {
   return "no error";
 };
 
-describe.each(STORES)("launching on $name", (store) => {
-  const t = useStore(store);
+describe.each(SUBJECTS)("launching on $name", (subject) => {
+  const t = useSubject(subject);
 
   it("answers a handle with a sortable id and a 128-bit cookie, and stores only the cookie's hash", async () => {
-    const a = await t.ferry.launch("demo.echo", { n: 1 });
-    const b = await t.ferry.launch("demo.echo", { n: 2 });
+    const a = await t.api.launch("demo.echo", { n: 1 });
+    const b = await t.api.launch("demo.echo", { n: 2 });
     expect(a.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(a.id < b.id).toBe(true);
     expect(Buffer.from(a.cookie, "base64url")).toHaveLength(16);
@@ -31,34 +31,37 @@ describe.each(STORES)("launching on $name", (store) => {
   });
 
   it("answers a wrong cookie exactly like an unknown id", async () => {
-    const h = await t.ferry.launch("demo.echo", {});
-    const other = await t.ferry.launch("demo.echo", {});
-    const wrongCookie = await t.ferry.status({ id: h.id, cookie: other.cookie }).catch((e: FerryError) => e);
-    const unknownId = await t.ferry
+    const h = await t.api.launch("demo.echo", {});
+    const other = await t.api.launch("demo.echo", {});
+    const wrongCookie = await t.api.status({ id: h.id, cookie: other.cookie }).catch((e: FerryError) => e);
+    const unknownId = await t.api
       .status({ id: "01900000-0000-7000-8000-000000000000", cookie: h.cookie })
       .catch((e: FerryError) => e);
-    const malformed = await t.ferry.status({ id: h.id, cookie: "short" }).catch((e: FerryError) => e);
-    for (const error of [wrongCookie, unknownId, malformed]) {
+    const malformed = await t.api.status({ id: h.id, cookie: "short" }).catch((e: FerryError) => e);
+    const noCookie = await t.api.status({ id: h.id, cookie: "" }).catch((e: FerryError) => e);
+    const noId = await t.api.status({ id: "", cookie: h.cookie }).catch((e: FerryError) => e);
+    const notText = await t.api.status({ id: 1, cookie: null } as never).catch((e: FerryError) => e);
+    for (const error of [wrongCookie, unknownId, malformed, noCookie, noId, notText]) {
       expect(error).toBeInstanceOf(FerryError);
       expect((error as FerryError).code).toBe(ErrorCode.NotFound);
       expect((error as FerryError).message).toBe("no such job");
     }
     // One at a time: a call made up front could reject before anything awaits it.
     for (const call of [
-      () => t.ferry.result({ id: h.id, cookie: other.cookie }),
-      () => t.ferry.cancel({ id: h.id, cookie: other.cookie }),
-      () => t.ferry.detach({ id: h.id, cookie: other.cookie }),
-      () => t.ferry.wait({ id: h.id, cookie: other.cookie }, { timeout: "50ms" }),
+      () => t.api.result({ id: h.id, cookie: other.cookie }),
+      () => t.api.cancel({ id: h.id, cookie: other.cookie }),
+      () => t.api.detach({ id: h.id, cookie: other.cookie }),
+      () => t.api.wait({ id: h.id, cookie: other.cookie }, { timeout: "50ms" }),
     ]) {
       expect(await codeOf(call())).toBe(ErrorCode.NotFound);
     }
     // The real handle still works, and the probing changed nothing.
-    expect((await t.ferry.status(h)).state).toBe("queued");
+    expect((await t.api.status(h)).state).toBe("queued");
   });
 
   it("reports status without consuming anything", async () => {
-    const h = await t.ferry.launch("demo.echo", { x: 1 }, { label: "first", priority: 5, attempts: 4 });
-    const s = await t.ferry.status(h);
+    const h = await t.api.launch("demo.echo", { x: 1 }, { label: "first", priority: 5, attempts: 4 });
+    const s = await t.api.status(h);
     expect(s).toMatchObject({
       id: h.id,
       handler: "demo.echo",
@@ -75,7 +78,7 @@ describe.each(STORES)("launching on $name", (store) => {
   });
 
   it("submit stores a job that no handle reaches", async () => {
-    const { id, ...rest } = await t.ferry.submit("audit.log", { action: "login" });
+    const { id, ...rest } = await t.api.submit("audit.log", { action: "login" });
     expect(rest).toEqual({ deduplicated: false });
     const record = await t.ferry.store.getJob(id);
     expect(record?.cookieHash).toBeNull();
@@ -83,24 +86,97 @@ describe.each(STORES)("launching on $name", (store) => {
   });
 
   it("launchMany stores all jobs in one step, or none", async () => {
-    const handles = await t.ferry.launchMany([
+    const handles = await t.api.launchMany([
       { handler: "demo.a", payload: 1 },
       { handler: "demo.b", payload: 2, options: { queue: "other" } },
     ]);
     expect(handles).toHaveLength(2);
-    expect((await t.ferry.status(handles[1]!)).queue).toBe("other");
+    expect((await t.api.status(handles[1]!)).queue).toBe("other");
 
-    const before = (await t.ferry.stats()).launched;
+    const before = (await t.api.stats()).launched;
     expect(
       await codeOf(
-        t.ferry.launchMany([
+        t.api.launchMany([
           { handler: "demo.a", payload: 1 },
           { handler: "demo.a", payload: 2, options: { attempts: 0 } },
         ]),
       ),
     ).toBe(ErrorCode.InvalidArgument);
-    // A failure inside the store's transaction (a dependency that vanished) rolls back the others too.
+    expect((await t.api.stats()).launched).toBe(before);
+  });
+
+  it("dedupes by uniqueKey while the first job is unfinished, and not after", async () => {
+    const first = await t.api.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
+    const again = await t.api.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
+    expect(first.deduplicated).toBe(false);
+    expect(again).toEqual({ id: first.id, cookie: "", deduplicated: true });
+    // The duplicate's handle reaches nothing: only the first launcher holds the job.
+    expect(await codeOf(t.api.status(again))).toBe(ErrorCode.NotFound);
+    await t.api.cancel(first);
+    const third = await t.api.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
+    expect(third.deduplicated).toBe(false);
+    expect(third.id).not.toBe(first.id);
+  });
+
+  it("keeps uniqueness under concurrent launches from two clients", async () => {
+    const other = await t.otherApi();
+    const launches = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? t.api : other).launch("race.job", { i }, { uniqueKey: "race" }),
+      ),
+    );
+    expect(launches.filter((h) => !h.deduplicated)).toHaveLength(1);
+    expect(new Set(launches.map((h) => h.id)).size).toBe(1);
+  });
+
+  it("refuses bad input with FERRY_INVALID_ARGUMENT and stores nothing", async () => {
+    const before = (await t.api.stats()).launched;
+    for (const handler of [
+      "../etc/passwd",
+      "data:text/javascript,1",
+      "node:fs",
+      "",
+      "a/b",
+      "x".repeat(300),
+    ]) {
+      expect(await codeOf(t.api.launch(handler, {}))).toBe(ErrorCode.InvalidArgument);
+    }
+    for (const options of [
+      { queue: "no spaces" },
+      { attempts: -1 },
+      { priority: 1.5 },
+      { delay: "soon" },
+      { timeout: "0s" },
+      { unknownOption: true },
+      { backoff: { type: "linear" } },
+    ]) {
+      expect(await codeOf(t.api.launch("demo.ok", {}, options as never))).toBe(ErrorCode.InvalidArgument);
+    }
+    expect(await codeOf(t.api.launch("demo.ok", "x".repeat(2_000_000)))).toBe(ErrorCode.PayloadTooLarge);
+    expect(await codeOf(t.api.launch("demo.ok", { f: () => 1 }))).toBe(ErrorCode.Serialization);
+    expect(await codeOf(t.api.launch("demo.ok", { n: Number.NaN }))).toBe(ErrorCode.Serialization);
+    expect((await t.api.stats()).launched).toBe(before);
+  });
+
+  it("schedules delayed jobs and reports them as scheduled until due", async () => {
+    const later = await t.api.launch("demo.later", {}, { delay: "1h" });
+    const at = await t.api.launch("demo.at", {}, { runAt: new Date(Date.now() + 60_000) });
+    const past = await t.api.launch("demo.past", {}, { runAt: new Date(Date.now() - 1_000) });
+    expect((await t.api.status(later)).state).toBe("scheduled");
+    expect((await t.api.status(at)).state).toBe("scheduled");
+    expect((await t.api.status(past)).state).toBe("queued");
+    const status = await t.api.status(later);
+    expect(status.runAt.getTime() - status.launchedAt.getTime()).toBeGreaterThanOrEqual(3_599_000);
+  });
+});
+
+describe.each(LIBRARY_SUBJECTS)("launching into the store on $name", (subject) => {
+  const t = useSubject(subject);
+
+  it("rolls back every job of a batch when one fails inside the store's transaction", async () => {
+    // A dependency that vanished: only a write straight to the store can name one.
     const parent = await t.ferry.launch("demo.parent", {});
+    const before = (await t.ferry.stats()).launched;
     const job = (await t.ferry.store.getJob(parent.id))!;
     const base = { maxAttempts: 1, policy: job.policy, label: "atomic" };
     await expect(
@@ -114,67 +190,6 @@ describe.each(STORES)("launching on $name", (store) => {
       ]),
     ).rejects.toThrow();
     expect(await t.ferry.store.getJob("01900000-0000-7000-8000-00000000000a")).toBeUndefined();
-    expect((await t.ferry.stats()).launched).toBe(before + 1);
-  });
-
-  it("dedupes by uniqueKey while the first job is unfinished, and not after", async () => {
-    const first = await t.ferry.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
-    const again = await t.ferry.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
-    expect(first.deduplicated).toBe(false);
-    expect(again).toEqual({ id: first.id, cookie: "", deduplicated: true });
-    await t.ferry.cancel(first);
-    const third = await t.ferry.launch("welcome.send", { user: 42 }, { uniqueKey: "welcome:42" });
-    expect(third.deduplicated).toBe(false);
-    expect(third.id).not.toBe(first.id);
-  });
-
-  it("keeps uniqueness under concurrent launches from two clients", async () => {
-    const other = await t.shared();
-    const launches = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        (i % 2 === 0 ? t.ferry : other).launch("race.job", { i }, { uniqueKey: "race" }),
-      ),
-    );
-    expect(launches.filter((h) => !h.deduplicated)).toHaveLength(1);
-    expect(new Set(launches.map((h) => h.id)).size).toBe(1);
-  });
-
-  it("refuses bad input with FERRY_INVALID_ARGUMENT and stores nothing", async () => {
-    const before = (await t.ferry.stats()).launched;
-    for (const handler of [
-      "../etc/passwd",
-      "data:text/javascript,1",
-      "node:fs",
-      "",
-      "a/b",
-      "x".repeat(300),
-    ]) {
-      expect(await codeOf(t.ferry.launch(handler, {}))).toBe(ErrorCode.InvalidArgument);
-    }
-    for (const options of [
-      { queue: "no spaces" },
-      { attempts: -1 },
-      { priority: 1.5 },
-      { delay: "soon" },
-      { timeout: "0s" },
-      { unknownOption: true },
-      { backoff: { type: "linear" } },
-    ]) {
-      expect(await codeOf(t.ferry.launch("demo.ok", {}, options as never))).toBe(ErrorCode.InvalidArgument);
-    }
-    expect(await codeOf(t.ferry.launch("demo.ok", "x".repeat(2_000_000)))).toBe(ErrorCode.PayloadTooLarge);
-    expect(await codeOf(t.ferry.launch("demo.ok", { f: () => 1 }))).toBe(ErrorCode.Serialization);
     expect((await t.ferry.stats()).launched).toBe(before);
-  });
-
-  it("schedules delayed jobs and reports them as scheduled until due", async () => {
-    const later = await t.ferry.launch("demo.later", {}, { delay: "1h" });
-    const at = await t.ferry.launch("demo.at", {}, { runAt: new Date(Date.now() + 60_000) });
-    const past = await t.ferry.launch("demo.past", {}, { runAt: new Date(Date.now() - 1_000) });
-    expect((await t.ferry.status(later)).state).toBe("scheduled");
-    expect((await t.ferry.status(at)).state).toBe("scheduled");
-    expect((await t.ferry.status(past)).state).toBe("queued");
-    const status = await t.ferry.status(later);
-    expect(status.runAt.getTime() - status.launchedAt.getTime()).toBeGreaterThanOrEqual(3_599_000);
   });
 });

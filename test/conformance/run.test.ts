@@ -1,33 +1,44 @@
 import { describe, expect, it } from "vitest";
-import { defineJob, ErrorCode, Ferry, FerryError, registerEncoder, type Worker } from "../../src/index.js";
+import {
+  defineJob,
+  ErrorCode,
+  Ferry,
+  FerryError,
+  type LaunchedHandle,
+  registerEncoder,
+  type Worker,
+} from "../../src/index.js";
 import { plainNewJob } from "../helpers/new-job.js";
 import { collect, eventually, sleep } from "../helpers/temp.js";
-import { useStore } from "./setup.js";
-import { STORES } from "./stores.js";
+import { type SubjectHarness, useSubject } from "./setup.js";
+import { LIBRARY_SUBJECTS, SUBJECTS } from "./stores.js";
 
-describe.each(STORES)("running jobs on $name", (store) => {
-  const t = useStore(store);
-  const started: Worker[] = [];
-  const startWorker = async (options: Parameters<typeof t.ferry.worker>[0]) => {
+/** Starts a worker on the test's Ferry: handlers run in this process, whoever makes the calls. */
+const workerStarter =
+  (t: SubjectHarness) =>
+  async (options: Parameters<Ferry["worker"]>[0]): Promise<Worker> => {
     const worker = t.ferry.worker({ pollInterval: "50ms", ...options });
     await worker.start();
-    started.push(worker);
     return worker;
   };
+
+describe.each(SUBJECTS)("running jobs on $name", (subject) => {
+  const t = useSubject(subject);
+  const startWorker = workerStarter(t);
 
   it("runs a job and hands its result out once", async () => {
     await startWorker({
       handlers: { "math.add": async (p: { a: number; b: number }) => ({ sum: p.a + p.b }) },
     });
-    const h = await t.ferry.launch("math.add", { a: 2, b: 3 });
-    const status = await t.ferry.wait(h, { timeout: "10s" });
+    const h = await t.api.launch("math.add", { a: 2, b: 3 });
+    const status = await t.api.wait(h, { timeout: "10s" });
     expect(status.state).toBe("completed");
     expect(status.attempts).toBe(1);
-    expect((await t.ferry.status(h)).consumed).toBe(false);
-    const result = await t.ferry.result(h);
+    expect((await t.api.status(h)).consumed).toBe(false);
+    const result = await t.api.result(h);
     expect(result).toMatchObject({ id: h.id, state: "completed", value: { sum: 5 }, attempts: 1 });
-    expect((await t.ferry.status(h)).consumed).toBe(true);
-    await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFound });
+    expect((await t.api.status(h)).consumed).toBe(true);
+    await expect(t.api.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFound });
   });
 
   it("runs handlers that return plain values or thenables, not only promises", async () => {
@@ -38,61 +49,51 @@ describe.each(STORES)("running jobs on $name", (store) => {
         "demo.thenable": (n: number) => ({ then: (resolve: (v: number) => void) => resolve(n * 10) }),
       },
     });
-    const sync = await t.ferry.launch("demo.sync", 1);
-    const thenable = await t.ferry.launch("demo.thenable", 2);
-    await t.ferry.drain([sync, thenable], { timeout: "10s" });
-    expect((await t.ferry.result(sync)).value).toBe(2);
-    expect((await t.ferry.result(thenable)).value).toBe(20);
+    const sync = await t.api.launch("demo.sync", 1);
+    const thenable = await t.api.launch("demo.thenable", 2);
+    await t.api.drain([sync, thenable], { timeout: "10s" });
+    expect((await t.api.result(sync)).value).toBe(2);
+    expect((await t.api.result(thenable)).value).toBe(20);
   });
 
   it("hands a result to exactly one of many concurrent collectors", async () => {
     await startWorker({ handlers: { "demo.value": async () => "v" } });
-    const h = await t.ferry.launch("demo.value", null);
-    await t.ferry.wait(h, { timeout: "10s" });
-    const other = await t.shared();
+    const h = await t.api.launch("demo.value", null);
+    await t.api.wait(h, { timeout: "10s" });
+    const other = await t.otherApi();
     const answers = await Promise.allSettled(
-      Array.from({ length: 10 }, (_, i) => (i % 2 ? other : t.ferry).result(h)),
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? other : t.api).result(h)),
     );
     expect(answers.filter((a) => a.status === "fulfilled")).toHaveLength(1);
   });
 
+  it("hands out a result that reads as the same JSON whoever collects it", async () => {
+    const value = { at: new Date(0), list: [new Date(1), "x", 2, null, { deep: true }] };
+    await startWorker({ handlers: { "demo.dated": async () => value } });
+    const h = await t.api.launch("demo.dated", null);
+    await t.api.wait(h, { timeout: "10s" });
+    expect(JSON.stringify((await t.api.result(h)).value)).toBe(JSON.stringify(value));
+  });
+
   it("says FERRY_NOT_FINISHED for an unfinished job, and outcome never throws", async () => {
-    const h = await t.ferry.launch("nobody.runs.this", {});
-    await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFinished });
-    expect(await t.ferry.outcome(h)).toEqual({ id: h.id, state: "queued" });
-    expect(await t.ferry.outcome({ id: h.id, cookie: "AAAAAAAAAAAAAAAAAAAAAA" })).toMatchObject({
+    const h = await t.api.launch("nobody.runs.this", {});
+    await expect(t.api.result(h)).rejects.toMatchObject({ code: ErrorCode.NotFinished });
+    expect(await t.api.outcome(h)).toEqual({ id: h.id, state: "queued" });
+    expect(await t.api.outcome({ id: h.id, cookie: "AAAAAAAAAAAAAAAAAAAAAA" })).toMatchObject({
       state: "not_found",
       error: { code: ErrorCode.NotFound },
     });
     await startWorker({ handlers: { "nobody.runs.this": async () => 7 } });
-    await t.ferry.wait(h, { timeout: "10s" });
-    expect(await t.ferry.outcome(h)).toMatchObject({ state: "completed", value: 7 });
-  });
-
-  it("keeps a result it cannot decode here collectable, instead of consuming it", async () => {
-    // An encoder with no decoder in this process: the worker can write the result, result() can't read it.
-    class Opaque {}
-    registerEncoder(
-      `test.Opaque.${store.name}`,
-      (v) => v instanceof Opaque,
-      () => 1,
-    );
-    await startWorker({ handlers: { "demo.opaque": async () => new Opaque() } });
-    const h = await t.ferry.launch("demo.opaque", null);
-    expect((await t.ferry.wait(h, { timeout: "10s" })).state).toBe("completed");
-    await expect(t.ferry.result(h)).rejects.toMatchObject({ code: ErrorCode.Serialization });
-    expect((await t.ferry.status(h)).consumed).toBe(false);
-    expect(await t.ferry.outcome({ id: "nonsense", cookie: 5 } as never)).toMatchObject({
-      state: "not_found",
-    });
+    await t.api.wait(h, { timeout: "10s" });
+    expect(await t.api.outcome(h)).toMatchObject({ state: "completed", value: 7 });
   });
 
   it("wait times out with FERRY_TIMEOUT without touching the job", async () => {
-    const h = await t.ferry.launch("nobody.runs.this", {});
+    const h = await t.api.launch("nobody.runs.this", {});
     const began = Date.now();
-    await expect(t.ferry.wait(h, { timeout: "150ms" })).rejects.toMatchObject({ code: ErrorCode.Timeout });
+    await expect(t.api.wait(h, { timeout: "150ms" })).rejects.toMatchObject({ code: ErrorCode.Timeout });
     expect(Date.now() - began).toBeGreaterThanOrEqual(140);
-    expect((await t.ferry.status(h)).state).toBe("queued");
+    expect((await t.api.status(h)).state).toBe("queued");
   });
 
   it("run launches, waits and collects; on timeout it cancels the job", async () => {
@@ -105,16 +106,16 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    expect(await t.ferry.run("demo.double", 21, { timeout: "10s" })).toMatchObject({
+    expect(await t.api.run("demo.double", 21, { timeout: "10s" })).toMatchObject({
       state: "completed",
       value: 42,
     });
-    await expect(t.ferry.run("demo.slow", null, { timeout: "200ms", attempts: 1 })).rejects.toMatchObject({
+    await expect(t.api.run("demo.slow", null, { timeout: "200ms", attempts: 1 })).rejects.toMatchObject({
       code: ErrorCode.Timeout,
     });
-    const [slow] = await collect(t.ferry.list({ handler: "demo.slow" }));
+    const [slow] = await collect(t.api.list({ handler: "demo.slow" }));
     await eventually(async () => {
-      const [row] = await collect(t.ferry.list({ handler: "demo.slow" }));
+      const [row] = await collect(t.api.list({ handler: "demo.slow" }));
       return row?.state === "cancelled" || row?.state === "failed";
     }, "the timed-out run to end");
     expect(slow).toBeDefined();
@@ -125,12 +126,12 @@ describe.each(STORES)("running jobs on $name", (store) => {
       concurrency: 4,
       handlers: { "demo.sleep": async (ms: number) => sleep(ms).then(() => ms) },
     });
-    const slow = await t.ferry.launch("demo.sleep", 600);
-    const fast = await t.ferry.launch("demo.sleep", 10);
-    const first = await t.ferry.waitAny([slow, fast], { timeout: "10s" });
+    const slow = await t.api.launch("demo.sleep", 600);
+    const fast = await t.api.launch("demo.sleep", 10);
+    const first = await t.api.waitAny([slow, fast], { timeout: "10s" });
     expect(first.index).toBe(1);
     expect(first.handle.id).toBe(fast.id);
-    const all = await t.ferry.drain([slow, fast], { timeout: "10s" });
+    const all = await t.api.drain([slow, fast], { timeout: "10s" });
     expect(all.map((s) => s.state)).toEqual(["completed", "completed"]);
   });
 
@@ -154,9 +155,9 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    const h = await t.ferry.launch("demo.steps", {});
+    const h = await t.api.launch("demo.steps", {});
     const seen: string[] = [];
-    for await (const event of t.ferry.watch(h)) {
+    for await (const event of t.api.watch(h)) {
       const step = `${event.state}:${event.progress ?? "-"}`;
       seen.push(step);
       if (event.state === "running") seenOnce.get("running")?.();
@@ -183,38 +184,38 @@ describe.each(STORES)("running jobs on $name", (store) => {
       handler: async (p: { to: string }) => ({ sent: p.to }),
     });
     await startWorker({ handlers: [sendEmail] });
-    const h = await t.ferry.launch(sendEmail, { to: "a@example.com" });
-    expect((await t.ferry.status(h)).maxAttempts).toBe(2);
-    await t.ferry.wait(h, { timeout: "10s" });
-    expect((await t.ferry.result(h)).value).toEqual({ sent: "a@example.com" });
-    await expect(t.ferry.launch(sendEmail, { to: 1 } as never)).rejects.toMatchObject({
+    const h = await t.api.launch(sendEmail, { to: "a@example.com" });
+    expect((await t.api.status(h)).maxAttempts).toBe(2);
+    await t.api.wait(h, { timeout: "10s" });
+    expect((await t.api.result(h)).value).toEqual({ sent: "a@example.com" });
+    await expect(t.api.launch(sendEmail, { to: 1 } as never)).rejects.toMatchObject({
       code: ErrorCode.InvalidArgument,
     });
   });
 
   it("a worker takes only jobs it has handlers for, from its own queues, honouring pause", async () => {
     await startWorker({ queues: ["a"], handlers: { "demo.known": async () => 1 } });
-    const unknown = await t.ferry.launch("demo.unknown", {}, { queue: "a" });
-    const otherQueue = await t.ferry.launch("demo.known", {}, { queue: "b" });
-    await t.ferry.pauseQueue("a");
-    const paused = await t.ferry.launch("demo.known", {}, { queue: "a" });
+    const unknown = await t.api.launch("demo.unknown", {}, { queue: "a" });
+    const otherQueue = await t.api.launch("demo.known", {}, { queue: "b" });
+    await t.api.pauseQueue("a");
+    const paused = await t.api.launch("demo.known", {}, { queue: "a" });
     await sleep(300);
-    expect((await t.ferry.status(unknown)).state).toBe("queued");
-    expect((await t.ferry.status(otherQueue)).state).toBe("queued");
-    expect((await t.ferry.status(paused)).state).toBe("queued");
-    await t.ferry.resumeQueue("a");
-    expect((await t.ferry.wait(paused, { timeout: "10s" })).state).toBe("completed");
+    expect((await t.api.status(unknown)).state).toBe("queued");
+    expect((await t.api.status(otherQueue)).state).toBe("queued");
+    expect((await t.api.status(paused)).state).toBe("queued");
+    await t.api.resumeQueue("a");
+    expect((await t.api.wait(paused, { timeout: "10s" })).state).toBe("completed");
   });
 
   it("runs higher priority first", async () => {
     const order: number[] = [];
-    const low = await t.ferry.launch("demo.order", 1, { priority: 0 });
-    const high = await t.ferry.launch("demo.order", 2, { priority: 10 });
+    const low = await t.api.launch("demo.order", 1, { priority: 0 });
+    const high = await t.api.launch("demo.order", 2, { priority: 10 });
     await startWorker({
       concurrency: 1,
       handlers: { "demo.order": async (n: number) => void order.push(n) },
     });
-    await t.ferry.drain([low, high], { timeout: "10s" });
+    await t.api.drain([low, high], { timeout: "10s" });
     expect(order).toEqual([2, 1]);
   });
 
@@ -232,29 +233,29 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    const parent = await t.ferry.launch("demo.step", "parent");
+    const parent = await t.api.launch("demo.step", "parent");
     // Named twice: still one parent to wait for.
-    const child = await t.ferry.launch("demo.step", "child", { dependsOn: [parent, parent] });
-    await t.ferry.drain([parent, child], { timeout: "10s" });
+    const child = await t.api.launch("demo.step", "child", { dependsOn: [parent, parent] });
+    await t.api.drain([parent, child], { timeout: "10s" });
     expect(order).toEqual(["parent", "child"]);
 
-    const bad = await t.ferry.launch("demo.boom", {}, { attempts: 1 });
-    const orphan = await t.ferry.launch("demo.step", "orphan", { dependsOn: [bad] });
-    const grandchild = await t.ferry.launch("demo.step", "grandchild", { dependsOn: [orphan] });
-    const statuses = await t.ferry.drain([bad, orphan, grandchild], { timeout: "10s" });
+    const bad = await t.api.launch("demo.boom", {}, { attempts: 1 });
+    const orphan = await t.api.launch("demo.step", "orphan", { dependsOn: [bad] });
+    const grandchild = await t.api.launch("demo.step", "grandchild", { dependsOn: [orphan] });
+    const statuses = await t.api.drain([bad, orphan, grandchild], { timeout: "10s" });
     expect(statuses.map((s) => s.state)).toEqual(["failed", "failed", "failed"]);
     expect(statuses[1]!.errorInfo?.code).toBe("FERRY_DEPENDENCY_FAILED");
     expect(order).not.toContain("orphan");
     // A child launched after its parent already failed fails at once, and is counted.
-    const before = (await t.ferry.stats()).failed;
-    const late = await t.ferry.launch("demo.step", "late", { dependsOn: [bad] });
-    expect((await t.ferry.status(late)).state).toBe("failed");
-    expect((await t.ferry.stats()).failed).toBe(before + 1);
+    const before = (await t.api.stats()).failed;
+    const late = await t.api.launch("demo.step", "late", { dependsOn: [bad] });
+    expect((await t.api.status(late)).state).toBe("failed");
+    expect((await t.api.stats()).failed).toBe(before + 1);
   });
 
   it("keeps at most groupConcurrency jobs of one group running", async () => {
-    const { ferry } = t;
-    await ferry.store.setQueueOptions("tenants", { groupConcurrency: 2 });
+    // Queue options are set by the process that opens the store.
+    await t.ferry.store.setQueueOptions("tenants", { groupConcurrency: 2 });
     let running = 0;
     let peak = 0;
     await startWorker({
@@ -269,14 +270,104 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    const handles = await ferry.launchMany(
+    const handles = await t.api.launchMany(
       Array.from({ length: 10 }, () => ({
         handler: "demo.tenant",
         options: { queue: "tenants", group: "t-42" },
       })),
     );
-    await ferry.drain(handles, { timeout: "20s" });
+    await t.api.drain(handles, { timeout: "20s" });
     expect(peak).toBe(2);
+  });
+
+  it("a launch at an idle worker starts at once, within its concurrency, cancellable, and released on stop", async () => {
+    let live = 0;
+    let most = 0;
+    const worker = await startWorker({
+      concurrency: 2,
+      handlers: {
+        "demo.hold": async (_n: number, ctx) => {
+          live += 1;
+          most = Math.max(most, live);
+          try {
+            await new Promise<void>((_, reject) =>
+              ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+            );
+          } finally {
+            live -= 1;
+          }
+        },
+      },
+    });
+    const handles: LaunchedHandle[] = [];
+    for (let n = 0; n < 4; n++) handles.push(await t.api.launch("demo.hold", n));
+    await eventually(() => live === 2, "two jobs running");
+    await sleep(200);
+    expect(most).toBe(2);
+    const states = await Promise.all(handles.map((h) => t.api.status(h)));
+    expect(states.map((s) => s.state).sort()).toEqual(["queued", "queued", "running", "running"]);
+    expect(states.filter((s) => s.state === "running").every((s) => s.attempts === 1)).toBe(true);
+    // A running job cancels; a queued one takes its slot.
+    const first = handles[states.findIndex((s) => s.state === "running")]!;
+    await t.api.cancel(first);
+    expect((await t.api.wait(first, { timeout: "10s" })).state).toBe("cancelled");
+    await eventually(
+      async () =>
+        (await Promise.all(handles.map((h) => t.api.status(h)))).filter((s) => s.state === "running")
+          .length === 2,
+      "a queued job in the freed slot",
+    );
+    expect(most).toBe(2);
+    await worker.stop({ grace: "0s" });
+    const after = await Promise.all(handles.filter((h) => h !== first).map((h) => t.api.status(h)));
+    expect(after.every((s) => s.state === "queued" && s.attempts === 0)).toBe(true);
+  });
+
+  it("lists registered workers with heartbeats", async () => {
+    const worker = await startWorker({
+      name: "w-test",
+      queues: ["default", "x"],
+      handlers: { "demo.a": async () => 1 },
+    });
+    const workers = await collect(t.api.workers());
+    const me = workers.find((w) => w.id === worker.id);
+    expect(me).toMatchObject({ name: "w-test", pid: process.pid, queues: ["default", "x"] });
+    await worker.stop();
+    expect((await collect(t.api.workers())).find((w) => w.id === worker.id)).toBeUndefined();
+  });
+
+  it("refuses a grace over one hour", async () => {
+    const h = await t.api.launch("demo.x", {});
+    await expect(t.api.cancel(h, { grace: "61m" })).rejects.toBeInstanceOf(FerryError);
+    await expect(t.api.cancel(h, { grace: "61m" })).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+    });
+    expect(await t.api.cancel(h, { grace: "1h" })).toBe("cancelled");
+  });
+});
+
+/** How workers claim, prefetch, stop and report, and what the store records: the library's side. */
+describe.each(LIBRARY_SUBJECTS)("workers running jobs on $name", (subject) => {
+  const t = useSubject(subject);
+  const startWorker = workerStarter(t);
+  const { store } = subject;
+
+  it("keeps a result it cannot decode here collectable, instead of consuming it", async () => {
+    // An encoder with no decoder in this process: the worker can write the result, result() can't read it.
+    class Opaque {}
+    registerEncoder(
+      `test.Opaque.${store.name}`,
+      (v) => v instanceof Opaque,
+      () => 1,
+    );
+    await startWorker({ handlers: { "demo.opaque": async () => new Opaque() } });
+    const h = await t.api.launch("demo.opaque", null);
+    expect((await t.api.wait(h, { timeout: "10s" })).state).toBe("completed");
+    await expect(t.api.result(h)).rejects.toMatchObject({ code: ErrorCode.Serialization });
+    expect((await t.api.status(h)).consumed).toBe(false);
+    expect(await t.api.outcome({ id: "nonsense", cookie: 5 } as never)).toMatchObject({
+      state: "not_found",
+    });
   });
 
   it("starts at most groupRate jobs of one group per window, and other groups as usual", async () => {
@@ -329,10 +420,10 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    const h = await t.ferry.launch("demo.forever", {});
-    await eventually(async () => (await t.ferry.status(h)).state === "running", "the job to start");
+    const h = await t.api.launch("demo.forever", {});
+    await eventually(async () => (await t.api.status(h)).state === "running", "the job to start");
     await worker.stop({ grace: "100ms" });
-    const status = await t.ferry.status(h);
+    const status = await t.api.status(h);
     expect(status.state).toBe("queued");
     expect(status.attempts).toBe(0);
   });
@@ -359,29 +450,29 @@ describe.each(STORES)("running jobs on $name", (store) => {
         },
       },
     });
-    const handles = await t.ferry.launchMany(
+    const handles = await t.api.launchMany(
       [0, 1, 2, 3, 4].map((n) => ({ handler: "demo.slow", payload: n, options: { priority: 10 - n } })),
     );
     // Job 0 runs and blocks; jobs 1-3 are claimed ahead (running in the store, not started here).
     await eventually(
       async () =>
-        (await Promise.all(handles.map((h) => t.ferry.status(h)))).filter((s) => s.state === "running")
+        (await Promise.all(handles.map((h) => t.api.status(h)))).filter((s) => s.state === "running")
           .length === 4,
       "one running and three prefetched jobs",
     );
     expect(ran).toEqual([0]);
-    expect((await t.ferry.status(handles[4]!)).state).toBe("queued");
-    expect(await t.ferry.cancel(handles[2]!)).toBe("running");
+    expect((await t.api.status(handles[4]!)).state).toBe("queued");
+    expect(await t.api.cancel(handles[2]!)).toBe("running");
     await eventually(
-      async () => (await t.ferry.status(handles[2]!)).state === "cancelled",
+      async () => (await t.api.status(handles[2]!)).state === "cancelled",
       "the waiting job cancelled",
     );
-    expect((await t.ferry.status(handles[2]!)).attempts).toBe(1);
+    expect((await t.api.status(handles[2]!)).attempts).toBe(1);
     gate.open();
     await eventually(() => ran.length >= 4, "the others to run");
     expect(ran).not.toContain(2);
     expect(most).toBe(1);
-    await t.ferry.drain([handles[0]!, handles[1]!, handles[3]!, handles[4]!], { timeout: "10s" });
+    await t.api.drain([handles[0]!, handles[1]!, handles[3]!, handles[4]!], { timeout: "10s" });
     // Stopping hands prefetched jobs back unrun, with their attempt refunded.
     const gate2 = { open: () => {} };
     const blocked = new Promise<void>((resolve) => {
@@ -393,59 +484,16 @@ describe.each(STORES)("running jobs on $name", (store) => {
       prefetch: 2,
       handlers: { "demo.block": async () => blocked },
     });
-    const more = await t.ferry.launchMany([1, 2, 3].map((n) => ({ handler: "demo.block", payload: n })));
+    const more = await t.api.launchMany([1, 2, 3].map((n) => ({ handler: "demo.block", payload: n })));
     await eventually(
-      async () => (await Promise.all(more.map((h) => t.ferry.status(h)))).every((s) => s.state === "running"),
+      async () => (await Promise.all(more.map((h) => t.api.status(h)))).every((s) => s.state === "running"),
       "all three held by the second worker",
     );
     const stopping = second.stop({ grace: "50ms" });
     gate2.open();
     await stopping;
-    const after = await Promise.all(more.map((h) => t.ferry.status(h)));
+    const after = await Promise.all(more.map((h) => t.api.status(h)));
     expect(after.filter((s) => s.state === "queued" && s.attempts === 0).length).toBeGreaterThanOrEqual(2);
-  });
-
-  it("a launch at an idle worker starts at once, within its concurrency, cancellable, and released on stop", async () => {
-    let live = 0;
-    let most = 0;
-    const worker = await startWorker({
-      concurrency: 2,
-      handlers: {
-        "demo.hold": async (_n: number, ctx) => {
-          live += 1;
-          most = Math.max(most, live);
-          try {
-            await new Promise<void>((_, reject) =>
-              ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
-            );
-          } finally {
-            live -= 1;
-          }
-        },
-      },
-    });
-    const handles: Awaited<ReturnType<typeof t.ferry.launch>>[] = [];
-    for (let n = 0; n < 4; n++) handles.push(await t.ferry.launch("demo.hold", n));
-    await eventually(() => live === 2, "two jobs running");
-    await sleep(200);
-    expect(most).toBe(2);
-    const states = await Promise.all(handles.map((h) => t.ferry.status(h)));
-    expect(states.map((s) => s.state).sort()).toEqual(["queued", "queued", "running", "running"]);
-    expect(states.filter((s) => s.state === "running").every((s) => s.attempts === 1)).toBe(true);
-    // A running job cancels; a queued one takes its slot.
-    const first = handles[states.findIndex((s) => s.state === "running")]!;
-    await t.ferry.cancel(first);
-    expect((await t.ferry.wait(first, { timeout: "10s" })).state).toBe("cancelled");
-    await eventually(
-      async () =>
-        (await Promise.all(handles.map((h) => t.ferry.status(h)))).filter((s) => s.state === "running")
-          .length === 2,
-      "a queued job in the freed slot",
-    );
-    expect(most).toBe(2);
-    await worker.stop({ grace: "0s" });
-    const after = await Promise.all(handles.filter((h) => h !== first).map((h) => t.ferry.status(h)));
-    expect(after.every((s) => s.state === "queued" && s.attempts === 0)).toBe(true);
   });
 
   it("writes a dispatched job as a claim would, or stores it queued when its queue is paused", async () => {
@@ -467,7 +515,7 @@ describe.each(STORES)("running jobs on $name", (store) => {
       expect(open.record).toMatchObject({ state: "queued", attempts: 0, workerId: null });
     }
     if (t.ferry.store.kind === "postgres") expect(open.answer.claimed).toBeDefined();
-    await t.ferry.pauseQueue("shut");
+    await t.api.pauseQueue("shut");
     const shut = await launch("shut");
     expect(shut.answer.claimed).toBeUndefined();
     expect(shut.record).toMatchObject({ state: "queued", attempts: 0, workerId: null, fence: 0 });
@@ -490,12 +538,12 @@ describe.each(STORES)("running jobs on $name", (store) => {
     const lost: string[] = [];
     worker.on("job:completed", (e) => completed.push(e.id));
     worker.on("job:lease-lost", (e) => lost.push(e.id));
-    const free = await t.ferry.launch("demo.gated", 0);
-    await t.ferry.wait(free, { timeout: "10s" });
+    const free = await t.api.launch("demo.gated", 0);
+    await t.api.wait(free, { timeout: "10s" });
     await eventually(() => completed.includes(free.id), "the completion event");
 
-    const taken = await t.ferry.launch("demo.gated", 1);
-    await eventually(async () => (await t.ferry.status(taken)).state === "running", "the gated job to start");
+    const taken = await t.api.launch("demo.gated", 1);
+    await eventually(async () => (await t.api.status(taken)).state === "running", "the gated job to start");
     // Someone else (a rescuer, another worker) ends the attempt first.
     const record = (await t.ferry.store.getJob(taken.id))!;
     const error = { code: "E_TAKEN", message: "taken over", retryable: false, attempt: 1 };
@@ -507,28 +555,6 @@ describe.each(STORES)("running jobs on $name", (store) => {
     gate.open();
     await eventually(() => lost.includes(taken.id), "the lease-lost event");
     expect(completed).not.toContain(taken.id);
-    expect((await t.ferry.status(taken)).errorInfo?.code).toBe("E_TAKEN");
-  });
-
-  it("lists registered workers with heartbeats", async () => {
-    const worker = await startWorker({
-      name: "w-test",
-      queues: ["default", "x"],
-      handlers: { "demo.a": async () => 1 },
-    });
-    const workers = await collect(t.ferry.workers());
-    const me = workers.find((w) => w.id === worker.id);
-    expect(me).toMatchObject({ name: "w-test", pid: process.pid, queues: ["default", "x"] });
-    await worker.stop();
-    expect((await collect(t.ferry.workers())).find((w) => w.id === worker.id)).toBeUndefined();
-  });
-
-  it("refuses a grace over one hour", async () => {
-    const h = await t.ferry.launch("demo.x", {});
-    await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toBeInstanceOf(FerryError);
-    await expect(t.ferry.cancel(h, { grace: "61m" })).rejects.toMatchObject({
-      code: ErrorCode.InvalidArgument,
-    });
-    expect(await t.ferry.cancel(h, { grace: "1h" })).toBe("cancelled");
+    expect((await t.api.status(taken)).errorInfo?.code).toBe("E_TAKEN");
   });
 });

@@ -113,3 +113,33 @@ const wanted = process.env.FERRY_TEST_STORES?.split(",") ?? ["sqlite", "postgres
 export const STORES: readonly StoreUnderTest[] = [sqlite, postgres, nats].filter((store) =>
   wanted.includes(store.name),
 );
+
+/**
+ * Who makes the calls a test makes as a caller: the library itself, or the remote client through a
+ * daemon served over the same store (setup.ts). Test names read "… on sqlite (remote client)".
+ */
+export interface Subject {
+  readonly name: string;
+  readonly store: StoreUnderTest;
+  readonly via: "library" | "remote client";
+}
+
+const subject = (store: StoreUnderTest, via: Subject["via"]): Subject => ({
+  name: `${store.name} (${via})`,
+  store,
+  via,
+});
+
+/** Every store through the library: for cases about the library's own side (workers, the store). */
+export const LIBRARY_SUBJECTS: readonly Subject[] = STORES.map((store) => subject(store, "library"));
+
+/** The client and the daemon hold no code of one store's: two stores show that, and keep the time down. */
+const REMOTE_STORES = ["sqlite", "postgres"];
+
+/** Every store through the library, and the SQL stores through the remote client too. */
+export const SUBJECTS: readonly Subject[] = [
+  ...LIBRARY_SUBJECTS,
+  ...STORES.filter((store) => REMOTE_STORES.includes(store.name)).map((store) =>
+    subject(store, "remote client"),
+  ),
+];

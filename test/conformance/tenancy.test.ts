@@ -5,8 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, FerryError } from "../../src/index.js";
 import { plainNewJob } from "../helpers/new-job.js";
-import { useStore } from "./setup.js";
-import { STORES } from "./stores.js";
+import { useSubject } from "./setup.js";
+import { LIBRARY_SUBJECTS, SUBJECTS } from "./stores.js";
 
 /** The error a call ends with, as code and message (a call that succeeds fails the test). */
 async function refusal(work: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -22,8 +22,34 @@ async function refusal(work: Promise<unknown>): Promise<{ code: string; message:
 const UNKNOWN = { id: "01900000-0000-7000-8000-000000000000", cookie: "AAAAAAAAAAAAAAAAAAAAAA" };
 const NOT_FOUND = { code: ErrorCode.NotFound, message: "no such job" };
 
-describe.each(STORES)("owners on $name", (store) => {
-  const t = useStore(store);
+describe.each(SUBJECTS)("a caller among owners on $name", (subject) => {
+  const t = useSubject(subject);
+
+  it("keeps a caller's uniqueKey apart from another owner's job with the same key", async () => {
+    // Alice's job, launched by a process that holds the store; the caller is not alice (the
+    // library's own launches have no owner, the daemon's are its caller's).
+    const alice = await t.ferry.launch("welcome.send", {}, { uniqueKey: "welcome:42", owner: "alice" });
+    const mine = await t.api.launch("welcome.send", {}, { uniqueKey: "welcome:42" });
+    expect(mine.deduplicated).toBe(false);
+    expect(mine.id).not.toBe(alice.id);
+    expect((await t.api.status(mine)).state).toBe("queued");
+    expect(await t.api.launch("welcome.send", {}, { uniqueKey: "welcome:42" })).toEqual({
+      id: mine.id,
+      cookie: "",
+      deduplicated: true,
+    });
+    // Alice's key lets go when her job ends; the caller's holds on.
+    await t.ferry.cancel(alice);
+    expect((await t.api.launch("welcome.send", {}, { uniqueKey: "welcome:42" })).id).toBe(mine.id);
+    expect(
+      (await t.ferry.launch("welcome.send", {}, { uniqueKey: "welcome:42", owner: "alice" })).deduplicated,
+    ).toBe(false);
+  });
+});
+
+/** Owners given by the process that holds the store (a daemon gives its caller's): the library's side. */
+describe.each(LIBRARY_SUBJECTS)("owners on $name", (subject) => {
+  const t = useSubject(subject);
 
   it("scopes a uniqueKey to its owner: two owners get two jobs, each owner its own job back", async () => {
     const { ferry } = t;

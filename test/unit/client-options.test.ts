@@ -1,8 +1,11 @@
 /** The remote client's options and its reading of RPC errors: checked and decided before any call. */
+import { toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { isUnreachable, toFerryError } from "../../src/client/errors.js";
 import { resolveConnectOptions } from "../../src/client/options.js";
+import { payloadValue } from "../../src/client/to-proto.js";
 import { FerryError } from "../../src/core/errors.js";
 import { ErrorDetailSchema } from "../../src/gen/ferry/v1/errors_pb.js";
 
@@ -71,5 +74,44 @@ describe("toFerryError", () => {
     expect(isUnreachable(new ConnectError("stream reset", Code.Canceled))).toBe(true);
     expect(isUnreachable(withDetail("FERRY_NOT_FOUND"))).toBe(false);
     expect(isUnreachable(new FerryError("FERRY_TIMEOUT", "late"))).toBe(false);
+  });
+});
+
+describe("payloadValue", () => {
+  const refusal = (payload: unknown) => {
+    try {
+      payloadValue(payload);
+    } catch (error) {
+      return (error as FerryError).code;
+    }
+    return "sent";
+  };
+
+  it("sends what JSON holds as it is, and a Date as its text", () => {
+    const when = new Date("2026-01-02T03:04:05.000Z");
+    expect(toJson(ValueSchema, payloadValue({ a: [1, "x", null, true], when, gone: undefined }))).toEqual({
+      a: [1, "x", null, true],
+      when: "2026-01-02T03:04:05.000Z",
+    });
+    expect(toJson(ValueSchema, payloadValue(undefined))).toBeNull();
+  });
+
+  it("refuses what JSON.stringify would drop or empty on the way, before sending", () => {
+    class Opaque {
+      readonly secret = 1;
+    }
+    for (const payload of [
+      { f: () => 1 },
+      [Symbol("s")],
+      { n: Number.NaN },
+      Number.POSITIVE_INFINITY,
+      new Map([["a", 1]]),
+      { set: new Set([1]) },
+      new Uint8Array([1, 2]),
+      new Opaque(),
+      10n,
+    ]) {
+      expect(refusal(payload)).toBe("FERRY_SERIALIZATION");
+    }
   });
 });

@@ -19,7 +19,7 @@ import { type ConnectOptions, resolveConnectOptions } from "./client/options.js"
  */
 export async function connect(options: ConnectOptions = {}): Promise<FerryClient> {
   const resolved = resolveConnectOptions(options);
-  return new FerryClient(openConnection(resolved), resolved.resumeForMs);
+  return new FerryClient(await openConnection(resolved), resolved.resumeForMs);
 }
 
 export { defineJob } from "./api/define-job.js";

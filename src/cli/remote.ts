@@ -6,7 +6,7 @@
  * use the AdminService client on the same connection.
  */
 import { ConnectError } from "@connectrpc/connect";
-import { type Connection, openConnection } from "../client/connection.js";
+import { type Connection, connectionOn, connectJsonTransport } from "../client/connection.js";
 import { toFerryError } from "../client/errors.js";
 import { FerryClient } from "../client/ferry-client.js";
 import { resolveConnectOptions } from "../client/options.js";
@@ -27,7 +27,7 @@ export function remoteFromEnv(env: NodeJS.ProcessEnv = process.env): Remote {
   // No resuming: a command against a daemon that is down says so at once (exit 4), as a script
   // expects, rather than retrying for the client's default minute.
   const options = resolveConnectOptions({ transport: "connect-json", resumeFor: 0 }, env);
-  const connection = openConnection(options);
+  const connection = connectionOn(options.server, connectJsonTransport(options));
   return { server: options.server, client: new FerryClient(connection, options.resumeForMs), connection };
 }
 

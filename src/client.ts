@@ -20,7 +20,7 @@ import { type ConnectOptions, resolveConnectOptions } from "./client/options.js"
  */
 export async function connect(options: ConnectOptions = {}): Promise<FerryClient> {
   const resolved = resolveConnectOptions(options);
-  return new FerryClient(openConnection(resolved), resolved.resumeForMs);
+  return new FerryClient(await openConnection(resolved), resolved.resumeForMs);
 }
 
 export type { FerryClient, RemoteLaunchItem, RemoteWaitOptions } from "./client/ferry-client.js";

@@ -4,15 +4,14 @@
  * `result` and `outcome` exit 1 when the job ended failed or cancelled, and `wait` when its
  * timeout passes first.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 import { Command } from "commander";
+import type { FerryClient } from "../client/ferry-client.js";
 import { parseDuration } from "../core/duration.js";
-import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
-import { ERROR_CODE_HEADER } from "../daemon/rpc-errors.js";
-import { type JobResult, JobService } from "../gen/ferry/v1/jobs_pb.js";
+import { ErrorCode, FerryError, invalidArgument, isErrorCode } from "../core/errors.js";
+import type { Handle } from "../core/job.js";
 import { parseHandle } from "./args.js";
 import { followJob } from "./follow-job.js";
-import { printResult, printStatus, reportFailure } from "./job-views.js";
+import { printResult, printStatus, reportFailure, type ShownResult } from "./job-views.js";
 import { printJson } from "./output.js";
 import { remoteFromEnv } from "./remote.js";
 
@@ -25,7 +24,7 @@ export function jobCommands(): Command[] {
     "status",
     "state, attempts, progress, times and error; does not consume the result",
   ).action(async (text: string, flags: JsonFlag) => {
-    printStatus(await jobs().status({ handle: parseHandle(text) }), flags.json === true);
+    printStatus(await client().status(parseHandle(text)), flags.json === true);
   });
 
   const wait = onJob("wait", "wait until the job is finished, with progress on a terminal; prints its status")
@@ -33,14 +32,14 @@ export function jobCommands(): Command[] {
     .action(async (text: string, flags: JsonFlag & { timeout?: string }) => {
       const handle = parseHandle(text);
       const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
-      const status = await followJob(jobs(), handle, timeoutMs);
+      const status = await followJob(client(), handle, timeoutMs);
       printStatus(status, flags.json === true);
       reportFailure({ id: status.id, state: status.state, error: status.errorInfo });
     });
 
   const result = onJob("result", "a finished job's value (once: this consumes it)").action(
     async (text: string, flags: JsonFlag) => {
-      const answer = await jobs().result({ handle: parseHandle(text) });
+      const answer = await client().result(parseHandle(text));
       printResult(answer, flags.json === true);
       reportFailure(answer);
     },
@@ -48,10 +47,10 @@ export function jobCommands(): Command[] {
 
   const outcome = onJob("outcome", "like result, but an unfinished job prints its state (exit 0)").action(
     async (text: string, flags: JsonFlag) => {
-      const answer = await jobs().outcome({ handle: parseHandle(text) });
-      throwIfNoOutcome(answer);
+      const answer = await outcomeOrThrow(client(), parseHandle(text));
       printResult(answer, flags.json === true);
-      reportFailure(answer);
+      if (answer.state !== "scheduled" && answer.state !== "queued" && answer.state !== "running")
+        reportFailure(answer);
     },
   );
 
@@ -60,7 +59,7 @@ export function jobCommands(): Command[] {
     "the job runs on, but its result is dropped and the handle reaches nothing",
   ).action(async (text: string, flags: JsonFlag) => {
     const handle = parseHandle(text);
-    await jobs().detach({ handle });
+    await client().detach(handle);
     if (flags.json) printJson({ id: handle.id, detached: true });
     else process.stdout.write(`detached ${handle.id}\n`);
   });
@@ -68,7 +67,7 @@ export function jobCommands(): Command[] {
   const retry = onJob("retry", "run a failed or cancelled job again, with fresh attempts").action(
     async (text: string, flags: JsonFlag) => {
       const handle = parseHandle(text);
-      await jobs().retry({ handle });
+      await client().retry(handle);
       if (flags.json) printJson({ id: handle.id, retried: true });
       else process.stdout.write(`retrying ${handle.id}\n`);
     },
@@ -102,14 +101,14 @@ async function cancel(text: string | undefined, flags: CancelFlags): Promise<voi
   const grace = flags.grace === undefined ? {} : { grace: flags.grace };
   if (text !== undefined) {
     const handle = parseHandle(text);
-    const { state } = await jobs().cancel({ handle, ...grace });
+    const state = await client().cancel(handle, grace);
     if (flags.json) printJson({ id: handle.id, state });
     else if (state === "running") process.stdout.write("running: cancel requested, forced after the grace\n");
     else process.stdout.write(`${state}\n`);
     return;
   }
-  const { count } = await jobs().cancelAll({
-    ...(flags.label === undefined ? { all: true } : { label: flags.label }),
+  const count = await client().cancelAll({
+    ...(flags.label === undefined ? {} : { label: flags.label }),
     ...grace,
   });
   if (flags.json) printJson({ cancelled: count });
@@ -124,18 +123,23 @@ function onJob(name: string, description: string): Command {
     .option("--json", "print the answer as JSON");
 }
 
-function jobs() {
-  return remoteFromEnv().client(JobService);
+function client(): FerryClient {
+  return remoteFromEnv().client;
 }
 
 /**
- * An outcome that found no job (or a store that failed) ends the command as the same failure of
- * `result` would: not found exits 3 with the same line as every other command on a bad handle.
+ * The outcome of a job there is: one that found no job ends the command as `result` would (not
+ * found, exit 3, the same line as every other command on a bad handle). An outcome never throws,
+ * so when it could not be had the same handle's status is asked for, which throws what went wrong
+ * (a daemon that cannot be reached exits 4).
  */
-function throwIfNoOutcome(answer: JobResult): void {
-  if (answer.state !== "not_found" && answer.state !== "unavailable") return;
-  const code = answer.error?.code ?? "FERRY_NOT_FOUND";
-  const message = answer.error?.message ?? "no such job";
-  if (answer.state === "unavailable") throw new FerryError(ErrorCode.StoreUnavailable, message);
-  throw new ConnectError(message, Code.NotFound, { [ERROR_CODE_HEADER]: code });
+async function outcomeOrThrow(ferry: FerryClient, handle: Handle): Promise<ShownResult> {
+  const answer = await ferry.outcome(handle);
+  if (answer.state !== "not_found" && answer.state !== "unavailable") return answer as ShownResult;
+  if (answer.state === "unavailable") {
+    await ferry.status(handle);
+    throw new FerryError(ErrorCode.StoreUnavailable, answer.error.message);
+  }
+  const code = isErrorCode(answer.error.code) ? answer.error.code : ErrorCode.NotFound;
+  throw new FerryError(code, answer.error.message);
 }

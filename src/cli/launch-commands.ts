@@ -5,12 +5,9 @@
  * `run` launches, waits with progress on a terminal and prints the result, cancelling the job
  * when `--timeout` passes first.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { fromJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Command } from "commander";
+import type { RemoteLaunchOptions } from "../client/to-proto.js";
 import { parseDuration } from "../core/duration.js";
-import { JobService, type LaunchOptionsSchema, type LaunchRequestSchema } from "../gen/ferry/v1/jobs_pb.js";
 import { formatHandle, integerOption, readPayload } from "./args.js";
 import { followJob, isTimeout } from "./follow-job.js";
 import { printResult, reportFailure } from "./job-views.js";
@@ -33,23 +30,22 @@ export function launchCommands(): Command[] {
     delay: true,
     jobTimeout: true,
   })
-    .option("--json", "print {id, cookie, handle} as JSON")
+    .option("--json", "print the handle {id, cookie, deduplicated} as JSON")
     .action(async (handler: string, payload: string | undefined, flags: LaunchFlags) => {
-      const { handle } = await jobs().launch(await launchRequest(handler, payload, flags));
-      const text = formatHandle(handle!);
-      if (flags.json) printJson({ id: handle!.id, cookie: handle!.cookie, handle: text });
-      else process.stdout.write(`${text}\n`);
+      const handle = await client().launch(handler, await readPayload(payload), launchOptionsOf(flags));
+      if (flags.json) printJson(handle);
+      else process.stdout.write(`${formatHandle(handle)}\n`);
     });
 
   const submit = withLaunchOptions(
     launchable("submit", "store a job whose result nobody collects; print its id"),
     { delay: true, jobTimeout: true },
   )
-    .option("--json", "print {id} as JSON")
+    .option("--json", "print {id, deduplicated} as JSON")
     .action(async (handler: string, payload: string | undefined, flags: LaunchFlags) => {
-      const { id } = await jobs().submit(await launchRequest(handler, payload, flags));
-      if (flags.json) printJson({ id });
-      else process.stdout.write(`${id}\n`);
+      const submitted = await client().submit(handler, await readPayload(payload), launchOptionsOf(flags));
+      if (flags.json) printJson(submitted);
+      else process.stdout.write(`${submitted.id}\n`);
     });
 
   const run = withLaunchOptions(
@@ -66,25 +62,27 @@ export function launchCommands(): Command[] {
 async function runJob(handler: string, payload: string | undefined, flags: LaunchFlags): Promise<void> {
   const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
   const { timeout: _waitTimeout, ...launchFlags } = flags;
-  const client = jobs();
-  const { handle } = await client.launch(await launchRequest(handler, payload, launchFlags));
+  // Launch, wait and result rather than the client's `run`: the wait shows progress on a
+  // terminal, and a timeout can name the job it cancelled.
+  const ferry = client();
+  const handle = await ferry.launch(handler, await readPayload(payload), launchOptionsOf(launchFlags));
   try {
-    await followJob(client, handle!, timeoutMs);
+    await followJob(ferry, handle, timeoutMs);
   } catch (error) {
     if (!isTimeout(error)) throw error;
     // As the library's run: a job nobody waits for any more is not left running.
-    const { state } = await client.cancel({ handle, grace: "0s" });
+    const state = await ferry.cancel(handle, { grace: 0 });
     // Unless it finished in the meantime: then its result is below.
     if (state === "cancelled" || state === "running" || state === "queued" || state === "scheduled") {
-      if (flags.json) printJson({ id: handle!.id, state, timedOut: true });
+      if (flags.json) printJson({ id: handle.id, state, timedOut: true });
       process.stderr.write(
-        `ferry: FERRY_TIMEOUT: job ${handle!.id} did not finish within ${flags.timeout}: cancelled it\n`,
+        `ferry: FERRY_TIMEOUT: job ${handle.id} did not finish within ${flags.timeout}: cancelled it\n`,
       );
       process.exitCode = EXIT.jobFailed;
       return;
     }
   }
-  const result = await client.result({ handle });
+  const result = await ferry.result(handle);
   printResult(result, flags.json === true);
   reportFailure(result);
 }
@@ -108,8 +106,8 @@ export function withLaunchOptions(command: Command, which: { delay: boolean; job
     .option("--label <label>", "a label to find or cancel it by (list --label, cancel --label)");
 }
 
-/** The flags as the RPC's LaunchOptions: unset flags stay unset, so the daemon's defaults apply. */
-export function launchOptionsOf(flags: LaunchFlags): MessageInitShape<typeof LaunchOptionsSchema> {
+/** The flags as the library's launch options: unset flags stay unset, so the daemon's defaults apply. */
+export function launchOptionsOf(flags: LaunchFlags): RemoteLaunchOptions {
   return {
     ...(flags.queue === undefined ? {} : { queue: flags.queue }),
     ...(flags.delay === undefined ? {} : { delay: flags.delay }),
@@ -120,18 +118,6 @@ export function launchOptionsOf(flags: LaunchFlags): MessageInitShape<typeof Lau
   };
 }
 
-async function launchRequest(
-  handler: string,
-  payload: string | undefined,
-  flags: LaunchFlags,
-): Promise<MessageInitShape<typeof LaunchRequestSchema>> {
-  return {
-    handler,
-    payload: fromJson(ValueSchema, await readPayload(payload)),
-    options: launchOptionsOf(flags),
-  };
-}
-
-function jobs() {
-  return remoteFromEnv().client(JobService);
+function client() {
+  return remoteFromEnv().client;
 }

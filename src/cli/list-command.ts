@@ -4,12 +4,11 @@
  * Pages of at most 1,000 are fetched until `--limit` rows are shown.
  */
 import { Command } from "commander";
-import { JobListRowSchema, JobService } from "../gen/ferry/v1/jobs_pb.js";
+import type { JobState } from "../core/job.js";
 import { integerOption } from "./args.js";
-import { cell, messageJson, percent, printJson, printTable } from "./output.js";
+import { cell, percent, printJson, printTable } from "./output.js";
 import { remoteFromEnv } from "./remote.js";
 
-const PAGE = 1000;
 const DEFAULT_LIMIT = 100;
 
 interface ListFlags {
@@ -36,29 +35,21 @@ export function listCommand(): Command {
     )
     .option("--json", "one JSON object per job, one per line")
     .action(async (flags: ListFlags) => {
-      const jobs = remoteFromEnv().client(JobService);
-      const filter = {
-        ...(flags.state === undefined ? {} : { state: flags.state }),
+      const listing = remoteFromEnv().client.list({
+        // The daemon checks the state's name: the CLI passes it on as given.
+        ...(flags.state === undefined ? {} : { state: flags.state as JobState }),
         ...(flags.queue === undefined ? {} : { queue: flags.queue }),
         ...(flags.label === undefined ? {} : { label: flags.label }),
         ...(flags.handler === undefined ? {} : { handler: flags.handler }),
-      };
-      const rows = [];
-      let afterId: string | undefined;
-      do {
-        const page = await jobs.list({
-          ...filter,
-          limit: Math.min(PAGE, flags.limit - rows.length),
-          ...(afterId === undefined ? {} : { afterId }),
-        });
-        rows.push(...page.jobs);
-        afterId = page.nextAfterId;
-      } while (afterId !== undefined && rows.length < flags.limit);
-
+        limit: flags.limit,
+      });
       if (flags.json) {
-        for (const row of rows) printJson(messageJson(JobListRowSchema, row));
+        // One row a line as each page comes: a long listing starts printing at once.
+        for await (const row of listing) printJson(row);
         return;
       }
+      const rows = [];
+      for await (const row of listing) rows.push(row);
       printTable(
         ["ID", "HANDLER", "QUEUE", "STATE", "ATTEMPTS", "PROGRESS", "LABEL", "LAUNCHED", "ERROR"],
         rows.map((row) => [
@@ -67,9 +58,9 @@ export function listCommand(): Command {
           row.queue,
           row.state,
           String(row.attempts),
-          row.progress === undefined ? "-" : percent(row.progress),
+          row.progress === null ? "-" : percent(row.progress),
           cell(row.label),
-          row.launchedAt,
+          row.launchedAt.toISOString(),
           // Viewers get the error's code only.
           cell(firstLine(row.lastError ?? row.lastErrorCode)),
         ]),
@@ -78,7 +69,7 @@ export function listCommand(): Command {
 }
 
 /** An error's first line, cut so the table stays one line per job (--json has it whole). */
-function firstLine(text: string | undefined): string | undefined {
-  const line = text?.split("\n")[0];
+function firstLine(text: string | null): string | undefined {
+  const line = text?.split("\n")[0] ?? undefined;
   return line !== undefined && line.length > 60 ? `${line.slice(0, 59)}…` : line;
 }

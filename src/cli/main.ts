@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { ConnectError } from "@connectrpc/connect";
 import { Command } from "commander";
-import { FerryError } from "../core/errors.js";
 import { commandsFor } from "./commands.js";
-import { EXIT, explainFailure, remoteFromEnv } from "./remote.js";
+
+/** Exit code 2, a usage error (remote.ts holds the SPEC's codes; loaded only when a call fails). */
+const USAGE = 2;
 
 const program = new Command()
   .name("ferry")
@@ -15,7 +15,7 @@ usageErrorsExit2(program);
 /** Commands added whole don't inherit these settings: a usage error anywhere exits 2, with help. */
 function usageErrorsExit2(command: Command): void {
   command.showHelpAfterError().exitOverride((error) => {
-    process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
+    process.exit(error.exitCode === 0 ? 0 : USAGE);
   });
   for (const sub of command.commands) usageErrorsExit2(sub);
 }
@@ -23,12 +23,9 @@ function usageErrorsExit2(command: Command): void {
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof ConnectError) {
-    const { message, exitCode } = explainFailure(error, remoteFromEnv().server);
-    process.stderr.write(`ferry: ${message}\n`);
-    process.exit(exitCode);
-  }
-  const message = error instanceof FerryError ? `${error.code}: ${error.message}` : String(error);
+  const { explainFailure } = await import("./remote.js");
+  const { resolveConnectOptions } = await import("../client/options.js");
+  const { message, exitCode } = explainFailure(error, () => resolveConnectOptions().server);
   process.stderr.write(`ferry: ${message}\n`);
-  process.exit(error instanceof FerryError && error.code === "FERRY_INVALID_ARGUMENT" ? EXIT.usage : 1);
+  process.exit(exitCode);
 }

@@ -4,14 +4,16 @@
  */
 import { Command } from "commander";
 import { JOB_STATES } from "../core/job.js";
-import { AdminService, type StatsResponse, type Worker } from "../gen/ferry/v1/admin_pb.js";
-import { JobService } from "../gen/ferry/v1/jobs_pb.js";
+import type { StoreStats, WorkerInfo } from "../store/store.js";
 import { printJson, printTable } from "./output.js";
 import { remoteFromEnv } from "./remote.js";
 
 interface JsonFlag {
   json?: boolean;
 }
+
+/** The finished states `purge --state` takes; the daemon refuses any other. */
+type FinishedState = "completed" | "failed" | "cancelled";
 
 export function opsCommands(): Command[] {
   const purge = new Command("purge")
@@ -20,9 +22,10 @@ export function opsCommands(): Command[] {
     .option("--state <state>", "completed, failed or cancelled (default: all three)")
     .option("--json", "print {purged} as JSON")
     .action(async (flags: JsonFlag & { olderThan: string; state?: string }) => {
-      const { count } = await remoteFromEnv()
-        .client(JobService)
-        .purge({ olderThan: flags.olderThan, ...(flags.state === undefined ? {} : { state: flags.state }) });
+      const count = await remoteFromEnv().client.purge({
+        olderThan: flags.olderThan,
+        ...(flags.state === undefined ? {} : { state: flags.state as FinishedState }),
+      });
       if (flags.json) printJson({ purged: count });
       else process.stdout.write(`purged ${count} job(s)\n`);
     });
@@ -39,12 +42,10 @@ export function opsCommands(): Command[] {
       )
       .option("--json", "print {queue, paused} as JSON")
       .action(async (name: string, flags: JsonFlag) => {
-        const admin = remoteFromEnv().client(AdminService);
-        const state = paused
-          ? await admin.pauseQueue({ queue: name })
-          : await admin.resumeQueue({ queue: name });
-        if (flags.json) printJson({ queue: state.queue, paused: state.paused });
-        else process.stdout.write(`${state.paused ? "paused" : "resumed"} queue ${state.queue}\n`);
+        const { client } = remoteFromEnv();
+        await (paused ? client.pauseQueue(name) : client.resumeQueue(name));
+        if (flags.json) printJson({ queue: name, paused });
+        else process.stdout.write(`${paused ? "paused" : "resumed"} queue ${name}\n`);
       });
   }
 
@@ -52,21 +53,22 @@ export function opsCommands(): Command[] {
     .description("live workers of every process sharing the daemon's store")
     .option("--json", "one JSON object per worker, one per line")
     .action(async (flags: JsonFlag) => {
-      const { workers } = await remoteFromEnv().client(AdminService).listWorkers({});
+      const all: WorkerInfo[] = [];
+      for await (const worker of remoteFromEnv().client.workers()) all.push(worker);
       if (flags.json) {
-        for (const worker of workers) printJson(workerJson(worker));
+        for (const worker of all) printJson(worker);
         return;
       }
       printTable(
         ["NAME", "HOST", "PID", "QUEUES", "RUNNING", "STARTED", "LAST HEARTBEAT"],
-        workers.map((w) => [
+        all.map((w) => [
           w.name,
           w.host,
           String(w.pid),
           w.queues.join(","),
           String(w.running),
-          w.startedAt,
-          w.lastHeartbeatAt,
+          new Date(w.startedAt).toISOString(),
+          new Date(w.lastHeartbeatAt).toISOString(),
         ]),
       );
     });
@@ -75,43 +77,20 @@ export function opsCommands(): Command[] {
     .description("jobs by queue and state, and lifetime counters")
     .option("--json", "print the figures as one JSON object")
     .action(async (flags: JsonFlag) => {
-      const figures = await remoteFromEnv().client(AdminService).stats({});
-      if (flags.json) printJson(statsJson(figures));
+      const figures = await remoteFromEnv().client.stats();
+      if (flags.json) printJson(figures);
       else printStats(figures);
     });
 
   return [purge, queue, workers, stats];
 }
 
-function workerJson(worker: Worker) {
-  const { id, name, host, pid, queues, running, startedAt, lastHeartbeatAt } = worker;
-  return { id, name, host, pid, queues, running, startedAt, lastHeartbeatAt };
-}
-
-/** Counts as numbers (the RPC's int64 fields would be strings in its own JSON). */
-function statsJson(stats: StatsResponse) {
-  return {
-    queues: Object.fromEntries(
-      stats.queues.map(({ queue, states }) => [
-        queue,
-        Object.fromEntries(Object.entries(states).map(([state, n]) => [state, Number(n)])),
-      ]),
-    ),
-    launched: Number(stats.launched),
-    completed: Number(stats.completed),
-    failed: Number(stats.failed),
-    cancelled: Number(stats.cancelled),
-    timedOut: Number(stats.timedOut),
-    avgRunMs: stats.avgRunMs,
-  };
-}
-
-function printStats(stats: StatsResponse): void {
+function printStats(stats: StoreStats): void {
   printTable(
     ["QUEUE", ...JOB_STATES.map((state) => state.toUpperCase())],
-    stats.queues.map(({ queue, states }) => [
+    Object.entries(stats.byQueue).map(([queue, states]) => [
       queue,
-      ...JOB_STATES.map((state) => String(states[state] ?? 0n)),
+      ...JOB_STATES.map((state) => String(states[state] ?? 0)),
     ]),
   );
   process.stdout.write(

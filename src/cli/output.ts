@@ -2,21 +2,15 @@
  * How the job commands write: `--json` gives one JSON object per line on stdout (for scripts and
  * jq); otherwise aligned columns and `key  value` blocks for people. Errors go to stderr.
  */
-import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { toJson } from "@bufbuild/protobuf";
 
-/** One JSON object on its own line. */
+/** One JSON value on its own line: the library's answer as it is, its Dates as ISO strings. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-/**
- * A message as the daemon's own JSON (camelCase names, times as RFC 3339), keeping fields at
- * their zero value (`consumed: false`, `attempts: 0`) so scripts need not guess a default.
- */
-export function messageJson<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): unknown {
-  return toJson(schema, message, { alwaysEmitImplicit: true });
-}
+/** A time as RFC 3339 (what the daemon sends), none for null. */
+export const time = (date: Date | null): string | undefined =>
+  date === null ? undefined : date.toISOString();
 
 /** Rows under a header, each column as wide as its widest cell; nothing at all for no rows. */
 export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
@@ -40,8 +34,8 @@ export function printFields(pairs: readonly (readonly [string, string | undefine
 }
 
 /** An empty cell shows as "-", so columns stay readable. */
-export const cell = (value: string | number | undefined): string =>
-  value === undefined || value === "" ? "-" : String(value);
+export const cell = (value: string | number | null | undefined): string =>
+  value === undefined || value === null || value === "" ? "-" : String(value);
 
 /** A fraction 0..1 as a whole percentage. */
 export const percent = (fraction: number): string => `${Math.round(fraction * 100)}%`;

@@ -1,6 +1,6 @@
 /** `ferry plugins`: the daemon's plugins with their state (admins and viewers). */
 import { Command } from "commander";
-import { AdminService, type Plugin } from "../gen/ferry/v1/admin_pb.js";
+import type { Plugin } from "../gen/ferry/v1/admin_pb.js";
 import { printJson, printTable } from "./output.js";
 import { remoteFromEnv } from "./remote.js";
 
@@ -9,7 +9,8 @@ export function pluginsCommand(): Command {
     .description("the daemon's plugins: name, version, path, handlers, state")
     .option("--json", "one JSON object per plugin, one per line")
     .action(async (flags: { json?: boolean }) => {
-      const { plugins } = await remoteFromEnv().client(AdminService).listPlugins({});
+      // The library has no call for plugins: the AdminService itself, on the client's connection.
+      const { plugins } = await remoteFromEnv().connection.admin.listPlugins({});
       if (flags.json) {
         for (const plugin of plugins) printJson(pluginJson(plugin));
         return;

@@ -4,14 +4,13 @@
  * maker's own schedule of the same name. One whose owner lost the right to launch its handler is
  * paused by the scheduler, and `list` says why.
  */
-import { fromJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Command } from "commander";
+import type { ScheduleView, ScheduleWhen } from "../api/schedules.js";
+import type { RemoteSchedules } from "../client/remote-schedules.js";
 import { invalidArgument } from "../core/errors.js";
-import { type Schedule, ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import { integerOption, readPayload } from "./args.js";
 import { type LaunchFlags, launchOptionsOf, withLaunchOptions } from "./launch-commands.js";
-import { cell, formatMs, printJson, printTable } from "./output.js";
+import { cell, formatMs, printJson, printTable, time } from "./output.js";
 import { remoteFromEnv } from "./remote.js";
 
 interface AddFlags extends LaunchFlags {
@@ -44,17 +43,16 @@ export function scheduleCommand(): Command {
         throw invalidArgument("schedule add takes --cron EXPR or --every DURATION: one of them");
       }
       if (flags.tz !== undefined && flags.cron === undefined) throw invalidArgument("--tz goes with --cron");
-      const made = await schedules().create({
-        name,
+      const repeat = flags.repeat === undefined ? {} : { repeat: flags.repeat };
+      const when: ScheduleWhen =
+        flags.cron === undefined
+          ? { every: flags.every!, ...repeat }
+          : { cron: flags.cron, ...(flags.tz === undefined ? {} : { tz: flags.tz }), ...repeat };
+      const made = await schedules().create(name, when, await readPayload(payload), {
+        ...launchOptionsOf(flags),
         handler,
-        payload: fromJson(ValueSchema, await readPayload(payload)),
-        ...(flags.cron === undefined ? {} : { cron: flags.cron }),
-        ...(flags.tz === undefined ? {} : { tz: flags.tz }),
-        ...(flags.every === undefined ? {} : { every: flags.every }),
-        ...(flags.repeat === undefined ? {} : { repeat: flags.repeat }),
-        options: launchOptionsOf(flags),
       });
-      if (flags.json) printJson(scheduleJson(made));
+      if (flags.json) printJson(made);
       else process.stdout.write(`${made.id}\n`);
     });
   schedule.addCommand(add);
@@ -64,9 +62,9 @@ export function scheduleCommand(): Command {
     .description("schedules (yours; viewers and admins: every one), and why one is paused")
     .option("--json", "one JSON object per schedule, one per line")
     .action(async (flags: { json?: boolean }) => {
-      const { schedules: all } = await schedules().list({});
+      const all = await schedules().list();
       if (flags.json) {
-        for (const one of all) printJson(scheduleJson(one));
+        for (const one of all) printJson(one);
         return;
       }
       printTable(
@@ -75,11 +73,11 @@ export function scheduleCommand(): Command {
           s.id,
           s.name,
           s.handler,
-          when(s),
+          whenText(s),
           cell(s.repeatLeft),
           pausedCell(s),
-          cell(s.nextRunAt),
-          cell(s.lastFiredAt),
+          cell(time(s.nextRunAt)),
+          cell(time(s.lastFiredAt)),
         ]),
       );
     });
@@ -90,8 +88,8 @@ export function scheduleCommand(): Command {
       .description(verb === "pause" ? "stop firing until resumed" : "fire again (a missed tick fires once)")
       .option("--json", "print the schedule as JSON")
       .action(async (id: string, flags: { json?: boolean }) => {
-        const changed = verb === "pause" ? await schedules().pause({ id }) : await schedules().resume({ id });
-        if (flags.json) printJson(scheduleJson(changed));
+        const changed = verb === "pause" ? await schedules().pause(id) : await schedules().resume(id);
+        if (flags.json) printJson(changed);
         else
           process.stdout.write(
             `${verb === "pause" ? "paused" : "resumed"} schedule ${changed.name} (${changed.id})\n`,
@@ -104,7 +102,7 @@ export function scheduleCommand(): Command {
     .description("delete the schedule; jobs it already fired go on")
     .option("--json", "print {id, cancelled} as JSON")
     .action(async (id: string, flags: { json?: boolean }) => {
-      await schedules().cancel({ id });
+      await schedules().cancel(id);
       if (flags.json) printJson({ id, cancelled: true });
       else process.stdout.write(`cancelled schedule ${id}\n`);
     });
@@ -112,33 +110,17 @@ export function scheduleCommand(): Command {
   return schedule;
 }
 
-/** The schedule as JSON with `everyMs` a number (the RPC's int64 would be a string). */
-function scheduleJson(s: Schedule) {
-  return {
-    id: s.id,
-    name: s.name,
-    handler: s.handler,
-    ...(s.cron === undefined ? {} : { cron: s.cron, tz: s.tz ?? "UTC" }),
-    ...(s.everyMs === undefined ? {} : { everyMs: Number(s.everyMs) }),
-    ...(s.repeatLeft === undefined ? {} : { repeatLeft: s.repeatLeft }),
-    paused: s.paused,
-    ...(s.pausedReason === undefined ? {} : { pausedReason: s.pausedReason }),
-    ...(s.nextRunAt === undefined ? {} : { nextRunAt: s.nextRunAt }),
-    ...(s.lastFiredAt === undefined ? {} : { lastFiredAt: s.lastFiredAt }),
-  };
-}
-
 /** "no", "yes", or, when the scheduler paused it, "yes: " and why. */
-const pausedCell = (s: Schedule): string =>
-  !s.paused ? "no" : s.pausedReason === undefined ? "yes" : `yes: ${s.pausedReason}`;
+const pausedCell = (s: ScheduleView): string =>
+  !s.paused ? "no" : s.pausedReason === null ? "yes" : `yes: ${s.pausedReason}`;
 
-const when = (s: Schedule): string =>
-  s.cron !== undefined
+const whenText = (s: ScheduleView): string =>
+  s.cron !== null
     ? `cron ${s.cron} ${s.tz ?? "UTC"}`
-    : s.everyMs !== undefined
-      ? `every ${formatMs(Number(s.everyMs))}`
+    : s.everyMs !== null
+      ? `every ${formatMs(s.everyMs)}`
       : "-";
 
-function schedules() {
-  return remoteFromEnv().client(ScheduleService);
+function schedules(): RemoteSchedules {
+  return remoteFromEnv().client.schedules;
 }

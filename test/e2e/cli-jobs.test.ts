@@ -58,19 +58,62 @@ describe("ferry job commands against the daemon", () => {
     expect(handle).toMatch(HANDLE);
     const id = HANDLE.exec(handle)![1];
 
-    const [status, waited, run, submitted] = await Promise.all([
+    const [status, waited, run, submitted, launchedJson] = await Promise.all([
       cli(["status", handle, "--json"]),
       cli(["wait", handle, "--timeout", "20s", "--json"]),
       cli(["run", "ferry.echo", '{"x":1}']),
       cli(["submit", "ferry.echo", "--json"]),
+      cli(["launch", "ferry.echo", "--json"]),
     ]);
     expect(status.code).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ id, handler: "ferry.echo", label: "cli-1" });
+    // --json is the library's JobStatus: every field, absent ones null, times as ISO strings.
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      id,
+      handler: "ferry.echo",
+      label: "cli-1",
+      launchedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/),
+      cancelRequested: false,
+    });
+    expect(Object.keys(JSON.parse(status.stdout)).sort()).toEqual(
+      [
+        "id",
+        "handler",
+        "queue",
+        "state",
+        "attempts",
+        "maxAttempts",
+        "progress",
+        "label",
+        "priority",
+        "owner",
+        "launchedAt",
+        "runAt",
+        "startedAt",
+        "finishedAt",
+        "consumed",
+        "cancelRequested",
+        "errorInfo",
+      ].sort(),
+    );
     // In a pipe a long wait writes its answer only: no progress line on stderr.
     expect([waited.code, waited.stderr]).toEqual([0, ""]);
-    expect(JSON.parse(waited.stdout)).toMatchObject({ id, state: "completed", attempts: 1, consumed: false });
+    expect(JSON.parse(waited.stdout)).toMatchObject({
+      id,
+      state: "completed",
+      attempts: 1,
+      consumed: false,
+      errorInfo: null,
+    });
     expect([run.code, run.stdout, run.stderr]).toEqual([0, '{"x":1}\n', ""]);
-    expect([submitted.code, Object.keys(JSON.parse(submitted.stdout))]).toEqual([0, ["id"]]);
+    expect([submitted.code, JSON.parse(submitted.stdout)]).toEqual([
+      0,
+      { id: expect.any(String), deduplicated: false },
+    ]);
+    // The library's LaunchedHandle.
+    expect([launchedJson.code, JSON.parse(launchedJson.stdout)]).toEqual([
+      0,
+      { id: expect.any(String), cookie: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/), deduplicated: false },
+    ]);
 
     const outcome = await cli(["outcome", handle]);
     expect([outcome.code, outcome.stdout]).toEqual([0, '{"x":1}\n']);
@@ -101,6 +144,13 @@ describe("ferry job commands against the daemon", () => {
     expect(proto.stderr).toContain("prototype");
     expect(twice.stderr).toContain("appears twice");
     expect([noDaemon.code, badToken.code]).toEqual([4, 3]);
+    expect(noDaemon.stderr).toMatch(
+      /^ferry: cannot reach the daemon at http:\/\/127\.0\.0\.1:1 \(.+\): is it running\? FERRY_SERVER names it\n$/,
+    );
+    // The token is named, never printed.
+    expect(badToken.stderr).toBe(
+      "ferry: FERRY_UNAUTHENTICATED: the token is not valid (FERRY_TOKEN holds the token)\n",
+    );
     // Nothing refused was stored.
     expect((await jobs().list({ label: "%" }, bearer(root))).jobs.map((j) => j.label)).toEqual(["cli-1"]);
   }, 120_000);
@@ -146,7 +196,9 @@ describe("ferry job commands against the daemon", () => {
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({
       state: "failed",
-      error: { code: "FERRY_INVALID_ARGUMENT" },
+      error: { code: "FERRY_INVALID_ARGUMENT", attempt: 1 },
+      attempts: 1,
+      finishedAt: expect.stringMatching(/Z$/),
     });
     // An unfinished job's outcome is its state, not an error, and consumes nothing.
     expect([outcome.code, JSON.parse(outcome.stdout)]).toEqual([
@@ -192,6 +244,10 @@ describe("ferry job commands against the daemon", () => {
       queue: "held",
       state: "queued",
       consumed: false,
+      // The library's JobListRow: absent fields are null.
+      startedAt: null,
+      progress: null,
+      preview: '{"ms":30000}',
     });
     const lines = table.stdout.trimEnd().split("\n");
     expect(lines).toHaveLength(3);
@@ -237,9 +293,12 @@ describe("ferry job commands against the daemon", () => {
     expect(schedule).toMatchObject({
       name: "tick",
       handler: "ferry.echo",
+      cron: null,
       everyMs: 900_000,
       repeatLeft: 3,
       paused: false,
+      pausedReason: null,
+      nextRunAt: expect.stringMatching(/Z$/),
     });
 
     const [listed, paused, neither, queuePaused, workers, stats] = await Promise.all([
@@ -258,11 +317,13 @@ describe("ferry job commands against the daemon", () => {
       { queue: "emails", paused: true },
     ]);
     const [worker] = jsonLines(workers.stdout);
+    // The library's WorkerInfo: its times are ms since the epoch.
     expect(worker).toMatchObject({ pid: daemon.pid, queues: ["default"], running: expect.any(Number) });
-    expect(worker!.lastHeartbeatAt).toMatch(/Z$/);
-    const figures = JSON.parse(stats.stdout) as { launched: number; queues: Record<string, unknown> };
+    expect(worker!.lastHeartbeatAt).toBeGreaterThan(Date.now() - 60_000);
+    // The library's StoreStats.
+    const figures = JSON.parse(stats.stdout) as { launched: number; byQueue: Record<string, unknown> };
     expect(figures.launched).toBeGreaterThan(0);
-    expect(Object.keys(figures.queues)).toContain("default");
+    expect(Object.keys(figures.byQueue)).toContain("default");
 
     const [resumed, queueResumed] = await Promise.all([
       cli(["schedule", "resume", schedule.id]),

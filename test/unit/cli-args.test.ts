@@ -3,12 +3,10 @@
  * handles, whole numbers, JSON payloads (argument or stdin), the progress line, durations.
  */
 import { Readable } from "node:stream";
-import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { formatHandle, integerOption, parseHandle, readPayload } from "../../src/cli/args.js";
 import { progressLine } from "../../src/cli/follow-job.js";
 import { formatMs } from "../../src/cli/output.js";
-import { JobStatusSchema } from "../../src/gen/ferry/v1/jobs_pb.js";
 
 const usage = { code: "FERRY_INVALID_ARGUMENT" };
 
@@ -54,14 +52,11 @@ describe("command-line arguments", () => {
 describe("terminal output", () => {
   it("shows state, progress, attempt and elapsed seconds on the progress line", () => {
     expect(progressLine(undefined, 1_500)).toBe("waiting  1s");
-    const running = create(JobStatusSchema, {
-      state: "running",
-      progress: 0.42,
-      attempts: 1,
-      maxAttempts: 3,
-    });
+    const running = { state: "running", progress: 0.42, attempts: 1, maxAttempts: 3 } as const;
     expect(progressLine(running, 12_345)).toBe("running  42%  attempt 1/3  12s");
-    expect(progressLine(create(JobStatusSchema, { state: "queued" }), 0)).toBe("queued  0s");
+    expect(progressLine({ state: "queued", progress: null, attempts: 0 }, 0)).toBe("queued  0s");
+    // Before the status told the attempt limit, the line shows the attempt alone.
+    expect(progressLine({ state: "running", progress: null, attempts: 2 }, 0)).toBe("running  attempt 2  0s");
   });
 
   it("writes durations in their largest whole unit", () => {

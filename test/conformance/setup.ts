@@ -113,7 +113,7 @@ async function serveOver(ferry: Ferry): Promise<{ api: FerryCaller; close: () =>
     {},
   );
   return {
-    api: new FerryClient(openConnection(options), options.resumeForMs),
+    api: new FerryClient(await openConnection(options), options.resumeForMs),
     close: () => daemon.close("0s"),
   };
 }

@@ -21,6 +21,15 @@ import { answering } from "./rpc-errors.js";
 
 /** Jobs one LaunchEach may carry (as LaunchMany). */
 export const MAX_EACH = 1000;
+/**
+ * `dependsOn` handles one LaunchEach may name in all. Each is a store read before anything is
+ * stored, so without this one call could cost 1,000 jobs × 100 parents = 100,000 reads, a
+ * thousand times what a Launch may. Ten Launches' worth; the remote client splits its batches
+ * to stay within it.
+ */
+export const MAX_EACH_PARENTS = 1000;
+/** A job's own cap (`dependsOn is a list of up to 100 handles`): a job over it is refused alone. */
+const MAX_PARENTS_PER_JOB = 100;
 
 type Result = NonNullable<MessageInitShape<typeof LaunchEachResultSchema>["result"]>;
 
@@ -38,6 +47,9 @@ export function launchEachCall(ferry: Ferry, access: JobAccess) {
       // Who is calling is the call's question, not one job's: no good token refuses all of it.
       const caller = access.callerOf(context);
       if (request.jobs.length > MAX_EACH) throw invalidArgument(`at most ${MAX_EACH} jobs per LaunchEach`);
+      if (parentsOf(request) > MAX_EACH_PARENTS) {
+        throw invalidArgument(`at most ${MAX_EACH_PARENTS} dependsOn handles in all per LaunchEach`);
+      }
       const results: Result[] = new Array(request.jobs.length);
       const items: LaunchEachItem[] = [];
       const slots: number[] = [];
@@ -63,7 +75,12 @@ export function launchEachCall(ferry: Ferry, access: JobAccess) {
         try {
           admitted.push({ item, slot: slots[k]!, admission: await access.admit(caller, 1) });
         } catch (error) {
-          if (!(error instanceof FerryError) || error.code !== ErrorCode.QuotaExceeded) throw error;
+          if (!(error instanceof FerryError) || error.code !== ErrorCode.QuotaExceeded) {
+            // The call fails whole (the store could not count the user's jobs): nothing is stored,
+            // so the jobs admitted before this one give their places back.
+            for (const { admission } of admitted) admission?.refund();
+            throw error;
+          }
           results[slots[k]!] = refused(error);
         }
       }
@@ -87,4 +104,14 @@ export function launchEachCall(ferry: Ferry, access: JobAccess) {
       }
       return { results: results.map((result) => ({ result })) };
     });
+}
+
+/** The `dependsOn` handles the call's jobs name, but for jobs refused alone for naming too many. */
+function parentsOf(request: LaunchEachRequest): number {
+  let total = 0;
+  for (const { job } of request.jobs) {
+    const n = job?.options?.dependsOn.length ?? 0;
+    if (n <= MAX_PARENTS_PER_JOB) total += n;
+  }
+  return total;
 }

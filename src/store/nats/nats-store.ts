@@ -52,11 +52,11 @@ import { makeQueries } from "./queries.js";
 import { makeRegistry } from "./registry.js";
 import { enqueueOnce, NatsSchedules } from "./schedules.js";
 
+/** The operations, each given the context and the operations it calls on (no module imports another's instance). */
 function makeParts(ctx: NatsContext) {
   const dispatcher = new Dispatcher(ctx);
   const finish = makeFinish(ctx, dispatcher);
   return {
-    // First: its listener of this process's events must come before any subscriber's.
     claim: makeClaim(ctx, finish),
     enqueue: makeEnqueue(ctx, dispatcher),
     finish,

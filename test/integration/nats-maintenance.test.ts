@@ -9,10 +9,10 @@ import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/options.js";
 import { Ferry } from "../../src/index.js";
+import { Dispatcher } from "../../src/store/nats/dispatch.js";
 import { JobRepo } from "../../src/store/nats/job-repo.js";
 import { listKeys } from "../../src/store/nats/kv-keys.js";
 import { natsNames } from "../../src/store/nats/names.js";
-import { NatsStore } from "../../src/store/nats/nats-store.js";
 import { openNatsStore } from "../../src/store/nats/open.js";
 import type { Store } from "../../src/store/store.js";
 import { freshNatsPrefix, NATS_URL } from "../conformance/stores.js";
@@ -180,7 +180,7 @@ describe("NATS maintenance without scanning", () => {
     const { a, b } = await twoProcesses();
     // a's dispatch never goes out (the process "dies" there); b's, later, does.
     const publish = vi
-      .spyOn(NatsStore.prototype as unknown as { publishDispatch: () => Promise<void> }, "publishDispatch")
+      .spyOn(Dispatcher.prototype, "publishDispatch")
       .mockImplementationOnce(() => new Promise<void>(() => {}));
     const job = plainNewJob("demo.job", "default");
     void a.enqueue([job]);

@@ -5,10 +5,11 @@
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { connectNats } from "./connection.js";
+import type { NatsResources } from "./context.js";
 import { JsRequests } from "./js-requests.js";
 import { NatsLeaseKeeper } from "./lease-keeper.js";
 import { natsNames } from "./names.js";
-import { type NatsResources, NatsStore } from "./nats-store.js";
+import { NatsStore } from "./nats-store.js";
 import { ensureKv, ensureStream } from "./provision.js";
 import { JOB_HEADER } from "./pull.js";
 import { parseNatsStoreUrl } from "./store-url.js";
@@ -18,7 +19,7 @@ import { withStoreErrors } from "./unavailable.js";
  * How long a delivered dispatch stays with its worker without `working()`. Short, because 2.9 now
  * and then counts a message as delivered that no client received (a job stuck `queued` with its
  * message ack-pending, about one drain in five under load): it comes back after this. The store
- * keeps the dispatches of jobs it runs alive with `working()` (NatsStore's keep-alive).
+ * keeps the dispatches of jobs it runs alive with `working()` (keepDispatchesAlive, leases.ts).
  */
 const ACK_WAIT_MS = 5_000;
 /** A backstop only: attempts are counted in the job record, and every nak (a job not due yet, a

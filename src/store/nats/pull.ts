@@ -39,7 +39,7 @@ export const REVISION_HEADER = "Ferry-Rev";
  * How long the server holds a request that finds nothing. Not `no_wait`: on 2.9 a `no_wait`
  * request that races others for the last message can stay open on the server for good and swallow
  * a later message. An empty consumer costs this wait, so the store pulls only subjects that hold
- * messages (see NatsStore.claim).
+ * messages (see claim.ts).
  */
 const EXPIRES_NS = 1_000_000;
 /**

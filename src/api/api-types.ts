@@ -1,4 +1,5 @@
 /** The shapes the library's calls take and answer (re-exported by ./ferry.ts and the package). */
+import type { Duration } from "../core/duration.js";
 import type { FerryError } from "../core/errors.js";
 import type { JobResult, JobState, LaunchedHandle } from "../core/job.js";
 import type { LaunchOptions } from "../core/options.js";
@@ -77,3 +78,23 @@ export type Outcome<T = unknown> =
       readonly state: "not_found" | "unavailable";
       readonly error: { readonly code: string; readonly message: string };
     };
+
+/** When a schedule fires (api/schedules.ts). */
+export type ScheduleWhen =
+  | { cron: string; tz?: string; repeat?: number }
+  | { every: Duration; repeat?: number };
+
+export interface ScheduleView {
+  readonly id: string;
+  readonly name: string;
+  readonly handler: string;
+  readonly cron: string | null;
+  readonly tz: string | null;
+  readonly everyMs: number | null;
+  readonly repeatLeft: number | null;
+  readonly paused: boolean;
+  /** Why the scheduler paused it (its owner may no longer start its handler); null when a user did. */
+  readonly pausedReason: string | null;
+  readonly nextRunAt: Date | null;
+  readonly lastFiredAt: Date | null;
+}

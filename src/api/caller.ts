@@ -18,8 +18,7 @@ import type { Handle, JobListRow, JobResult, JobState, JobStatus, LaunchedHandle
 import type { LaunchOptions, WaitOptions } from "../core/options.js";
 import type { StoreStats, WorkerInfo } from "../store/store.js";
 import type { AnyJobDefinition, JobDefinition } from "../worker/handler.js";
-import type { ListFilter, Outcome, WatchEvent } from "./ferry.js";
-import type { ScheduleView, ScheduleWhen } from "./schedules.js";
+import type { ListFilter, Outcome, ScheduleView, ScheduleWhen, WatchEvent } from "./api-types.js";
 
 /** Launch options both sides take. */
 export type CallerLaunchOptions = Omit<LaunchOptions, "tx" | "owner">;

@@ -6,26 +6,10 @@ import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
 import { checkCron, nextRunAfter } from "../scheduler/next-run.js";
 import { getSerializer } from "../serializers/index.js";
 import type { ScheduleRecord, ScheduleSpec, Store } from "../store/store.js";
+import type { ScheduleView, ScheduleWhen } from "./api-types.js";
 import type { ScheduleCaller } from "./caller.js";
 
-export type ScheduleWhen =
-  | { cron: string; tz?: string; repeat?: number }
-  | { every: Duration; repeat?: number };
-
-export interface ScheduleView {
-  readonly id: string;
-  readonly name: string;
-  readonly handler: string;
-  readonly cron: string | null;
-  readonly tz: string | null;
-  readonly everyMs: number | null;
-  readonly repeatLeft: number | null;
-  readonly paused: boolean;
-  /** Why the scheduler paused it (its owner may no longer start its handler); null when a user did. */
-  readonly pausedReason: string | null;
-  readonly nextRunAt: Date | null;
-  readonly lastFiredAt: Date | null;
-}
+export type { ScheduleView, ScheduleWhen } from "./api-types.js";
 
 /** Options a schedule keeps for the jobs it fires (no handles, no transactions, no dependencies). */
 type ScheduledJobOptions = Omit<LaunchOptions, "tx" | "dependsOn" | "uniqueKey" | "delay" | "runAt">;

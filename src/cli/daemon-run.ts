@@ -5,8 +5,16 @@ import type { DaemonConfig } from "../daemon/config-schema.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { daemonLogger } from "../daemon/log.js";
 import { isLoopback } from "../daemon/loopback.js";
-import type { DaemonFlags } from "./daemon.js";
+import type { ConfigFlags } from "./config-flags.js";
 import { trapShutdownSignals } from "./shutdown-signals.js";
+
+/** The flags `ferry daemon` takes (daemon.ts declares them). */
+export interface DaemonFlags extends ConfigFlags {
+  bind?: string;
+  port?: string;
+  printConfig?: boolean;
+  insecureNoTls?: boolean;
+}
 
 /** How long running jobs get to finish after SIGTERM or SIGINT. */
 const SHUTDOWN_GRACE = "30s";

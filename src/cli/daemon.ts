@@ -1,12 +1,7 @@
 import { Command } from "commander";
-import { addConfigFlags, type ConfigFlags, configLayer, integerFlag } from "./config-flags.js";
-
-export interface DaemonFlags extends ConfigFlags {
-  bind?: string;
-  port?: string;
-  printConfig?: boolean;
-  insecureNoTls?: boolean;
-}
+import { addConfigFlags, configLayer, integerFlag } from "./config-flags.js";
+// Type only, so erased: daemon-run.ts and the daemon behind it still load only when this command runs.
+import type { DaemonFlags } from "./daemon-run.js";
 
 /**
  * `ferry daemon`: the store, workers on the built-in and plugin handlers, and the job API on one port.

@@ -2,18 +2,18 @@
  * RPC answers as the library's values: statuses, results, list rows, stats, workers and
  * schedules, with times as Dates and absent fields as null, so a caller's code reads the same
  * whether it holds a `Ferry` or a remote client. Stats, workers and schedules are read by the
- * converters the daemon writes them with (src/core/wire-rows.ts).
+ * converters the daemon writes them with (src/wire/rows.ts).
  */
 import { type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { ErrorInfo, JobListRow, JobResult, JobState, JobStatus } from "../core/job.js";
-import { dateFromWire as date } from "../core/wire-rows.js";
 import type {
   ErrorInfo as PbErrorInfo,
   JobListRow as PbJobListRow,
   JobResult as PbJobResult,
   JobStatus as PbJobStatus,
 } from "../gen/ferry/v1/jobs_pb.js";
+import { dateFromWire as date } from "../wire/rows.js";
 
 export function errorInfoFrom(info: PbErrorInfo | undefined): ErrorInfo | null {
   if (info === undefined) return null;
@@ -85,4 +85,4 @@ export {
   scheduleFromWire as scheduleFrom,
   statsFromWire as statsFrom,
   workerFromWire as workerFrom,
-} from "../core/wire-rows.js";
+} from "../wire/rows.js";

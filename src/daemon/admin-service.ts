@@ -19,9 +19,9 @@ import {
 } from "../auth/access.js";
 import type { AccessControl } from "../auth/access-control.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
-import { statsToWire, workerToWire } from "../core/wire-rows.js";
 import type { AdminService, UserSchema } from "../gen/ferry/v1/admin_pb.js";
 import type { PluginStatus } from "../plugins/status.js";
+import { statsToWire, workerToWire } from "../wire/rows.js";
 import type { Caller } from "./authn.js";
 import { answering, denied } from "./rpc-errors.js";
 

@@ -4,7 +4,8 @@
  * ids, codes and addresses, never payloads, results, cookies or tokens.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { type Logger, pino } from "pino";
+import { pino } from "pino";
+import type { Logger } from "../core/logger.js";
 import { ERROR_CODE_HEADER } from "./rpc-errors.js";
 
 export type { Logger };

@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { basename, join } from "node:path";
 import type { Duplex } from "node:stream";
-import type { Logger } from "../daemon/log.js";
+import type { Logger } from "../core/logger.js";
 import { HOST_SCRIPT } from "./ferry-files.js";
 import { HostChannel } from "./host-channel.js";
 import { forwardOutput } from "./plugin-output.js";

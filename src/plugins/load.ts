@@ -3,7 +3,7 @@
  * process, with name collisions refused, one log line per plugin, and their handlers for the worker.
  */
 import { basename, resolve } from "node:path";
-import type { Logger } from "../daemon/log.js";
+import type { Logger } from "../core/logger.js";
 import type { Handler } from "../worker/handler.js";
 import { unreachable } from "./checks.js";
 import { RESERVED_PLUGIN_NAMES } from "./define-plugin.js";

@@ -8,7 +8,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import type { Logger } from "../daemon/log.js";
+import type { Logger } from "../core/logger.js";
 
 /** Longest line of a plugin's output kept in the log, in bytes; the rest of the line is cut. */
 export const MAX_LINE = 2_000;

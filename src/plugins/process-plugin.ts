@@ -11,7 +11,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { ErrorCode, FerryError } from "../core/errors.js";
-import type { Logger } from "../daemon/log.js";
+import type { Logger } from "../core/logger.js";
 import type { Handler, JobContext } from "../worker/handler.js";
 import { checkManifest, type PluginManifest } from "./define-plugin.js";
 import type { HostChannel } from "./host-channel.js";

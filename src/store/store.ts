@@ -9,7 +9,9 @@
  *   about a running job names the fence it claimed with; a write with a stale fence changes nothing.
  * - Stores are dumb about policy: retries, backoff and error shaping are decided by the worker and
  *   handed over as an `Outcome`. The one exception is the rescuer, which applies the same shared
- *   rule (src/core/retry.ts) to attempts whose worker vanished.
+ *   rule (src/core/retry.ts) to attempts whose worker vanished. The little a store adds when it
+ *   records an outcome (a cancel request beats a retry, the error kept, retention) is shared too:
+ *   src/store/finish-rules.ts.
  * - Payloads and results are opaque bytes, encoded by the job's serializer.
  */
 import type { GroupRate } from "../core/group-rate.js";

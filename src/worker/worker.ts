@@ -1,63 +1,18 @@
 import { hostname } from "node:os";
 import { type Duration, parseDuration } from "../core/duration.js";
-import { ERROR_MAX_BYTES, toErrorInfo } from "../core/error-info.js";
-import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
+import { ErrorCode, invalidArgument } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
-import { checkHandlerName, checkQueueName } from "../core/names.js";
-import type { FiringGate } from "../scheduler/fire.js";
-import { getSerializer } from "../serializers/index.js";
 import { cancelledError } from "../store/rescue.js";
-import type {
-  ClaimedJob,
-  DispatchOffer,
-  LeaseRef,
-  Outcome,
-  Store,
-  StoreEvent,
-  WorkerInfo,
-} from "../store/store.js";
-import { RunningContext } from "./context.js";
-import { failureOutcome } from "./decide.js";
-import { captureDetachedErrors, jobScope } from "./detached-errors.js";
+import type { ClaimedJob, DispatchOffer, Outcome, Store, StoreEvent, WorkerInfo } from "../store/store.js";
+import { Attempt, type AttemptHost } from "./attempt.js";
+import { captureDetachedErrors } from "./detached-errors.js";
 import { TypedEvents, type WorkerEventMap, type WorkerEventName } from "./events.js";
-import type { AnyJobDefinition, Handler, HandlerEntry, JobDefinition } from "./handler.js";
+import type { JobDefinition } from "./handler.js";
 import { Maintenance } from "./maintenance.js";
+import { type Pending, reportWritten } from "./report.js";
+import { type WorkerOptions, workerSettings } from "./worker-options.js";
 
-export interface WorkerOptions {
-  /** Queues to take work from, in order of preference. Default ["default"]. */
-  queues?: readonly string[];
-  /** Jobs run at once. Default 8 (as the daemon's [workers] concurrency). */
-  concurrency?: number;
-  /**
-   * Jobs claimed ahead of free slots and held locally until a slot frees (graphile-worker's "local
-   * queue"): fewer, larger store round trips for short jobs. They count as running in the store
-   * (leased to this worker) while they wait. Default 0.
-   */
-  prefetch?: number;
-  handlers: Readonly<Record<string, HandlerEntry>> | readonly AnyJobDefinition[];
-  /** Name shown by ferry.workers(). Default host:pid. */
-  name?: string;
-  /** How long a claim holds without renewal. Default 30s; renewed every third of it. */
-  lease?: Duration;
-  /** Timeout for jobs that set none. Default 5m. */
-  defaultTimeout?: Duration;
-  /** How often to look for work when no event says there is some. Default 1s. */
-  pollInterval?: Duration;
-  /** How often to rescue jobs whose lease expired, prune and fire schedules. Default 5s. */
-  rescueInterval?: Duration;
-  /** Run the rescuer, pruning and the scheduler in this worker. Default true. */
-  maintenance?: boolean;
-  /**
-   * Asked before each due schedule fires: a reason it answers pauses the schedule instead. The
-   * daemon gives one that checks that the owner still exists and may launch the handler.
-   * Default: none (every due schedule fires).
-   */
-  firingGate?: FiringGate;
-  /** Largest result a handler may return, in bytes. Default 1 MiB. */
-  maxResultBytes?: number;
-  /** Stored error strings (message, detail, fields) are cut to this many bytes, UTF-8 safe. Default 512. */
-  errorMaxBytes?: number;
-}
+export type { WorkerOptions } from "./worker-options.js";
 
 /**
  * A slot a worker holds for one job launched in this process (direct dispatch): the launch
@@ -67,21 +22,6 @@ export interface DispatchTicket {
   readonly offer: DispatchOffer;
   /** The store dispatched the job: start it now. Undefined: it was stored as usual. */
   settle(job: ClaimedJob | undefined): void;
-}
-
-interface Pending {
-  readonly outcome: Outcome;
-  readonly job: ClaimedJob;
-  readonly ms: number;
-}
-
-interface Running {
-  readonly job: ClaimedJob;
-  readonly context: RunningContext;
-  readonly startedMs: number;
-  settled: boolean;
-  timer: NodeJS.Timeout | undefined;
-  cancelTimer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -95,17 +35,16 @@ export class Worker {
   readonly queues: readonly string[];
   readonly concurrency: number;
   readonly #store: Store;
-  readonly #handlers = new Map<string, JobDefinition<unknown, unknown>>();
+  readonly #handlers: ReadonlyMap<string, JobDefinition<unknown, unknown>>;
   readonly #events = new TypedEvents();
-  readonly #running = new Map<string, Running>();
+  readonly #running = new Map<string, Attempt>();
   /** Claimed ahead (prefetch), not started yet; leased like running jobs. */
   #buffer: ClaimedJob[] = [];
   readonly #prefetch: number;
   readonly #leaseMs: number;
-  readonly #defaultTimeoutMs: number;
   readonly #pollMs: number;
-  readonly #maxResultBytes: number;
-  readonly #errorMaxBytes: number;
+  /** What each job's Attempt asks of this worker. */
+  readonly #attemptHost: AttemptHost;
   readonly #maintenance: Maintenance | undefined;
   readonly #startedAt = Date.now();
   #state: "idle" | "running" | "stopping" | "stopped" = "idle";
@@ -117,7 +56,7 @@ export class Worker {
   /** Set while the pump backs off after a store error. */
   #endBackoff: (() => void) | undefined;
   #flushWaiters: (() => void)[] = [];
-  #handlerNames: string[] = [];
+  readonly #handlerNames: string[];
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -133,48 +72,35 @@ export class Worker {
 
   constructor(store: Store, options: WorkerOptions) {
     this.#store = store;
-    this.queues = (options.queues ?? ["default"]).map(checkQueueName);
-    if (this.queues.length === 0) throw invalidArgument("a worker needs at least one queue");
-    this.concurrency = options.concurrency ?? 8;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 10_000) {
-      throw invalidArgument("concurrency must be an integer from 1 to 10000");
-    }
-    this.#prefetch = options.prefetch ?? 0;
-    if (!Number.isInteger(this.#prefetch) || this.#prefetch < 0 || this.#prefetch > 10_000) {
-      throw invalidArgument("prefetch must be an integer from 0 to 10000");
-    }
-    this.name = options.name ?? `${hostname()}:${process.pid}`;
-    this.#leaseMs = parseDuration(options.lease ?? "30s", "lease");
-    if (this.#leaseMs < 200) throw invalidArgument("lease must be at least 200ms");
-    this.#defaultTimeoutMs = parseDuration(options.defaultTimeout ?? "5m", "defaultTimeout");
-    this.#pollMs = Math.max(10, parseDuration(options.pollInterval ?? "1s", "pollInterval"));
-    this.#maxResultBytes = options.maxResultBytes ?? 1_048_576;
-    this.#errorMaxBytes = options.errorMaxBytes ?? ERROR_MAX_BYTES;
-    if (!Number.isInteger(this.#errorMaxBytes) || this.#errorMaxBytes < 64 || this.#errorMaxBytes > 65_536) {
-      throw invalidArgument("errorMaxBytes must be an integer from 64 to 65536");
-    }
-    const entries: [string, HandlerEntry][] = Array.isArray(options.handlers)
-      ? options.handlers.map((d: AnyJobDefinition) => [d.name, d] as [string, HandlerEntry])
-      : Object.entries(options.handlers as Record<string, HandlerEntry>);
-    for (const [name, entry] of entries) {
-      checkHandlerName(name);
-      const definition: JobDefinition<unknown, unknown> =
-        typeof entry === "function"
-          ? { name, schema: undefined, defaults: {}, handler: entry as Handler<unknown, unknown> }
-          : (entry as unknown as JobDefinition<unknown, unknown>);
-      this.#handlers.set(name, definition);
-    }
+    const settings = workerSettings(options);
+    this.queues = settings.queues;
+    this.concurrency = settings.concurrency;
+    this.#prefetch = settings.prefetch;
+    this.name = settings.name;
+    this.#leaseMs = settings.leaseMs;
+    this.#pollMs = settings.pollMs;
+    this.#handlers = settings.handlers;
     this.#handlerNames = [...this.#handlers.keys()];
-    if (options.maintenance !== false) {
-      this.#maintenance = new Maintenance(
-        store,
-        parseDuration(options.rescueInterval ?? "5s", "rescueInterval"),
-        {
-          workerTtlMs: this.#leaseMs * 3,
-          onError: (error, during) => this.#events.emit("error", { error, during }),
-          firingGate: options.firingGate,
-        },
-      );
+    this.#attemptHost = {
+      errorMaxBytes: settings.errorMaxBytes,
+      maxResultBytes: settings.maxResultBytes,
+      defaultTimeoutMs: settings.defaultTimeoutMs,
+      setProgress: async (lease, fraction) => {
+        await this.#store.setProgress(lease, fraction);
+      },
+      takeEarlyCancel: (id) => {
+        const early = this.#earlyCancels.get(id);
+        if (early !== undefined) this.#earlyCancels.delete(id);
+        return early;
+      },
+      ended: (attempt, outcome) => this.ended(attempt, outcome),
+    };
+    if (settings.rescueMs !== undefined) {
+      this.#maintenance = new Maintenance(store, settings.rescueMs, {
+        workerTtlMs: this.#leaseMs * 3,
+        onError: (error, during) => this.#events.emit("error", { error, during }),
+        firingGate: settings.firingGate,
+      });
     }
   }
 
@@ -230,7 +156,7 @@ export class Worker {
     }
     for (const running of [...this.#running.values()]) {
       running.context.abort(ErrorCode.Cancelled, "the worker is shutting down");
-      this.settle(running, { kind: "release", id: running.job.id, fence: running.job.fence });
+      running.settle({ kind: "release", id: running.job.id, fence: running.job.fence });
     }
     // A launch in flight may still hand over a job: it must be released before we leave.
     while (this.#reserved > 0) await new Promise<void>((resolve) => this.#reservationWaiters.push(resolve));
@@ -281,7 +207,7 @@ export class Worker {
       const buffered = this.unbuffer(event.id);
       if (buffered !== undefined) this.cancelBuffered(buffered);
       const running = this.#running.get(event.id);
-      if (running !== undefined) this.cancelRunning(running, event.graceMs);
+      if (running !== undefined) running.cancel(event.graceMs);
       // Maybe ours but not here yet (its claim is still on the way back): honoured when it lands.
       if (buffered === undefined && running === undefined) this.rememberCancel(event.id, event.graceMs);
     }
@@ -337,7 +263,7 @@ export class Worker {
               leaseMs: this.#leaseMs,
               finished,
             });
-            this.reportWritten(batch, claimed.applied);
+            reportWritten(this.#events, batch, claimed.applied);
             if (this.#state === "running") {
               this.#buffer.push(...claimed.jobs);
               this.startBuffered();
@@ -349,7 +275,7 @@ export class Worker {
             progressed = claimed.jobs.length === room;
             this.#drained = !progressed;
           } else if (batch.length > 0) {
-            this.reportWritten(batch, await this.#store.finish(finished));
+            reportWritten(this.#events, batch, await this.#store.finish(finished));
           }
           backoff = 50;
         } catch (error) {
@@ -448,193 +374,24 @@ export class Worker {
       this.#pending.push({ outcome: { kind: "release", id: job.id, fence: job.fence }, job, ms: 0 });
       return;
     }
-    const lease: LeaseRef = { id: job.id, fence: job.fence };
-    const context = new RunningContext(job, async (fraction) => {
-      await this.#store.setProgress(lease, fraction);
-    });
-    const running: Running = {
-      job,
-      context,
-      startedMs: performance.now(),
-      settled: false,
-      timer: undefined,
-      cancelTimer: undefined,
-    };
-    this.#running.set(job.id, running);
+    const attempt = new Attempt(job, this.#attemptHost);
+    this.#running.set(job.id, attempt);
     if (this.#events.has("job:started")) {
       this.#events.emit("job:started", { id: job.id, handler: job.handler, attempt: job.attempt });
     }
-
-    const definition = this.#handlers.get(job.handler);
-    if (definition === undefined) {
-      this.settle(
-        running,
-        this.failed(job, new FerryError(ErrorCode.UnknownHandler, `no handler named ${job.handler}`), {
-          code: ErrorCode.UnknownHandler,
-        }),
-      );
-      return;
-    }
-    const timeoutMs = job.policy.timeoutMs ?? definition.defaults.timeout ?? this.#defaultTimeoutMs;
-    const ms = typeof timeoutMs === "number" ? timeoutMs : parseDuration(timeoutMs, "timeout");
-    running.timer = setTimeout(() => this.timeOut(running, ms), ms);
-    if (job.cancelRequested) this.cancelRunning(running, 0);
-    const early = this.#earlyCancels.get(job.id);
-    if (early !== undefined) {
-      this.#earlyCancels.delete(job.id);
-      // After the handler's first synchronous steps, so an abort listener it adds hears it.
-      queueMicrotask(() => this.cancelRunning(running, Math.max(0, early.graceMs - (Date.now() - early.at))));
-    }
-
-    let payload: unknown;
-    try {
-      payload = getSerializer(job.serializer).decode(job.payload);
-      if (definition.schema !== undefined) payload = definition.schema.parse(payload);
-    } catch (error) {
-      const code = error instanceof FerryError ? error.code : ErrorCode.InvalidArgument;
-      this.settle(running, this.failed({ ...job, maxAttempts: job.attempt }, error, { code }));
-      return;
-    }
-    const sink = { fail: (reason: unknown) => this.settle(running, this.failed(job, reason)) };
-    let result: unknown;
-    try {
-      result = jobScope.run(sink, () => definition.handler(payload, context));
-    } catch (error) {
-      this.settle(running, this.failed(job, error));
-      return;
-    }
-    // Native promises and other thenables alike (a handler may return a Bluebird or a query builder).
-    if (result instanceof Promise || typeof (result as { then?: unknown } | null)?.then === "function") {
-      Promise.resolve(result).then(
-        (value) => this.complete(running, value),
-        (error: unknown) => this.settle(running, this.failure(running, error)),
-      );
-    } else {
-      this.complete(running, result);
-    }
+    attempt.run(this.#handlers.get(job.handler));
   }
 
-  /** An attempt's failure as the store records it, its strings cut to `errorMaxBytes`. */
-  private failed(
-    job: ClaimedJob,
-    thrown: unknown,
-    overrides: { code?: string; timedOut?: boolean } = {},
-  ): Outcome {
-    return failureOutcome(job, thrown, { ...overrides, errorMaxBytes: this.#errorMaxBytes });
-  }
-
-  /** An error thrown after an abort is reported as the abort's cause (cancel, timeout, lease loss). */
-  private failure(running: Running, error: unknown): Outcome {
-    const aborted = running.context.aborted;
-    if (aborted?.code === ErrorCode.Cancelled && running.cancelTimer !== undefined) {
-      return {
-        kind: "cancelled",
-        id: running.job.id,
-        fence: running.job.fence,
-        error: toErrorInfo(aborted, {
-          attempt: running.job.attempt,
-          retryable: false,
-          maxBytes: this.#errorMaxBytes,
-        }),
-      };
-    }
-    return this.failed(running.job, error);
-  }
-
-  private complete(running: Running, value: unknown): void {
-    if (running.settled) return;
-    let bytes: Uint8Array | null = null;
-    try {
-      if (value !== undefined) {
-        bytes = getSerializer(running.job.serializer).encode(value, { maxBytes: this.#maxResultBytes });
-      }
-    } catch (error) {
-      const code = error instanceof FerryError ? error.code : ErrorCode.Serialization;
-      this.settle(
-        running,
-        this.failed({ ...running.job, maxAttempts: running.job.attempt }, error, { code }),
-      );
-      return;
-    }
-    this.settle(running, { kind: "completed", id: running.job.id, fence: running.job.fence, result: bytes });
-  }
-
-  private timeOut(running: Running, ms: number): void {
-    if (running.settled) return;
-    running.context.abort(ErrorCode.Timeout, `timed out after ${ms} ms`);
-    const error = new FerryError(ErrorCode.Timeout, `timed out after ${ms} ms`);
-    this.settle(running, this.failed(running.job, error, { code: ErrorCode.Timeout, timedOut: true }));
-  }
-
-  private cancelRunning(running: Running, graceMs: number): void {
-    if (running.settled || running.cancelTimer !== undefined) return;
-    running.context.abort(ErrorCode.Cancelled, "cancelled by request");
-    const force = () => {
-      if (running.settled) return;
-      this.settle(running, {
-        kind: "cancelled",
-        id: running.job.id,
-        fence: running.job.fence,
-        error: toErrorInfo("cancelled (forced after the grace period)", {
-          attempt: running.job.attempt,
-          code: ErrorCode.Cancelled,
-          retryable: false,
-          maxBytes: this.#errorMaxBytes,
-        }),
-      });
-    };
-    running.cancelTimer = setTimeout(force, Math.max(0, graceMs));
-  }
-
-  /** Ends an attempt once: frees the slot now, records the outcome with the next flush. */
-  private settle(running: Running, outcome: Outcome | undefined): void {
-    if (running.settled) return;
-    running.settled = true;
-    clearTimeout(running.timer);
-    clearTimeout(running.cancelTimer);
-    this.#running.delete(running.job.id);
+  /** An attempt ended: free its slot now, record the outcome with the next flush. */
+  private ended(attempt: Attempt, outcome: Outcome | undefined): void {
+    this.#running.delete(attempt.job.id);
     if (outcome !== undefined) {
-      this.#pending.push({ outcome, job: running.job, ms: performance.now() - running.startedMs });
+      this.#pending.push({ outcome, job: attempt.job, ms: performance.now() - attempt.startedMs });
     }
     if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
       for (const wake of this.#idleWaiters.splice(0)) wake();
     }
     this.requestClaim(false);
-  }
-
-  /** Reports outcomes once the store took them; a refused one means another worker owns the job now. */
-  private reportWritten(batch: readonly Pending[], applied: readonly boolean[]): void {
-    if (!this.#events.hasAny()) return;
-    batch.forEach((pending, i) => {
-      const { outcome, job, ms } = pending;
-      const { id, handler, attempt } = job;
-      if (applied[i] !== true) {
-        if (outcome.kind !== "release") this.#events.emit("job:lease-lost", { id, handler });
-        return;
-      }
-      switch (outcome.kind) {
-        case "completed":
-          this.#events.emit("job:completed", { id, handler, attempt, ms });
-          break;
-        case "failed":
-        case "retry":
-          this.#events.emit("job:failed", {
-            id,
-            handler,
-            error: outcome.error,
-            willRetry: outcome.kind === "retry",
-          });
-          break;
-        case "snooze":
-          this.#events.emit("job:snoozed", { id, handler, delayMs: outcome.delayMs });
-          break;
-        case "cancelled":
-          this.#events.emit("job:cancelled", { id, handler });
-          break;
-        case "release":
-          break;
-      }
-    });
   }
 
   /** Resolves when every recorded outcome has reached the store. */
@@ -657,13 +414,13 @@ export class Worker {
         if (running === undefined) continue;
         running.context.abort(ErrorCode.Cancelled, "this worker lost the job's lease");
         this.#events.emit("job:lease-lost", { id, handler: running.job.handler });
-        this.settle(running, undefined);
+        running.settle(undefined);
       }
       for (const { id, graceLeftMs } of answer.cancelRequested) {
         const buffered = this.unbuffer(id);
         if (buffered !== undefined) this.cancelBuffered(buffered);
         const running = this.#running.get(id);
-        if (running !== undefined) this.cancelRunning(running, graceLeftMs);
+        if (running !== undefined) running.cancel(graceLeftMs);
       }
     } catch (error) {
       this.#events.emit("error", { error, during: "heartbeat" });

@@ -1,11 +1,14 @@
 /**
- * The daemon writes stats, workers and schedules with src/core/wire-rows.ts and `ferry/client`
+ * The daemon writes stats, workers and schedules with src/wire/rows.ts and `ferry/client`
  * reads them back with it: through the real message encoding both ways, a row comes back as it
  * left, and the JSON on the wire keeps its shape (RFC 3339 times, int64 counters, no nulls).
  */
 import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import type { ScheduleView } from "../../src/api/schedules.js";
+import { StatsResponseSchema, WorkerSchema } from "../../src/gen/ferry/v1/admin_pb.js";
+import { ScheduleSchema } from "../../src/gen/ferry/v1/schedules_pb.js";
+import type { StoreStats, WorkerInfo } from "../../src/store/store.js";
 import {
   scheduleFromWire,
   scheduleToWire,
@@ -13,10 +16,7 @@ import {
   statsToWire,
   workerFromWire,
   workerToWire,
-} from "../../src/core/wire-rows.js";
-import { StatsResponseSchema, WorkerSchema } from "../../src/gen/ferry/v1/admin_pb.js";
-import { ScheduleSchema } from "../../src/gen/ferry/v1/schedules_pb.js";
-import type { StoreStats, WorkerInfo } from "../../src/store/store.js";
+} from "../../src/wire/rows.js";
 
 const stats: StoreStats = {
   byQueue: { default: { queued: 3, running: 1 }, mail: { failed: 2 } },

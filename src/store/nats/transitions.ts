@@ -1,19 +1,16 @@
 /**
  * How a job record changes at each step, as pure functions of (record, input, now). The NATS store
- * writes each result with one compare-and-set; the rules are the SQL stores' (sqlite/finish.ts),
- * kept here in one place so that the two kinds of store read the same.
+ * writes each result with one compare-and-set. What finishing decides is the rule every store
+ * shares (../finish-rules.ts); this file only lays it onto a NATS record.
  */
-import type { ErrorInfo } from "../../core/job.js";
-import { cancelledError, dependencyFailed } from "../rescue.js";
+import { decideFinish, retentionEnd as keepUntil } from "../finish-rules.js";
+import { dependencyFailed } from "../rescue.js";
 import type { CounterDelta } from "../stats.js";
 import type { Outcome } from "../store.js";
 import type { StoredJob } from "./job-codec.js";
 
-/** A detached job's result nobody can collect: keep the record an hour for listing, no longer. */
-const DETACHED_KEEP_MS = 3_600_000;
-
 export const retentionEnd = (job: StoredJob, now: number): number =>
-  now + (job.detached ? Math.min(job.policy.resultTtlMs, DETACHED_KEEP_MS) : job.policy.resultTtlMs);
+  keepUntil({ detached: job.detached, resultTtlMs: job.policy.resultTtlMs }, now);
 
 export const isWaiting = (job: StoredJob): boolean => job.state === "queued" || job.state === "scheduled";
 
@@ -40,61 +37,64 @@ export interface Applied {
 /** The record after `outcome`, or undefined when the outcome is fenced off (not the holder). */
 export function applyOutcome(job: StoredJob, outcome: Outcome, now: number): Applied | undefined {
   if (job.state !== "running" || job.fence !== outcome.fence) return undefined;
-  const released = { workerId: null, leaseExpiresAt: null };
-  if (outcome.kind === "completed") {
-    return {
-      next: {
-        ...job,
-        ...released,
-        state: "completed",
-        finishedAt: now,
-        error: null,
-        cancelDeadline: null,
-        progress: 1,
-        result: job.detached ? null : outcome.result,
-        expiresAt: retentionEnd(job, now),
-      },
-      counts: { completed: 1, run_count: 1, run_ms_total: Math.max(0, now - (job.startedAt ?? now)) },
-      finished: { succeeded: true },
-    };
-  }
-  let kind = outcome.kind;
-  // A cancel requested while it ran wins over a retry or snooze: the owner asked it to stop.
-  if (job.cancelRequested && (kind === "retry" || kind === "snooze" || kind === "release"))
-    kind = "cancelled";
-  if (kind === "failed" || kind === "cancelled") {
-    const error: ErrorInfo =
-      "error" in outcome && (outcome.kind === kind || kind === "failed")
-        ? outcome.error
-        : cancelledError(job.attempts);
-    const timedOut = "timedOut" in outcome && outcome.timedOut;
-    return {
-      next: {
-        ...job,
-        ...released,
-        state: kind,
-        finishedAt: now,
-        result: null,
-        error,
-        cancelDeadline: null,
-        expiresAt: retentionEnd(job, now),
-      },
-      counts: { [kind === "failed" ? "failed" : "cancelled"]: 1, ...(timedOut ? { timed_out: 1 } : {}) },
-      finished: { succeeded: false },
-    };
-  }
-  const delayMs = "delayMs" in outcome ? outcome.delayMs : 0;
-  return {
-    next: {
-      ...job,
-      ...released,
-      state: delayMs > 0 ? "scheduled" : "queued",
-      runAt: now + delayMs,
-      error: outcome.kind === "retry" ? outcome.error : job.error,
-      attempts: kind === "retry" ? job.attempts : job.attempts - 1,
+  const decision = decideFinish(
+    {
+      attempts: job.attempts,
+      cancelRequested: job.cancelRequested,
+      detached: job.detached,
+      resultTtlMs: job.policy.resultTtlMs,
+      startedAt: job.startedAt,
     },
-    counts: outcome.kind === "retry" && outcome.timedOut ? { timed_out: 1 } : {},
-  };
+    outcome,
+    now,
+  );
+  const released = { workerId: null, leaseExpiresAt: null };
+  switch (decision.state) {
+    case "completed":
+      return {
+        next: {
+          ...job,
+          ...released,
+          state: "completed",
+          finishedAt: decision.finishedAt,
+          error: null,
+          cancelDeadline: null,
+          progress: 1,
+          result: decision.result,
+          expiresAt: decision.expiresAt,
+        },
+        counts: decision.counts,
+        finished: { succeeded: true },
+      };
+    case "failed":
+    case "cancelled":
+      return {
+        next: {
+          ...job,
+          ...released,
+          state: decision.state,
+          finishedAt: decision.finishedAt,
+          result: null,
+          error: decision.error,
+          cancelDeadline: null,
+          expiresAt: decision.expiresAt,
+        },
+        counts: decision.counts,
+        finished: { succeeded: false },
+      };
+    default:
+      return {
+        next: {
+          ...job,
+          ...released,
+          state: decision.state,
+          runAt: decision.runAt,
+          error: decision.error ?? job.error,
+          attempts: decision.refund ? job.attempts - 1 : job.attempts,
+        },
+        counts: decision.counts,
+      };
+  }
 }
 
 /** A waiting child whose parent finished: one parent fewer to wait for, or failed with it. */

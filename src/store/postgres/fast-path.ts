@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { DEFAULT_POLICY } from "../../core/options.js";
+import { DETACHED_KEEP_MS } from "../finish-rules.js";
 import { makePolicyText } from "../policy-text.js";
 import { CLAIMED_COLUMNS } from "../rows.js";
 import type { DispatchOffer, NewJob, Outcome } from "../store.js";
@@ -61,7 +62,7 @@ export function makeFastRound(s: string) {
         lease_expires_at = NULL, cancel_deadline = NULL, progress = 1,
         result = CASE WHEN j.detached THEN NULL ELSE x.result END,
         expires_at = c.n + least(coalesce((j.policy::jsonb ->> 'resultTtlMs')::bigint, $4),
-                                 CASE WHEN j.detached THEN 3600000 ELSE 9007199254740991 END)
+                                 CASE WHEN j.detached THEN ${DETACHED_KEEP_MS} ELSE 9007199254740991 END)
       FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS x(id, fence, result), c
       -- Jobs with dependents go the general way: its cascade runs as a separate statement, so it
       -- sees a child linked while this one waited on the parent's row lock.

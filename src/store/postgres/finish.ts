@@ -1,7 +1,7 @@
-import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
+import { addCounts, completedCounts, DETACHED_KEEP_MS, decideFinish } from "../finish-rules.js";
 import { parsePolicy } from "../policy-text.js";
-import { cancelledError, dependencyFailed } from "../rescue.js";
+import { dependencyFailed } from "../rescue.js";
 import { type CounterDelta, noCounts } from "../stats.js";
 import type { Outcome } from "../store.js";
 import type { Client } from "./connection.js";
@@ -51,15 +51,15 @@ export function makeFinish(s: string) {
     counts: Required<CounterDelta>,
     outbox: Outbox,
   ): Promise<Set<string>> {
-    const rows = await client.query<{ id: string; has_dependents: boolean; run_ms: number }>(
+    const rows = await client.query<{ id: string; has_dependents: boolean; started_at: number; now: number }>(
       `UPDATE ${s}.jobs j SET state = 'completed', finished_at = c.n, error = NULL, worker_id = NULL,
          lease_expires_at = NULL, cancel_deadline = NULL, progress = 1,
          result = CASE WHEN j.detached THEN NULL ELSE x.result END,
          expires_at = c.n + least(coalesce((j.policy::jsonb ->> 'resultTtlMs')::bigint, $4),
-                                  CASE WHEN j.detached THEN 3600000 ELSE 9007199254740991 END)
+                                  CASE WHEN j.detached THEN ${DETACHED_KEEP_MS} ELSE 9007199254740991 END)
        FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS x(id, fence, result), (SELECT ${s}.ms_now() AS n) AS c
        WHERE j.id = x.id AND j.fence = x.fence AND j.state = 'running'
-       RETURNING j.id, j.has_dependents, greatest(0, c.n - j.started_at) AS run_ms`,
+       RETURNING j.id, j.has_dependents, j.started_at, c.n AS now`,
       [
         done.map((o) => o.id),
         done.map((o) => o.fence),
@@ -71,9 +71,7 @@ export function makeFinish(s: string) {
     for (const row of rows.rows) {
       applied.add(row.id);
       outbox.changed.push(row.id);
-      counts.completed += 1;
-      counts.run_ms_total += row.run_ms;
-      counts.run_count += 1;
+      addCounts(counts, completedCounts(row.started_at, row.now));
       if (row.has_dependents) await cascade(client, row.id, true, outbox);
     }
     return applied;
@@ -85,61 +83,69 @@ export function makeFinish(s: string) {
     counts: Required<CounterDelta>,
     outbox: Outbox,
   ): Promise<boolean> {
+    // ms_now() is the transaction's start, so `now` is the time the statements below would write.
     const held = await client.query<{
       cancel_requested: boolean;
       has_dependents: boolean;
       detached: boolean;
       attempts: number;
+      started_at: number | null;
       policy: string | null;
       queue: string;
+      now: number;
     }>(
-      `SELECT cancel_requested, has_dependents, detached, attempts, policy, queue FROM ${s}.jobs
-       WHERE id = $1 AND fence = $2 AND state = 'running' FOR UPDATE`,
+      `SELECT cancel_requested, has_dependents, detached, attempts, started_at, policy, queue, ${s}.ms_now() AS now
+       FROM ${s}.jobs WHERE id = $1 AND fence = $2 AND state = 'running' FOR UPDATE`,
       [outcome.id, outcome.fence],
     );
     const row = held.rows[0];
     if (row === undefined) return false;
     outbox.changed.push(outcome.id);
-    let kind = outcome.kind;
-    // A cancel requested while it ran wins over a retry or snooze: the owner asked it to stop.
-    if (row.cancel_requested && (kind === "retry" || kind === "snooze" || kind === "release"))
-      kind = "cancelled";
-    if (kind === "failed" || kind === "cancelled") {
-      const error: ErrorInfo =
-        "error" in outcome && (outcome.kind === kind || kind === "failed")
-          ? outcome.error
-          : cancelledError(row.attempts);
-      const ttl = parsePolicy(row.policy).resultTtlMs;
-      // Nobody can collect a detached job's result: keep the row an hour for listing, no longer.
-      const keepMs = row.detached ? Math.min(ttl, 3_600_000) : ttl;
-      await client.query(
-        `UPDATE ${s}.jobs SET state = $1, finished_at = ${s}.ms_now(), result = NULL, error = $2, worker_id = NULL,
-           lease_expires_at = NULL, cancel_deadline = NULL, expires_at = ${s}.ms_now() + $3
-         WHERE id = $4`,
-        [kind, JSON.stringify(error), keepMs, outcome.id],
-      );
-      if (kind === "failed") counts.failed += 1;
-      else counts.cancelled += 1;
-      if ("timedOut" in outcome && outcome.timedOut) counts.timed_out += 1;
-      if (row.has_dependents) await cascade(client, outcome.id, false, outbox);
-      return true;
-    }
-    const delayMs = "delayMs" in outcome ? outcome.delayMs : 0;
-    if (outcome.kind === "retry" && outcome.timedOut) counts.timed_out += 1;
-    await client.query(
-      `UPDATE ${s}.jobs SET state = $1, run_at = ${s}.ms_now() + $2, error = coalesce($3, error),
-         attempts = attempts - $4, worker_id = NULL, lease_expires_at = NULL
-       WHERE id = $5`,
-      [
-        delayMs > 0 ? "scheduled" : "queued",
-        delayMs,
-        outcome.kind === "retry" ? JSON.stringify(outcome.error) : null,
-        kind === "retry" ? 0 : 1,
-        outcome.id,
-      ],
+    const decision = decideFinish(
+      {
+        attempts: row.attempts,
+        cancelRequested: row.cancel_requested,
+        detached: row.detached,
+        resultTtlMs: parsePolicy(row.policy).resultTtlMs,
+        startedAt: row.started_at,
+      },
+      outcome,
+      row.now,
     );
-    outbox.queues.add(row.queue);
-    return true;
+    addCounts(counts, decision.counts);
+    switch (decision.state) {
+      case "failed":
+      case "cancelled":
+        await client.query(
+          `UPDATE ${s}.jobs SET state = $1, finished_at = $2, result = NULL, error = $3, worker_id = NULL,
+             lease_expires_at = NULL, cancel_deadline = NULL, expires_at = $4
+           WHERE id = $5`,
+          [
+            decision.state,
+            decision.finishedAt,
+            JSON.stringify(decision.error),
+            decision.expiresAt,
+            outcome.id,
+          ],
+        );
+        if (row.has_dependents) await cascade(client, outcome.id, false, outbox);
+        return true;
+      default:
+        await client.query(
+          `UPDATE ${s}.jobs SET state = $1, run_at = $2, error = coalesce($3, error),
+             attempts = attempts - $4, worker_id = NULL, lease_expires_at = NULL
+           WHERE id = $5`,
+          [
+            decision.state,
+            decision.runAt,
+            decision.error === null ? null : JSON.stringify(decision.error),
+            decision.refund ? 1 : 0,
+            outcome.id,
+          ],
+        );
+        outbox.queues.add(row.queue);
+        return true;
+    }
   }
 
   async function finish(client: Client, outcomes: readonly Outcome[], outbox: Outbox): Promise<boolean[]> {

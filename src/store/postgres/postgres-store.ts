@@ -5,9 +5,7 @@ import { ErrorCode, FerryError } from "../../core/errors.js";
 import { RATE_PRUNE_EVERY_MS } from "../../core/group-rate.js";
 import type { JobState, Progress } from "../../core/job.js";
 import { canDispatch } from "../dispatch.js";
-import { rescueOutcome } from "../rescue.js";
 import {
-  byClaimOrder,
   type JobRow,
   type QueueRow,
   type ScheduleRow,
@@ -22,7 +20,6 @@ import type {
   CancelResult,
   ClaimRequest,
   ClaimResult,
-  DispatchOffer,
   EnqueueContext,
   EnqueueResult,
   HeartbeatResult,
@@ -44,7 +41,7 @@ import type {
   StoreStats,
   WorkerInfo,
 } from "../store.js";
-import { makeClaim, makeLeases, toPgClaimedJob } from "./claim.js";
+import { enqueueInCallerTx } from "./caller-tx.js";
 import {
   type Client,
   connectionSettings,
@@ -52,30 +49,15 @@ import {
   migrate,
   type PostgresOptions,
   query,
-  storeError,
 } from "./connection.js";
 import { type ConsumeAnswer, makeControls, makeQueries } from "./controls.js";
 import { makeEnqueue } from "./enqueue.js";
-import {
-  type DispatchRow,
-  type FastRoundRow,
-  makeDispatchLaunch,
-  makeFastLaunch,
-  makeFastRound,
-} from "./fast-path.js";
+import { makeFastLaunch } from "./fast-path.js";
 import { makeFinish } from "./finish.js";
 import { isJobId } from "./job-id.js";
-import { LeaseKeeper } from "./lease-keeper.js";
 import { channelOf, Listener, Outbox } from "./notifier.js";
 import { makeSchedules } from "./schedules.js";
-
-/** What `tx` must offer: a `pg` Client or PoolClient inside the caller's open transaction. */
-interface Queryable {
-  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
-}
-
-const isQueryable = (value: unknown): value is Queryable =>
-  typeof (value as { query?: unknown } | null)?.query === "function";
+import { type PgStoreAccess, PgWorkerOps } from "./worker-ops.js";
 
 /**
  * The PostgreSQL store: jobs in one table of its own schema, claimed with FOR UPDATE SKIP LOCKED,
@@ -93,28 +75,21 @@ export class PostgresStore implements Store {
   /** When pruneExpired last deleted ended group-rate windows (0: not yet). */
   #ratesPrunedAt = 0;
   readonly #enqueue: ReturnType<typeof makeEnqueue>;
-  readonly #claim: ReturnType<typeof makeClaim>;
-  readonly #leases: ReturnType<typeof makeLeases>;
   readonly #finish: ReturnType<typeof makeFinish>;
   readonly #controls: ReturnType<typeof makeControls>;
   readonly #queries: ReturnType<typeof makeQueries>;
   readonly #schedules: ReturnType<typeof makeSchedules>;
-  readonly #config: pg.PoolConfig;
   /** Tags this store's notifications, so its own listener skips them. */
   readonly #origin = randomUUID();
-  readonly #fastRound: ReturnType<typeof makeFastRound>;
   readonly #fastLaunch: ReturnType<typeof makeFastLaunch>;
-  readonly #dispatchLaunch: ReturnType<typeof makeDispatchLaunch>;
+  /** Claiming, outcomes, dispatch, heartbeats and the rescuer: what workers drive. */
+  readonly #workerOps: PgWorkerOps;
   #listening: Promise<void> | undefined;
-  #keeper: LeaseKeeper | undefined;
-  readonly #stallMs: number;
   #closed = false;
 
   constructor(url: string, options: PostgresOptions = {}) {
     const { config, schema } = connectionSettings(url, options);
     this.schema = schema;
-    this.#config = config;
-    this.#stallMs = options.leaseKeeperMs ?? 120_000;
     this.#pool = new pg.Pool(config);
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.#pool.on("error", () => undefined);
@@ -129,15 +104,24 @@ export class PostgresStore implements Store {
     );
     const s = schema;
     this.#enqueue = makeEnqueue(s);
-    this.#claim = makeClaim(s);
-    this.#leases = makeLeases(s);
     this.#finish = makeFinish(s);
     this.#controls = makeControls(s, this.#finish.cascade);
     this.#queries = makeQueries(s);
     this.#schedules = makeSchedules(s);
-    this.#fastRound = makeFastRound(s);
     this.#fastLaunch = makeFastLaunch(s);
-    this.#dispatchLaunch = makeDispatchLaunch(s);
+    const access: PgStoreAccess = {
+      pool: this.#pool,
+      config,
+      schema,
+      channel: this.#channel,
+      origin: this.#origin,
+      isClosed: () => this.#closed,
+      guard: () => this.guard(),
+      write: (work) => this.write(work),
+      read: (text, values) => this.read(text, values),
+      tell: (events) => this.tell(events),
+    };
+    this.#workerOps = new PgWorkerOps(access, this.#finish, options.leaseKeeperMs ?? 120_000);
   }
 
   /** The LISTEN connection, for tests and operators: reconnects so far. */
@@ -194,7 +178,7 @@ export class PostgresStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     this.#events.removeAllListeners();
-    await this.#keeper?.stop();
+    await this.#workerOps.close();
     await this.#listener.close();
     await this.#pool.end().catch(() => undefined);
   }
@@ -204,7 +188,7 @@ export class PostgresStore implements Store {
     if (context.tx === undefined) {
       const job = jobs[0]!;
       if (context.dispatch !== undefined && jobs.length === 1 && canDispatch(job)) {
-        return [await this.dispatch(job, context.dispatch)];
+        return [await this.#workerOps.dispatch(job, context.dispatch)];
       }
       if (jobs.every((j) => j.uniqueKey === null && j.dependsOn.length === 0)) {
         // The common launch: one statement, one round trip.
@@ -216,43 +200,7 @@ export class PostgresStore implements Store {
       return this.write((client, outbox) => this.#enqueue(client, jobs, outbox));
     }
     // Inside the caller's transaction: the jobs (and the wake-up) exist only if the caller commits.
-    if (!isQueryable(context.tx)) {
-      throw new FerryError(
-        ErrorCode.InvalidArgument,
-        "tx must be a pg Client or PoolClient in an open transaction",
-      );
-    }
-    if (context.tx instanceof pg.Pool) {
-      throw new FerryError(
-        ErrorCode.InvalidArgument,
-        "tx must be one client in an open transaction, not a Pool",
-      );
-    }
-    this.guard();
-    const client = context.tx as unknown as Client;
-    // The savepoint proves a transaction is open (else 25P01), and a failure here leaves the
-    // caller's transaction usable instead of aborted.
-    try {
-      await client.query("SAVEPOINT ferry_enqueue");
-    } catch (error) {
-      if ((error as { code?: unknown }).code === "25P01") {
-        throw new FerryError(
-          ErrorCode.InvalidArgument,
-          "tx must be a client inside an open transaction (BEGIN first)",
-        );
-      }
-      throw storeError(error);
-    }
-    const outbox = new Outbox();
-    try {
-      const results = await this.#enqueue(client, jobs, outbox);
-      await outbox.send(client, this.#channel);
-      await client.query("RELEASE SAVEPOINT ferry_enqueue");
-      return results;
-    } catch (error) {
-      await client.query("ROLLBACK TO SAVEPOINT ferry_enqueue").catch(() => undefined);
-      throw storeError(error);
-    }
+    return enqueueInCallerTx(context.tx, jobs, this.#enqueue, this.#channel, () => this.guard());
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
@@ -350,93 +298,11 @@ export class PostgresStore implements Store {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    const finished = request.finished ?? [];
-    const result =
-      request.queues.length === 1 && finished.every((o) => o.kind === "completed")
-        ? await this.fastRound(request, finished as Extract<Outcome, { kind: "completed" }>[])
-        : await this.slowRound(request, finished);
-    if (result.jobs.length > 0) {
-      this.#keeper?.keepLeases(
-        request.workerId,
-        result.jobs,
-        request.leaseMs,
-        Date.now() + this.#stallMs,
-        true,
-      );
-    }
-    return result;
-  }
-
-  /** One plain job written already claimed by a worker of this process (see fast-path.ts). */
-  private async dispatch(job: NewJob, offer: DispatchOffer): Promise<EnqueueResult> {
-    this.guard();
-    const statement = this.#dispatchLaunch(job, offer, this.#channel, this.#origin);
-    const row = (await query<DispatchRow>(this.#pool, statement)).rows[0]!;
-    if (row.state === "queued") {
-      // Paused or group-limited queue: stored as a plain launch would, announced the same way.
-      this.tell([{ type: "enqueued", queue: job.queue }]);
-      return { id: job.id, deduplicated: false };
-    }
-    const claimed = toPgClaimedJob(row);
-    this.#keeper?.keepLeases(offer.workerId, [claimed], offer.leaseMs, Date.now() + this.#stallMs, true);
-    return { id: job.id, deduplicated: false, claimed };
-  }
-
-  /** One statement: completions and the claim of one queue (see fast-path.ts). */
-  private async fastRound(
-    request: ClaimRequest,
-    finished: readonly Extract<Outcome, { kind: "completed" }>[],
-  ): Promise<ClaimResult> {
-    this.guard();
-    const statement = this.#fastRound(
-      finished,
-      request.queues[0]!,
-      request.handlers,
-      request.handlers.length === 0 ? 0 : request.limit,
-      request.workerId,
-      request.leaseMs,
-      this.#channel,
-      this.#origin,
-    );
-    const rows = (await query<FastRoundRow>(this.#pool, statement)).rows;
-    const done = new Set<string>();
-    const claimed: FastRoundRow[] = [];
-    const events: StoreEvent[] = [];
-    let gateClosed = false;
-    for (const row of rows) {
-      if (row.kind === "claimed") claimed.push(row);
-      else if (row.kind === "done") done.add(row.id);
-      else if (row.kind === "ready") events.push({ type: "enqueued", queue: row.queue });
-      else gateClosed = row.gate_closed === true;
-    }
-    for (const id of done) events.push({ type: "changed", id });
-    for (const row of claimed) events.push({ type: "changed", id: row.id });
-    this.tell(events);
-    let applied = finished.map((o) => done.has(o.id));
-    const left = finished.filter((o) => !done.has(o.id));
-    if (left.length > 0) {
-      // Fenced off, or with dependents: the general path tells which, and runs the cascade.
-      const again = await this.finish(left);
-      const byId = new Map(left.map((o, i) => [o.id, again[i]!]));
-      applied = finished.map((o) => done.has(o.id) || byId.get(o.id) === true);
-    }
-    // Paused or group-limited: the general path knows what to do (it claims nothing if paused).
-    if (gateClosed) return { jobs: (await this.slowRound(request, [])).jobs, applied };
-    claimed.sort(byClaimOrder);
-    return { jobs: claimed.map(toPgClaimedJob), applied };
-  }
-
-  /** The general path: a transaction of several statements, for everything else. */
-  private async slowRound(request: ClaimRequest, finished: readonly Outcome[]): Promise<ClaimResult> {
-    return this.write(async (client, outbox) => {
-      const applied = finished.length === 0 ? [] : await this.#finish.finish(client, finished, outbox);
-      return { jobs: await this.#claim(client, request, outbox), applied };
-    });
+    return this.#workerOps.claim(request);
   }
 
   async finish(outcomes: readonly Outcome[]): Promise<boolean[]> {
-    if (outcomes.length === 0) return [];
-    return this.write((client, outbox) => this.#finish.finish(client, outcomes, outbox));
+    return this.#workerOps.finish(outcomes);
   }
 
   async heartbeat(
@@ -444,15 +310,7 @@ export class PostgresStore implements Store {
     leases: readonly LeaseRef[],
     leaseMs: number,
   ): Promise<HeartbeatResult> {
-    const answer = await this.write((client) => this.#leases.heartbeat(client, worker, leases, leaseMs));
-    // Workers heartbeat; bare Store users don't, and get no thread.
-    if (this.#stallMs > 0 && !this.#closed) {
-      this.#keeper ??= new LeaseKeeper(this.#config, this.schema);
-      const lost = new Set(answer.lost);
-      const kept = leases.filter((l) => !lost.has(l.id));
-      this.#keeper.keepLeases(worker.id, kept, leaseMs, Date.now() + this.#stallMs);
-    }
-    return answer;
+    return this.#workerOps.heartbeat(worker, leases, leaseMs);
   }
 
   async setProgress(lease: LeaseRef, progress: Progress): Promise<boolean> {
@@ -470,41 +328,7 @@ export class PostgresStore implements Store {
   async rescueExpired(
     workerTtlMs: number,
   ): Promise<{ readonly requeued: number; readonly failed: number; readonly cancelled: number }> {
-    // Housekeeping runs in every process each few seconds: look before opening a transaction.
-    const any = await this.read<{ any: boolean }>(this.#leases.anyExpiredSql, [workerTtlMs]);
-    if (!any[0]?.any) return { requeued: 0, failed: 0, cancelled: 0 };
-    return this.write(async (client, outbox) => {
-      const tally = { requeued: 0, failed: 0, cancelled: 0 };
-      const outcomes: Outcome[] = [];
-      const expired = await client.query<{
-        id: string;
-        fence: number;
-        attempts: number;
-        max_attempts: number;
-        cancel_requested: boolean;
-        policy: string | null;
-        error: string | null;
-      }>(this.#leases.expiredSql);
-      for (const row of expired.rows) {
-        outcomes.push(
-          rescueOutcome(
-            {
-              ...row,
-              maxAttempts: row.max_attempts,
-              cancelRequested: row.cancel_requested,
-              lastError: row.error,
-            },
-            tally,
-          ),
-        );
-      }
-      if (outcomes.length > 0) await this.#finish.finish(client, outcomes, outbox);
-      await client.query(
-        `DELETE FROM ${this.schema}.workers WHERE last_heartbeat_at < ${this.schema}.ms_now() - $1`,
-        [workerTtlMs],
-      );
-      return tally;
-    });
+    return this.#workerOps.rescueExpired(workerTtlMs);
   }
 
   async pruneExpired(limit: number): Promise<number> {
@@ -517,7 +341,7 @@ export class PostgresStore implements Store {
   }
 
   async removeWorker(workerId: string): Promise<void> {
-    this.#keeper?.forget(workerId);
+    this.#workerOps.forget(workerId);
     await this.write((client) =>
       client.query(`DELETE FROM ${this.schema}.workers WHERE id = $1`, [workerId]),
     );

@@ -1,7 +1,7 @@
-import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
+import { addCounts, completedCounts, DETACHED_KEEP_MS, decideFinish } from "../finish-rules.js";
 import { parsePolicy } from "../policy-text.js";
-import { cancelledError, dependencyFailed } from "../rescue.js";
+import { dependencyFailed } from "../rescue.js";
 import { type CounterDelta, noCounts } from "../stats.js";
 import type { HeartbeatResult, LeaseRef, Outcome, WorkerInfo } from "../store.js";
 import type { Db } from "./connection.js";
@@ -49,7 +49,7 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
        lease_expires_at = NULL, cancel_deadline = NULL, progress = 1,
        result = CASE WHEN detached = 1 THEN NULL ELSE ? END,
        expires_at = ? + min(coalesce(json_extract(policy, '$.resultTtlMs'), ?),
-                            CASE WHEN detached = 1 THEN 3600000 ELSE 9007199254740991 END)
+                            CASE WHEN detached = 1 THEN ${DETACHED_KEEP_MS} ELSE 9007199254740991 END)
      WHERE id = ? AND fence = ? AND state = 'running'
      RETURNING has_dependents, started_at`,
   );
@@ -70,12 +70,6 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
      WHERE id IN (SELECT id FROM d) AND state IN ('scheduled', 'queued')
      RETURNING id`,
   );
-
-  function retentionEnd(row: HeldRow, now: number): number {
-    const ttl = parsePolicy(row.policy).resultTtlMs;
-    // Nobody can collect a detached job's result: keep the row an hour for listing, no longer.
-    return now + (row.detached === 1 ? Math.min(ttl, 3_600_000) : ttl);
-  }
 
   function cascade(id: string, succeeded: boolean, now: number, touched: Touched): void {
     if (succeeded) {
@@ -118,9 +112,7 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
       ) as { has_dependents: number; started_at: number } | undefined;
       if (done === undefined) return false;
       touched.changed.push(outcome.id);
-      counts.completed += 1;
-      counts.run_ms_total += Math.max(0, now - done.started_at);
-      counts.run_count += 1;
+      addCounts(counts, completedCounts(done.started_at, now));
       if (done.has_dependents === 1) cascade(outcome.id, true, now, touched);
       return true;
     }
@@ -128,47 +120,41 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
     const row = held.get(outcome.id, outcome.fence) as HeldRow | undefined;
     if (row === undefined) return false;
     touched.changed.push(outcome.id);
-    let kind = outcome.kind;
-    // A cancel requested while it ran wins over a retry or snooze: the owner asked it to stop.
-    if (row.cancel_requested === 1 && (kind === "retry" || kind === "snooze" || kind === "release"))
-      kind = "cancelled";
-    switch (kind) {
+    const decision = decideFinish(
+      {
+        attempts: row.attempts,
+        cancelRequested: row.cancel_requested === 1,
+        detached: row.detached === 1,
+        resultTtlMs: parsePolicy(row.policy).resultTtlMs,
+        startedAt: row.started_at,
+      },
+      outcome,
+      now,
+    );
+    addCounts(counts, decision.counts);
+    switch (decision.state) {
       case "failed":
-      case "cancelled": {
-        const error: ErrorInfo =
-          "error" in outcome && (outcome.kind === kind || kind === "failed")
-            ? outcome.error
-            : cancelledError(row.attempts);
+      case "cancelled":
         toFinished.run({
-          state: kind,
-          now,
+          state: decision.state,
+          now: decision.finishedAt,
           result: null,
-          error: JSON.stringify(error),
-          expiresAt: retentionEnd(row, now),
+          error: JSON.stringify(decision.error),
+          expiresAt: decision.expiresAt,
           id: outcome.id,
         });
-        if (kind === "failed") counts.failed += 1;
-        else counts.cancelled += 1;
-        if ("timedOut" in outcome && outcome.timedOut) counts.timed_out += 1;
         if (row.has_dependents === 1) cascade(outcome.id, false, now, touched);
         return true;
-      }
-      case "retry":
-      case "snooze":
-      case "release": {
-        const delayMs = "delayMs" in outcome ? outcome.delayMs : 0;
-        const error = outcome.kind === "retry" ? JSON.stringify(outcome.error) : null;
-        if (outcome.kind === "retry" && outcome.timedOut) counts.timed_out += 1;
+      default:
         toWaiting.run({
-          state: delayMs > 0 ? "scheduled" : "queued",
-          runAt: now + delayMs,
-          error,
-          refund: kind === "retry" ? 0 : 1,
+          state: decision.state,
+          runAt: decision.runAt,
+          error: decision.error === null ? null : JSON.stringify(decision.error),
+          refund: decision.refund ? 1 : 0,
           id: outcome.id,
         });
         touched.queues.add(row.queue);
         return true;
-      }
     }
   }
 

@@ -7,6 +7,7 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ScheduleView } from "../api/schedules.js";
+import type { JobState } from "../core/job.js";
 import type {
   Worker as PbWorker,
   StatsResponse,
@@ -15,7 +16,6 @@ import type {
 } from "../gen/ferry/v1/admin_pb.js";
 import type { Schedule as PbSchedule, ScheduleSchema } from "../gen/ferry/v1/schedules_pb.js";
 import type { StoreStats, WorkerInfo } from "../store/store.js";
-import type { JobState } from "./job.js";
 
 /** The store's counters: numbers in the library, int64 on the wire. */
 const COUNTERS = ["launched", "completed", "failed", "cancelled", "timedOut"] as const;

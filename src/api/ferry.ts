@@ -1,3 +1,4 @@
+import type { AccessStore } from "../auth/access-control.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import { parseGroupRate } from "../core/group-rate.js";
@@ -521,6 +522,45 @@ export class Ferry implements FerryCaller {
     await this.store.setQueuePaused(checkQueueName(queue), false);
   }
 
+  // --- for a server over this Ferry (the daemon) ---------------------------------------------
+
+  /** `owner`'s unfinished jobs (scheduled, queued, running), counted up to `limit`: for launch quotas. */
+  async countActive(owner: string, limit: number): Promise<number> {
+    this.open();
+    return this.store.countActive(owner, limit);
+  }
+
+  /**
+   * Calls `listener` with the id of each job whose state or progress changes (as the store
+   * announces them: across processes where it shares its events). Answers the unsubscribe.
+   */
+  onChange(listener: (jobId: string) => void): () => void {
+    this.open();
+    return this.store.subscribe((event) => {
+      if (event.type === "changed") listener(event.id);
+    });
+  }
+
+  /** Resolves once the store answers a read; throws as the store does (a liveness check). */
+  async ping(): Promise<void> {
+    this.open();
+    // A real read (of an id no job has): `now()` alone never leaves the process on SQLite.
+    await this.store.getJob(NO_JOB);
+  }
+
+  /** What the store noted on opening, for the operator (e.g. a setting it could not apply). */
+  get notices(): readonly string[] {
+    return this.store.notices ?? [];
+  }
+
+  /**
+   * @internal The store's access document (users, tokens, grants), for `AccessControl.open`: it
+   * belongs to the store, shared by every daemon on it, not to any one caller's jobs.
+   */
+  accessStore(): AccessStore {
+    return this.store;
+  }
+
   /** Creates (or replaces, by name) a schedule; see `ferry.schedules` for the rest. */
   schedule(...args: Parameters<Schedules["create"]>): ReturnType<Schedules["create"]> {
     this.open();
@@ -551,3 +591,6 @@ export class Ferry implements FerryCaller {
     await this.close();
   }
 }
+
+/** An id no job has, for `ping`'s read. */
+const NO_JOB = "00000000-0000-0000-0000-000000000000";

@@ -3,8 +3,20 @@
  * `ferry/client` exports too); nothing else is public.
  */
 
-export type { LaunchItem, ListFilter, OpenOptions, QueueOptions } from "./api/ferry.js";
+export type {
+  AdmitWait,
+  FollowOptions,
+  LaunchItem,
+  ListFilter,
+  OpenOptions,
+  OwnerScope,
+  QueueOptions,
+  ResultOrState,
+  RetryOptions,
+  ScopedWaitOptions,
+} from "./api/ferry.js";
 export { Ferry } from "./api/ferry.js";
+export type { FerryScope, HandleCalls, OwnerCaller } from "./api/scoped.js";
 export { parseDuration } from "./core/duration.js";
 export type { BackoffPolicy } from "./core/job.js";
 export { JOB_STATES } from "./core/job.js";

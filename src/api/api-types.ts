@@ -2,7 +2,7 @@
 import type { Duration } from "../core/duration.js";
 import type { FerryError } from "../core/errors.js";
 import type { JobResult, JobState, LaunchedHandle } from "../core/job.js";
-import type { LaunchOptions } from "../core/options.js";
+import type { LaunchOptions, WaitOptions } from "../core/options.js";
 import type { Store } from "../store/store.js";
 import type { AnyJobDefinition } from "../worker/handler.js";
 
@@ -64,6 +64,48 @@ export interface ListFilter {
   previews?: boolean;
 }
 
+/**
+ * Whose jobs a handle call reaches. With `owner`, another owner's job answers FERRY_NOT_FOUND
+ * "no such job", byte for byte and after the same work as a wrong cookie: a leaked handle proves
+ * nothing. `ferry.as(owner)` sets it on every call.
+ */
+export interface OwnerScope {
+  readonly owner?: string;
+}
+
+/**
+ * Taken once every handle of a wait or watch is found (and owned), before it waits: what it
+ * throws ends the call (the daemon takes a caller's open-watch slot here, so an unknown handle
+ * answers not found rather than a full quota), and the signal it answers ends the wait as
+ * `signal` does.
+ */
+export type AdmitWait = () => AbortSignal | undefined;
+
+/** A wait's options with an owner scope and an admission (see `AdmitWait`). */
+export interface ScopedWaitOptions extends WaitOptions, OwnerScope {
+  readonly admit?: AdmitWait;
+}
+
+/** What `follow` (and `watch`) take. */
+export interface FollowOptions extends OwnerScope {
+  readonly signal?: AbortSignal;
+  readonly admit?: AdmitWait;
+}
+
+/** What `retry` takes: the owner scope, and a last check of the job before it is queued again. */
+export interface RetryOptions extends OwnerScope {
+  /**
+   * Runs after the job is read and owned and before it is re-queued, with its handler: what it
+   * throws stops the retry (the daemon checks the caller's launch rights and quota here).
+   */
+  readonly before?: (job: { readonly id: string; readonly handler: string }) => void | Promise<void>;
+}
+
+/** A finished job's result (collected), or an unfinished one's id and state. */
+export type ResultOrState<T = unknown> =
+  | JobResult<T>
+  | { readonly state: "scheduled" | "queued" | "running"; readonly id: string };
+
 export interface WatchEvent {
   readonly state: JobState;
   readonly progress: number | null;
@@ -97,4 +139,9 @@ export interface ScheduleView {
   readonly pausedReason: string | null;
   readonly nextRunAt: Date | null;
   readonly lastFiredAt: Date | null;
+  /**
+   * The user whose jobs it fires (`owner` of its launch options), null when none. Over a daemon,
+   * admins see it; other callers null.
+   */
+  readonly owner: string | null;
 }

@@ -12,7 +12,7 @@ import {
   type LaunchedHandle,
 } from "../core/job.js";
 import { checkQueueName } from "../core/names.js";
-import type { LaunchOptions, WaitOptions } from "../core/options.js";
+import type { LaunchOptions } from "../core/options.js";
 import { defaultSerializerName, getSerializer } from "../serializers/index.js";
 import { canDispatch } from "../store/dispatch.js";
 import { openStore } from "../store/open.js";
@@ -28,30 +28,44 @@ import type {
 import type { JobDefinition } from "../worker/handler.js";
 import { type DispatchTicket, Worker, type WorkerOptions } from "../worker/worker.js";
 import type {
+  FollowOptions,
   LaunchEachItem,
   LaunchItem,
   LaunchSettled,
   ListFilter,
   OpenOptions,
   Outcome,
+  OwnerScope,
+  ResultOrState,
+  RetryOptions,
+  ScopedWaitOptions,
   WatchEvent,
 } from "./api-types.js";
 import type { FerryCaller } from "./caller.js";
 import { ChangeWaiter } from "./change-waiter.js";
+import { collect } from "./collect.js";
 import { checkGrace, toStoreFilter } from "./filters.js";
 import { type LaunchContext, type PreparedLaunch, parentIdsOf, prepareLaunch } from "./prepare-launch.js";
 import { runWaitMs } from "./run-wait.js";
 import { Schedules } from "./schedules.js";
-import { toListRow, toResult, toStatus } from "./views.js";
+import { FerryScope } from "./scoped.js";
+import { toListRow, toStatus } from "./views.js";
+import { followRecord, type WaitLoopContext, waitUntil, withAdmission } from "./wait-loop.js";
 
 export type {
+  AdmitWait,
+  FollowOptions,
   LaunchEachItem,
   LaunchItem,
   LaunchSettled,
   ListFilter,
   OpenOptions,
   Outcome,
+  OwnerScope,
   QueueOptions,
+  ResultOrState,
+  RetryOptions,
+  ScopedWaitOptions,
   WatchEvent,
 } from "./api-types.js";
 
@@ -66,6 +80,7 @@ export class Ferry implements FerryCaller {
   readonly #waiter: ChangeWaiter;
   readonly #workers = new Set<Worker>();
   readonly #launchContext: LaunchContext;
+  readonly #loops: WaitLoopContext;
   #closed = false;
 
   private constructor(store: Store, ownsStore: boolean, options: OpenOptions) {
@@ -75,6 +90,12 @@ export class Ferry implements FerryCaller {
     getSerializer(this.#defaultSerializer);
     this.#maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.#waiter = new ChangeWaiter(store);
+    this.#loops = {
+      store,
+      waiter: this.#waiter,
+      ensureOpen: () => this.open(),
+      closed: () => this.#closed,
+    };
     this.#launchContext = {
       serializerFor: (queue, own) => this.serializerFor(queue, own),
       maxPayloadBytes: this.#maxPayloadBytes,
@@ -255,8 +276,11 @@ export class Ferry implements FerryCaller {
 
   // --- one job, by handle ---------------------------------------------------------------------
 
-  /** The job behind a handle; a wrong cookie and an unknown id both answer FERRY_NOT_FOUND. */
-  private async owned(handle: Handle): Promise<JobRecord> {
+  /**
+   * The job behind a handle, in one read; a wrong cookie, an unknown id and (with `owner`)
+   * another owner's job all answer FERRY_NOT_FOUND, after the same work.
+   */
+  private async owned(handle: Handle, owner?: string): Promise<JobRecord> {
     this.open();
     if (handle === null || typeof handle !== "object") throw invalidArgument("a handle is { id, cookie }");
     const { id, cookie } = handle;
@@ -266,22 +290,26 @@ export class Ferry implements FerryCaller {
       throw notFound();
     }
     const record = await this.store.getJob(id);
-    if (!cookieMatches(cookie, record?.cookieHash)) throw notFound();
+    // The cookie is checked first whatever the owner: another owner's job costs what a wrong cookie does.
+    const cookieOk = cookieMatches(cookie, record?.cookieHash);
+    if (!cookieOk || (owner !== undefined && record!.owner !== owner)) throw notFound();
     return record!;
   }
 
-  /**
-   * State, attempts, progress and times. Does not consume the result. With `owner`, another
-   * owner's job answers FERRY_NOT_FOUND as an unknown one does, after the same work.
-   */
-  async status(handle: Handle, options: { owner?: string } = {}): Promise<JobStatus> {
-    const record = await this.owned(handle);
-    if (options.owner !== undefined && record.owner !== options.owner) throw notFound();
+  /** This Ferry for one owner's calls: see `FerryScope`. Admins use the unscoped Ferry. */
+  as(owner: string): FerryScope {
+    if (typeof owner !== "string" || owner === "") throw invalidArgument("an owner is a non-empty string");
+    return new FerryScope(this, owner);
+  }
+
+  /** State, attempts, progress and times. Does not consume the result. */
+  async status(handle: Handle, options: OwnerScope = {}): Promise<JobStatus> {
+    const record = await this.owned(handle, options.owner);
     return toStatus(record, await this.store.now());
   }
 
   /** Waits until the job is finished (or `timeout`, then FERRY_TIMEOUT). Does not consume. */
-  async wait(handle: Handle, options: WaitOptions = {}): Promise<JobStatus> {
+  async wait(handle: Handle, options: ScopedWaitOptions = {}): Promise<JobStatus> {
     const [status] = await this.waitFor([handle], "all", options);
     return status!;
   }
@@ -289,7 +317,7 @@ export class Ferry implements FerryCaller {
   /** The first of several jobs to finish. */
   async waitAny(
     handles: readonly Handle[],
-    options: WaitOptions = {},
+    options: ScopedWaitOptions = {},
   ): Promise<{ index: number; handle: Handle; status: JobStatus }> {
     if (handles.length === 0) throw invalidArgument("waitAny needs at least one handle");
     const statuses = await this.waitFor(handles, "any", options);
@@ -298,7 +326,7 @@ export class Ferry implements FerryCaller {
   }
 
   /** Waits until all of them are finished. */
-  async drain(handles: readonly Handle[], options: WaitOptions = {}): Promise<JobStatus[]> {
+  async drain(handles: readonly Handle[], options: ScopedWaitOptions = {}): Promise<JobStatus[]> {
     if (handles.length === 0) return [];
     return this.waitFor(handles, "all", options);
   }
@@ -306,62 +334,43 @@ export class Ferry implements FerryCaller {
   private async waitFor(
     handles: readonly Handle[],
     until: "any" | "all",
-    { timeout, signal }: WaitOptions,
+    { owner, admit, ...options }: ScopedWaitOptions,
   ): Promise<JobStatus[]> {
     const records = [];
-    for (const handle of handles) records.push(await this.owned(handle));
-    const ids = records.map((r) => r.id);
-    const deadline =
-      timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(timeout, "timeout");
-    for (;;) {
-      const now = await this.store.now();
-      const current = new Map((await this.store.getJobs(ids)).map((r) => [r.id, r]));
-      if (ids.some((id) => !current.has(id))) throw notFound();
-      const statuses = ids.map((id) => toStatus(current.get(id)!, now));
-      const finished = statuses.filter((s) => isFinished(s.state)).length;
-      if (until === "any" ? finished > 0 : finished === statuses.length) return statuses;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new FerryError(ErrorCode.Timeout, "the job did not finish in time");
-      this.open();
-      await this.#waiter.next(ids, left, signal);
-      throwIfAborted(signal);
-    }
+    for (const handle of handles) records.push(await this.owned(handle, owner));
+    const signal = withAdmission(options.signal, admit);
+    return waitUntil(this.#loops, records, until, { ...options, ...(signal ? { signal } : {}) });
   }
 
   /** A finished job's result, handed out once: `{ state, value | error, attempts, … }`. */
-  async result<T = unknown>(handle: Handle): Promise<JobResult<T>> {
-    const record = await this.owned(handle);
-    // Decode before consuming: a result this process can't read (no decoder registered here)
-    // must stay collectable by one that can.
-    const decoded = record.result !== null && !record.consumed ? toResult(record) : undefined;
-    const answer = await this.store.consumeResult(record.id);
-    switch (answer.status) {
-      case "ok": {
-        // The same stored bytes as read above (the usual case): don't decode them twice.
-        const same = decoded !== undefined && sameBytes(answer.record.result, record.result);
-        return (same ? decoded : toResult(answer.record)) as JobResult<T>;
+  async result<T = unknown>(handle: Handle, options: OwnerScope = {}): Promise<JobResult<T>> {
+    return collect<T>(this.store, await this.owned(handle, options.owner));
+  }
+
+  /**
+   * A finished job's result (collected, as `result`), or an unfinished one's id and state, from
+   * one read of the job. Errors throw as `result`'s do; `outcome` answers them instead.
+   */
+  async resultOrState<T = unknown>(handle: Handle, options: OwnerScope = {}): Promise<ResultOrState<T>> {
+    for (;;) {
+      const record = await this.owned(handle, options.owner);
+      try {
+        return await collect<T>(this.store, record);
+      } catch (error) {
+        if (!(error instanceof FerryError && error.code === ErrorCode.NotFinished)) throw error;
       }
-      case "not_finished":
-        throw new FerryError(ErrorCode.NotFinished, "the job has not finished");
-      case "consumed":
-        throw new FerryError(ErrorCode.NotFound, "the result was already collected");
-      case "missing":
-        throw notFound();
+      const status = toStatus(record, await this.store.now());
+      // Read finished, then retried before the collect: read it again.
+      if (!isFinished(status.state)) return { id: status.id, state: status.state as "queued" };
     }
   }
 
   /** Like result, but never throws: unfinished jobs answer their state, bad handles `not_found`. */
-  async outcome<T = unknown>(handle: Handle): Promise<Outcome<T>> {
+  async outcome<T = unknown>(handle: Handle, options: OwnerScope = {}): Promise<Outcome<T>> {
     try {
-      return await this.result<T>(handle);
+      return await this.resultOrState<T>(handle, options);
     } catch (error) {
       const ferryError = FerryError.from(error, ErrorCode.StoreUnavailable);
-      if (ferryError.code === ErrorCode.NotFinished) {
-        const status = await this.status(handle).catch(() => undefined);
-        if (status !== undefined && !isFinished(status.state)) {
-          return { id: status.id, state: status.state as "scheduled" | "queued" | "running" };
-        }
-      }
       const state =
         ferryError.code === ErrorCode.NotFound || ferryError.code === ErrorCode.InvalidArgument
           ? "not_found"
@@ -399,23 +408,24 @@ export class Ferry implements FerryCaller {
    * Cancels: a waiting job at once; a running one gets its signal aborted and is forced after
    * `grace` (default 5s, at most 1h). Answers the state after the request.
    */
-  async cancel(handle: Handle, options: { grace?: Duration } = {}): Promise<JobState> {
+  async cancel(handle: Handle, options: OwnerScope & { grace?: Duration } = {}): Promise<JobState> {
     const graceMs = checkGrace(options.grace);
-    const record = await this.owned(handle);
+    const record = await this.owned(handle, options.owner);
     const answer = await this.store.requestCancel(record.id, graceMs);
     if (answer.state === undefined) throw notFound();
     return answer.state;
   }
 
   /** Forgets the handle: the job runs on, its result is dropped, the handle reaches nothing after. */
-  async detach(handle: Handle): Promise<void> {
-    const record = await this.owned(handle);
+  async detach(handle: Handle, options: OwnerScope = {}): Promise<void> {
+    const record = await this.owned(handle, options.owner);
     await this.store.detach(record.id);
   }
 
   /** Re-queues a failed or cancelled job with fresh attempts. */
-  async retry(handle: Handle): Promise<void> {
-    const record = await this.owned(handle);
+  async retry(handle: Handle, options: RetryOptions = {}): Promise<void> {
+    const record = await this.owned(handle, options.owner);
+    await options.before?.({ id: record.id, handler: record.handler });
     if (!(await this.store.retry(record.id))) {
       throw invalidArgument(
         "only a failed or cancelled job can be retried, and only while its result is uncollected, " +
@@ -425,23 +435,16 @@ export class Ferry implements FerryCaller {
   }
 
   /** State and progress changes until the job finishes (or `signal` aborts: then it throws its reason). */
-  async *watch(handle: Handle, options: { signal?: AbortSignal } = {}): AsyncGenerator<WatchEvent> {
-    const { signal } = options;
-    const { id } = await this.owned(handle);
-    let last = "";
-    for (;;) {
-      const record = await this.store.getJob(id);
-      if (record === undefined) return;
-      const status = toStatus(record, await this.store.now());
-      const key = `${status.state}|${status.progress}|${status.attempts}`;
-      if (key !== last) {
-        last = key;
-        yield { state: status.state, progress: status.progress, attempts: status.attempts };
-      }
-      if (isFinished(status.state) || this.#closed) return;
-      await this.#waiter.next([id], Number.POSITIVE_INFINITY, signal);
-      throwIfAborted(signal);
+  async *watch(handle: Handle, options: FollowOptions = {}): AsyncGenerator<WatchEvent> {
+    for await (const { state, progress, attempts } of this.follow(handle, options)) {
+      yield { state, progress, attempts };
     }
+  }
+
+  /** As `watch`, each change answered as the job's whole status (one read per change). */
+  async *follow(handle: Handle, options: FollowOptions = {}): AsyncGenerator<JobStatus> {
+    const first = await this.owned(handle, options.owner);
+    yield* followRecord(this.#loops, first, withAdmission(options.signal, options.admit));
   }
 
   // --- many jobs ------------------------------------------------------------------------------
@@ -518,6 +521,45 @@ export class Ferry implements FerryCaller {
     await this.store.setQueuePaused(checkQueueName(queue), false);
   }
 
+  // --- for a server over this Ferry (the daemon) ---------------------------------------------
+
+  /** `owner`'s unfinished jobs (scheduled, queued, running), counted up to `limit`: for launch quotas. */
+  async countActive(owner: string, limit: number): Promise<number> {
+    this.open();
+    return this.store.countActive(owner, limit);
+  }
+
+  /**
+   * Calls `listener` with the id of each job whose state or progress changes (as the store
+   * announces them: across processes where it shares its events). Answers the unsubscribe.
+   */
+  onChange(listener: (jobId: string) => void): () => void {
+    this.open();
+    return this.store.subscribe((event) => {
+      if (event.type === "changed") listener(event.id);
+    });
+  }
+
+  /** Resolves once the store answers a read; throws as the store does (a liveness check). */
+  async ping(): Promise<void> {
+    this.open();
+    // A real read (of an id no job has): `now()` alone never leaves the process on SQLite.
+    await this.store.getJob(NO_JOB);
+  }
+
+  /** What the store noted on opening, for the operator (e.g. a setting it could not apply). */
+  get notices(): readonly string[] {
+    return this.store.notices ?? [];
+  }
+
+  /**
+   * @internal The store's access document (users, tokens, grants), for `AccessControl.open`: it
+   * belongs to the store, shared by every daemon on it, not to any one caller's jobs.
+   */
+  accessStore(): Pick<Store, "readAccess" | "writeAccess"> {
+    return this.store;
+  }
+
   /** Creates (or replaces, by name) a schedule; see `ferry.schedules` for the rest. */
   schedule(...args: Parameters<Schedules["create"]>): ReturnType<Schedules["create"]> {
     this.open();
@@ -549,16 +591,5 @@ export class Ferry implements FerryCaller {
   }
 }
 
-const sameBytes = (a: Uint8Array | null, b: Uint8Array | null): boolean =>
-  a !== null &&
-  b !== null &&
-  a.byteLength === b.byteLength &&
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
-
-/** An aborted wait ends with the signal's reason (a FerryError when the caller gave one). */
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted !== true) return;
-  throw signal.reason instanceof Error
-    ? signal.reason
-    : new FerryError(ErrorCode.Cancelled, "the wait was aborted");
-}
+/** An id no job has, for `ping`'s read. */
+const NO_JOB = "00000000-0000-0000-0000-000000000000";

@@ -1,5 +1,5 @@
 import { type Duration, parseDuration } from "../core/duration.js";
-import { invalidArgument, notFound } from "../core/errors.js";
+import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
 import { checkHandlerName } from "../core/names.js";
 import { type LaunchOptions, resolveLaunchOptions } from "../core/options.js";
@@ -51,16 +51,39 @@ const view = (s: ScheduleRecord): ScheduleView => ({
   pausedReason: s.paused ? s.pausedReason : null,
   nextRunAt: s.nextRunAt === null ? null : new Date(s.nextRunAt),
   lastFiredAt: s.lastFiredAt === null ? null : new Date(s.lastFiredAt),
+  owner: s.owner,
 });
 
-/** Recurring jobs: each tick fires once across every worker sharing the store. */
+/**
+ * Recurring jobs: each tick fires once across every worker sharing the store. `as(owner)` is one
+ * owner's side: its schedules only (another owner's answers FERRY_NOT_FOUND "no such schedule",
+ * as an unknown id does), and those it creates are that owner's.
+ */
 export class Schedules implements ScheduleCaller {
   constructor(
     private readonly store: Store,
     private readonly serializerFor: (queue: string, own: string | null) => string,
     private readonly maxPayloadBytes: number,
     private readonly ensureOpen: () => void,
+    /** Whose schedules these calls reach; every one's when undefined. */
+    readonly owner?: string,
   ) {}
+
+  /** These schedules for one owner's calls. */
+  as(owner: string): Schedules {
+    if (typeof owner !== "string" || owner === "") throw invalidArgument("an owner is a non-empty string");
+    return new Schedules(this.store, this.serializerFor, this.maxPayloadBytes, this.ensureOpen, owner);
+  }
+
+  /** The schedule, once this scope reaches it. */
+  private async reach(id: string): Promise<ScheduleRecord> {
+    const record = await this.store.getSchedule(id);
+    // Another owner's schedule answers as a missing one: ids are not to be probed.
+    if (record === undefined || (this.owner !== undefined && record.owner !== this.owner)) {
+      throw notFound("schedule");
+    }
+    return record;
+  }
 
   /** Creates, or replaces by name. The name is also the handler, unless `options.handler` names another. */
   async create(
@@ -77,6 +100,14 @@ export class Schedules implements ScheduleCaller {
     const handler = checkHandlerName(handlerOption ?? name);
     for (const key of ["tx", "dependsOn", "uniqueKey", "delay", "runAt"]) {
       if (key in jobOptions) throw invalidArgument(`schedules do not take the ${key} option`);
+    }
+    if (this.owner !== undefined) {
+      const taken = (await this.store.listSchedules()).find((s) => s.name === name);
+      // Replacing by name must not take over another owner's schedule of that name.
+      if (taken !== undefined && taken.owner !== this.owner) {
+        throw new FerryError(ErrorCode.PermissionDenied, "a schedule of this name belongs to another user");
+      }
+      (jobOptions as LaunchOptions).owner = this.owner;
     }
     const resolved = resolveLaunchOptions(jobOptions);
     const serializer = this.serializerFor(resolved.queue, resolved.serializer);
@@ -100,14 +131,13 @@ export class Schedules implements ScheduleCaller {
 
   async list(): Promise<ScheduleView[]> {
     this.ensureOpen();
-    return (await this.store.listSchedules()).map(view);
+    const all = await this.store.listSchedules();
+    return (this.owner === undefined ? all : all.filter((s) => s.owner === this.owner)).map(view);
   }
 
   async get(id: string): Promise<ScheduleView> {
     this.ensureOpen();
-    const record = await this.store.getSchedule(id);
-    if (record === undefined) throw notFound("schedule");
-    return view(record);
+    return view(await this.reach(id));
   }
 
   async pause(id: string): Promise<ScheduleView> {
@@ -121,6 +151,7 @@ export class Schedules implements ScheduleCaller {
 
   async cancel(id: string): Promise<void> {
     this.ensureOpen();
+    if (this.owner !== undefined) await this.reach(id);
     if (!(await this.store.deleteSchedule(id))) throw notFound("schedule");
   }
 
@@ -129,8 +160,7 @@ export class Schedules implements ScheduleCaller {
     change: { cron?: string; tz?: string; every?: Duration; repeat?: number | null; nextRunAt?: Date },
   ): Promise<ScheduleView> {
     this.ensureOpen();
-    const current = await this.store.getSchedule(id);
-    if (current === undefined) throw notFound("schedule");
+    const current = await this.reach(id);
     const patch: { spec?: ScheduleSpec; repeatLeft?: number | null; nextRunAt?: number | null } = {};
     if (change.cron !== undefined || change.every !== undefined || change.tz !== undefined) {
       const when: ScheduleWhen =
@@ -150,11 +180,16 @@ export class Schedules implements ScheduleCaller {
       }
       patch.nextRunAt = change.nextRunAt.getTime();
     }
-    return this.patch(id, patch);
+    return this.patch(id, patch, true);
   }
 
-  private async patch(id: string, patch: Parameters<Store["updateSchedule"]>[1]): Promise<ScheduleView> {
+  private async patch(
+    id: string,
+    patch: Parameters<Store["updateSchedule"]>[1],
+    reached = false,
+  ): Promise<ScheduleView> {
     this.ensureOpen();
+    if (this.owner !== undefined && !reached) await this.reach(id);
     const record = await this.store.updateSchedule(id, patch);
     if (record === undefined) throw notFound("schedule");
     return view(record);

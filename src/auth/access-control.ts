@@ -9,6 +9,10 @@
  */
 import { ErrorCode, FerryError } from "../core/errors.js";
 import type { Store } from "../store/store.js";
+
+/** The part of a store that keeps the access document: all access control reads and writes. */
+export type AccessStore = Pick<Store, "readAccess" | "writeAccess">;
+
 import { type AccessData, decodeAccess, EMPTY_ACCESS, encodeAccess, type Role, topRole } from "./access.js";
 import { parseToken, secretMatches } from "./tokens.js";
 
@@ -36,7 +40,7 @@ const MAX_WRITE_ATTEMPTS = 20;
 export const DEFAULT_REFRESH_MS = 250;
 
 export class AccessControl {
-  readonly #store: Store;
+  readonly #store: AccessStore;
   #data: AccessData = EMPTY_ACCESS;
   #revision = 0;
   #tokens = new Map<string, TokenIndexEntry>();
@@ -46,12 +50,15 @@ export class AccessControl {
   /** The last change queued, settled and never rejected: the next change waits for it. */
   #changes: Promise<unknown> = Promise.resolve();
 
-  private constructor(store: Store) {
+  private constructor(store: AccessStore) {
     this.#store = store;
   }
 
   /** Loads the document and keeps it fresh every `refreshMs` until `close`. */
-  static async open(store: Store, options: { readonly refreshMs?: number } = {}): Promise<AccessControl> {
+  static async open(
+    store: AccessStore,
+    options: { readonly refreshMs?: number } = {},
+  ): Promise<AccessControl> {
     const access = new AccessControl(store);
     await access.refresh();
     access.#timer = setInterval(() => {

@@ -88,11 +88,9 @@ async function serve(
   const metrics = daemonMetrics(ferry);
   const quotas = new LaunchQuotas(
     { launchesPerMinute: config.limits.launches_per_minute, maxActive: config.limits.max_active_per_user },
-    (owner, limit) => ferry.store.countActive(owner, limit),
+    (owner, limit) => ferry.countActive(owner, limit),
   );
-  const unsubscribe = ferry.store.subscribe((event) => {
-    if (event.type === "changed") quotas.noteJobChanged();
-  });
+  const unsubscribe = ferry.onChange(() => quotas.noteJobChanged());
   opened(unsubscribe);
   const server = await startServer({
     host: config.server.bind_address,

@@ -9,7 +9,6 @@ import { type Health, HealthCheckResponse_ServingStatus as Status } from "../gen
 
 /** A store that takes longer than this to answer is not serving. */
 const STORE_CHECK_TIMEOUT_MS = 2_000;
-const NO_JOB = "00000000-0000-0000-0000-000000000000";
 /** Watch looks again this often, and sends only changes. */
 const WATCH_INTERVAL_MS = 5_000;
 
@@ -48,8 +47,7 @@ async function storeAnswers(ferry: Ferry): Promise<boolean> {
     timer = setTimeout(() => resolve(false), STORE_CHECK_TIMEOUT_MS);
   });
   try {
-    // A real read (of an id no job has): `now()` alone never leaves the process on SQLite.
-    const read = ferry.store.getJob(NO_JOB).then(
+    const read = ferry.ping().then(
       () => true,
       () => false,
     );

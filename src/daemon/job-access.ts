@@ -6,9 +6,9 @@
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
+import type { HandleCalls } from "../api/scoped.js";
 import { parseDuration } from "../core/duration.js";
 import { invalidArgument } from "../core/errors.js";
-import type { Handle, JobStatus } from "../core/job.js";
 import type { Caller } from "./authn.js";
 import { checkLaunchRights } from "./launch-rights.js";
 import type { OpenWatches } from "./open-watches.js";
@@ -44,28 +44,59 @@ export interface JobAccess {
   withinQuota<T>(caller: Caller, n: number, launch: () => Promise<T>): Promise<T>;
   /** Admits `n` launches against the caller's quotas (nothing to settle when there are none). */
   admit(caller: Caller, n: number): Promise<Admission | undefined>;
-  /** The handle's status, once the caller may act on its job: its owner, or an admin. */
-  mineWithStatus(context: HandlerContext, handle: Handle): Promise<JobStatus>;
-  /** The handle, once the caller may act on its job. */
-  mine(context: HandlerContext, handle: Handle): Promise<Handle>;
+  /**
+   * The handle calls the caller may make: on every job for an admin (the unscoped Ferry), on its
+   * own for a submitter (`ferry.as(user)`); a viewer is refused. Each call reads its job once,
+   * checking cookie and owner in that read.
+   */
+  scopeOf(context: HandlerContext): HandleCalls;
   /** What the caller may see of jobs' errors, payloads and owners. */
   detailFor(context: HandlerContext): JobDetail;
   /** A cancel's grace, once within the daemon's cap. */
   graceOf(grace: string | undefined): { grace?: string };
   /** Opens a long call for the caller: refused past the user's cap before it subscribes to anything. */
   openLongCall(context: HandlerContext): LongCall;
+  /**
+   * A long call opened once its handles are found (`admit`, for the library's wait and follow):
+   * an unknown handle answers not found, not the cap; `end` releases it if it was opened.
+   */
+  longCallOnceFound(context: HandlerContext): PendingLongCall;
+}
+
+/** See `JobAccess.longCallOnceFound`. */
+export interface PendingLongCall {
+  readonly admit: () => AbortSignal;
+  /** The call's caller, once admitted. */
+  readonly caller: () => Caller | undefined;
+  readonly end: () => void;
 }
 
 export function jobAccess(ferry: Ferry, options: JobServiceOptions): JobAccess {
   const restricted = options.restrictedHandlers ?? new Set<string>();
   const { callerOf } = options;
 
-  const mineWithStatus = async (context: HandlerContext, handle: Handle): Promise<JobStatus> => {
+  const scopeOf = (context: HandlerContext): HandleCalls => {
     const caller = callerOf(context);
     if (caller.role === "viewer") throw denied("act on jobs");
     // A wrong cookie and another user's job answer byte for byte as an unknown id, and after the
-    // same work (the owner is checked before the status is read on): a leaked handle proves nothing.
-    return ferry.status(handle, caller.role === "admin" ? {} : { owner: caller.user });
+    // same work (the owner is checked in the read that checks the cookie): a leaked handle proves
+    // nothing.
+    return caller.role === "admin" ? ferry : ferry.as(caller.user);
+  };
+
+  const openLongCall = (context: HandlerContext): LongCall => {
+    const caller = callerOf(context);
+    const closeWatch = options.openWatches?.open(caller.user);
+    // A revoked token ends the call too, within the access document's refresh time.
+    const session = caller.hold();
+    return {
+      caller,
+      signal: AbortSignal.any([context.signal, session.signal]),
+      end: () => {
+        session.release();
+        closeWatch?.();
+      },
+    };
   };
 
   return {
@@ -90,11 +121,7 @@ export function jobAccess(ferry: Ferry, options: JobServiceOptions): JobAccess {
       }
     },
 
-    mineWithStatus,
-    mine: async (context, handle) => {
-      await mineWithStatus(context, handle);
-      return handle;
-    },
+    scopeOf,
 
     detailFor: (context) => jobDetailFor(callerOf(context).role),
 
@@ -107,18 +134,17 @@ export function jobAccess(ferry: Ferry, options: JobServiceOptions): JobAccess {
       return { grace };
     },
 
-    openLongCall(context) {
-      const caller = callerOf(context);
-      const closeWatch = options.openWatches?.open(caller.user);
-      // A revoked token ends the call too, within the access document's refresh time.
-      const session = caller.hold();
+    openLongCall,
+
+    longCallOnceFound(context) {
+      let call: LongCall | undefined;
       return {
-        caller,
-        signal: AbortSignal.any([context.signal, session.signal]),
-        end: () => {
-          session.release();
-          closeWatch?.();
+        admit: () => {
+          call = openLongCall(context);
+          return call.signal;
         },
+        caller: () => call?.caller,
+        end: () => call?.end(),
       };
     },
   };

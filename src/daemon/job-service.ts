@@ -18,15 +18,15 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
-import { type Handle, isFinished } from "../core/job.js";
+import { isFinished, type JobResult } from "../core/job.js";
 import type { JobService } from "../gen/ferry/v1/jobs_pb.js";
 import type { Caller } from "./authn.js";
 import { type JobServiceOptions, jobAccess } from "./job-access.js";
 import { jobWaits } from "./job-waits.js";
 import { launchEachCall } from "./launch-each.js";
+import type { Admission } from "./quotas.js";
 import {
   handleOf,
-  type JobDetail,
   jobDetailFor,
   launchOptionsOf,
   listFilterOf,
@@ -46,7 +46,7 @@ const MAX_BATCH = 1000;
 
 export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImpl<typeof JobService> {
   const access = jobAccess(ferry, options);
-  const { callerOf, launcher, withinQuota, mine, detailFor, graceOf } = access;
+  const { callerOf, launcher, withinQuota, scopeOf, detailFor, graceOf } = access;
 
   /** A sweep's filter (CancelAll, DetachAll): a label pattern or all, reaching what the caller may. */
   const sweepOf = (caller: Caller, request: { label?: string | undefined; all: boolean }, verb: string) => {
@@ -109,23 +109,32 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     launchEach: launchEachCall(ferry, access),
 
+    // Each call on a handle is one call of the caller's scope, which reads the job once: that
+    // read checks cookie and owner and is the one the call acts on.
     status: (request, context) =>
-      answering(async () =>
-        statusOut(await access.mineWithStatus(context, handleOf(request.handle)), detailFor(context)),
-      ),
+      answering(async () => {
+        const handle = handleOf(request.handle);
+        return statusOut(await scopeOf(context).status(handle), detailFor(context));
+      }),
 
     ...jobWaits(ferry, access),
 
     result: (request, context) =>
-      answering(async () =>
-        resultOut(await ferry.result(await mine(context, handleOf(request.handle))), detailFor(context)),
-      ),
+      answering(async () => {
+        const handle = handleOf(request.handle);
+        return resultOut(await scopeOf(context).result(handle), detailFor(context));
+      }),
 
     outcome: (request, context) =>
       answering(async () => {
         const detail = detailFor(context);
         try {
-          return await outcomeOf(ferry, await mine(context, handleOf(request.handle)), detail);
+          const handle = handleOf(request.handle);
+          const answer = await scopeOf(context).resultOrState(handle);
+          // A finished job's result (collected), or an unfinished one's id and state.
+          return isFinished(answer.state)
+            ? resultOut(answer as JobResult, detail)
+            : { id: (answer as { id: string }).id, state: answer.state };
         } catch (error) {
           // Answers as the library's outcome does. A viewer's or an unknown caller's refusal is
           // about the call, not the job: it stays an error, as does anything not Ferry's (hidden).
@@ -138,24 +147,43 @@ export function jobService(ferry: Ferry, options: JobServiceOptions): ServiceImp
 
     cancel: (request, context) =>
       answering(async () => {
-        const handle = await mine(context, handleOf(request.handle));
-        const state = await ferry.cancel(handle, graceOf(request.grace));
-        return { state };
+        const handle = handleOf(request.handle);
+        const jobs = scopeOf(context);
+        let grace: { grace?: string };
+        try {
+          grace = graceOf(request.grace);
+        } catch (refusal) {
+          // A handle that reaches nothing answers not found before its grace is judged.
+          await jobs.status(handle);
+          throw refusal;
+        }
+        return { state: await jobs.cancel(handle, grace) };
       }),
 
     detach: (request, context) =>
       answering(async () => {
-        await ferry.detach(await mine(context, handleOf(request.handle)));
+        const handle = handleOf(request.handle);
+        await scopeOf(context).detach(handle);
         return {};
       }),
 
     retry: (request, context) =>
       answering(async () => {
         const handle = handleOf(request.handle);
-        const status = await access.mineWithStatus(context, handle);
-        // A retry starts the job again: the caller needs the rights and quota a launch of it would.
-        const caller = launcher(context, [status.handler]);
-        await withinQuota(caller, 1, () => ferry.retry(handle));
+        const held: { admission?: Admission | undefined } = {};
+        try {
+          await scopeOf(context).retry(handle, {
+            // A retry starts the job again: the caller needs the rights and quota a launch of it
+            // would, judged on the job just read, before it is queued again.
+            before: async ({ handler }) => {
+              held.admission = await access.admit(launcher(context, [handler]), 1);
+            },
+          });
+        } catch (error) {
+          held.admission?.refund();
+          throw error;
+        }
+        held.admission?.stored();
         return {};
       }),
 
@@ -216,20 +244,6 @@ const OUTCOME_STATES: Partial<Record<string, "not_found" | "unavailable">> = {
   [ErrorCode.NotFound]: "not_found",
   [ErrorCode.StoreUnavailable]: "unavailable",
 };
-
-/** A finished job's result (consumed), or an unfinished one's id and state (nothing consumed). */
-async function outcomeOf(ferry: Ferry, handle: Handle, detail: JobDetail) {
-  for (;;) {
-    try {
-      return resultOut(await ferry.result(handle), detail);
-    } catch (error) {
-      if (!(error instanceof FerryError && error.code === ErrorCode.NotFinished)) throw error;
-    }
-    const status = await ferry.status(handle);
-    // Finished between the two reads: its result is there now.
-    if (!isFinished(status.state)) return { id: status.id, state: status.state };
-  }
-}
 
 const PURGEABLE = ["completed", "failed", "cancelled"] as const;
 const isPurgeable = (state: string): state is (typeof PURGEABLE)[number] =>

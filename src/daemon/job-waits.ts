@@ -30,12 +30,27 @@ export function jobWaits(ferry: Ferry, access: JobAccess): WaitCalls {
     }
   };
 
-  /** The handles, once the caller may act on each one's job (the first that is not answers not found). */
-  const allMine = async (context: HandlerContext, handles: readonly PbHandle[]): Promise<Handle[]> => {
+  /**
+   * Runs `wait` (a library wait on the caller's jobs) holding one of the caller's long-call slots,
+   * taken once its handles are found: one read per handle answers both "may this caller act on
+   * it" and "is it finished yet".
+   */
+  const heldOnceFound = async <T>(
+    context: HandlerContext,
+    wait: (admit: () => AbortSignal) => Promise<T>,
+  ): Promise<T> => {
+    const call = access.longCallOnceFound(context);
+    try {
+      return await wait(call.admit);
+    } finally {
+      call.end();
+    }
+  };
+
+  /** The handles of `WaitAny` and `Drain`, once there are not too many. */
+  const handlesOf = (handles: readonly PbHandle[]): Handle[] => {
     if (handles.length > MAX_HANDLES) throw invalidArgument(`at most ${MAX_HANDLES} handles per call`);
-    const checked: Handle[] = [];
-    for (const handle of handles) checked.push(await access.mine(context, handleOf(handle)));
-    return checked;
+    return handles.map(handleOf);
   };
 
   const timeoutOf = (timeout: string | undefined) => (timeout === undefined ? {} : { timeout });
@@ -43,37 +58,39 @@ export function jobWaits(ferry: Ferry, access: JobAccess): WaitCalls {
   return {
     wait: (request, context) =>
       answering(async () => {
-        const handle = await access.mine(context, handleOf(request.handle));
-        return longCall(context, async ({ caller, signal }) =>
-          statusOut(
-            await ferry.wait(handle, { signal, ...timeoutOf(request.timeout) }),
-            jobDetailFor(caller.role),
-          ),
+        const handle = handleOf(request.handle);
+        const jobs = access.scopeOf(context);
+        const status = await heldOnceFound(context, (admit) =>
+          jobs.wait(handle, { admit, ...timeoutOf(request.timeout) }),
         );
+        return statusOut(status, access.detailFor(context));
       }),
 
     waitAny: (request, context) =>
       answering(async () => {
-        const handles = await allMine(context, request.handles);
+        const handles = handlesOf(request.handles);
         if (handles.length === 0) throw invalidArgument("WaitAny needs at least one handle");
-        return longCall(context, async ({ caller, signal }) => {
-          const first = await ferry.waitAny(handles, { signal, ...timeoutOf(request.timeout) });
-          return {
-            index: first.index,
-            handle: { id: first.handle.id, cookie: first.handle.cookie },
-            status: statusOut(first.status, jobDetailFor(caller.role)),
-          };
-        });
+        const jobs = access.scopeOf(context);
+        const first = await heldOnceFound(context, (admit) =>
+          jobs.waitAny(handles, { admit, ...timeoutOf(request.timeout) }),
+        );
+        return {
+          index: first.index,
+          handle: { id: first.handle.id, cookie: first.handle.cookie },
+          status: statusOut(first.status, access.detailFor(context)),
+        };
       }),
 
     drain: (request, context) =>
       answering(async () => {
-        const handles = await allMine(context, request.handles);
+        const handles = handlesOf(request.handles);
         if (handles.length === 0) return { statuses: [] };
-        return longCall(context, async ({ caller, signal }) => {
-          const statuses = await ferry.drain(handles, { signal, ...timeoutOf(request.timeout) });
-          return { statuses: statuses.map((status) => statusOut(status, jobDetailFor(caller.role))) };
-        });
+        const jobs = access.scopeOf(context);
+        const statuses = await heldOnceFound(context, (admit) =>
+          jobs.drain(handles, { admit, ...timeoutOf(request.timeout) }),
+        );
+        const detail = access.detailFor(context);
+        return { statuses: statuses.map((status) => statusOut(status, detail)) };
       }),
 
     run: (request, context) =>
@@ -107,11 +124,13 @@ export function jobWaits(ferry: Ferry, access: JobAccess): WaitCalls {
       }),
 
     async *watch(request, context) {
-      const handle = await answering(() => access.mine(context, handleOf(request.handle)));
-      const call = await answering(async () => access.openLongCall(context));
+      const call = access.longCallOnceFound(context);
       try {
-        for await (const _ of ferry.watch(handle, { signal: call.signal })) {
-          yield statusOut(await ferry.status(handle), jobDetailFor(call.caller.role));
+        const handle = handleOf(request.handle);
+        const jobs = access.scopeOf(context);
+        // Each change arrives as the job's status, read once: the one sent.
+        for await (const status of jobs.follow(handle, { admit: call.admit })) {
+          yield statusOut(status, jobDetailFor(call.caller()!.role));
         }
       } catch (error) {
         throw toConnectError(error);

@@ -14,12 +14,11 @@
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Ferry } from "../api/ferry.js";
-import type { ScheduleWhen } from "../api/schedules.js";
+import type { Schedules, ScheduleView, ScheduleWhen } from "../api/schedules.js";
 import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import { checkHandlerName } from "../core/names.js";
 import type { ScheduleService } from "../gen/ferry/v1/schedules_pb.js";
 import type { FiringGate } from "../scheduler/fire.js";
-import type { ScheduleRecord } from "../store/store.js";
 import { scheduleToWire } from "../wire/rows.js";
 import type { Caller } from "./authn.js";
 import { checkLaunchRights } from "./launch-rights.js";
@@ -39,24 +38,32 @@ export function scheduleService(
 ): ServiceImpl<typeof ScheduleService> {
   const restricted = options.restrictedHandlers ?? new Set<string>();
 
-  /** The schedule, once the caller may change it: its owner, or an admin. */
-  const mine = async (context: HandlerContext, id: string): Promise<ScheduleRecord> => {
+  /**
+   * The schedules the caller reaches: every one for an admin, its own for a submitter (another
+   * user's answers FERRY_NOT_FOUND as a missing one: ids are not to be probed).
+   */
+  const scheduleScope = (caller: Caller): Schedules =>
+    caller.role === "admin" ? ferry.schedules : ferry.schedules.as(caller.user);
+
+  /** The caller's schedules, once it may change schedules, and the id, once it may be one. */
+  const changing = (context: HandlerContext, id: string): Schedules => {
     const caller = options.callerOf(context);
     if (caller.role === "viewer") throw denied("change schedules");
-    const record = typeof id === "string" && id.length <= 64 ? await ferry.store.getSchedule(id) : undefined;
-    // Another user's schedule answers as a missing one: ids are not to be probed.
-    if (record === undefined || (caller.role !== "admin" && record.owner !== caller.user)) {
-      throw notFound("schedule");
-    }
-    return record;
+    if (typeof id !== "string" || id.length > 64) throw notFound("schedule");
+    return scheduleScope(caller);
   };
 
-  /** `mine`, once the caller may launch its handler (changing a schedule can make it fire). */
-  const mineToRun = async (context: HandlerContext, id: string): Promise<ScheduleRecord> => {
-    const record = await mine(context, id);
-    checkLaunchRights(options.callerOf(context), [record.handler], restricted);
-    return record;
+  /** The schedule, once the caller may change it and launch its handler (changing it can make it fire). */
+  const mineToRun = async (context: HandlerContext, id: string) => {
+    const schedules = changing(context, id);
+    const view = await schedules.get(id);
+    checkLaunchRights(options.callerOf(context), [view.handler], restricted);
+    return { schedules, view };
   };
+
+  /** A schedule as this caller sees it: its owner for admins only. */
+  const out = (context: HandlerContext, view: ScheduleView) =>
+    scheduleToWire(view, options.callerOf(context).role === "admin");
 
   return {
     create: (request, context) =>
@@ -65,7 +72,7 @@ export function scheduleService(
         const handler = checkHandlerName(request.handler ?? request.name);
         checkLaunchRights(caller, [handler], restricted);
         // Upserting by name must not take over another user's schedule of that name.
-        const existing = (await ferry.store.listSchedules()).find((s) => s.name === request.name);
+        const existing = (await ferry.schedules.list()).find((s) => s.name === request.name);
         if (existing !== undefined && caller.role !== "admin" && existing.owner !== caller.user) {
           throw new FerryError(ErrorCode.PermissionDenied, "a schedule of this name belongs to another user");
         }
@@ -76,50 +83,52 @@ export function scheduleService(
           ...jobOptions,
           handler,
         });
-        return scheduleToWire(made);
+        return out(context, made);
       }),
 
     list: (_request, context) =>
       answering(async () => {
         const caller = options.callerOf(context);
-        const records = await ferry.store.listSchedules();
-        const visible = new Set(
-          records.filter((r) => caller.role !== "submitter" || r.owner === caller.user).map((r) => r.id),
-        );
-        const views = await ferry.schedules.list();
-        return { schedules: views.filter((v) => visible.has(v.id)).map(scheduleToWire) };
+        // Submitters see their own; viewers and admins every schedule.
+        const views = await (caller.role === "submitter"
+          ? ferry.schedules.as(caller.user)
+          : ferry.schedules
+        ).list();
+        return { schedules: views.map((view) => scheduleToWire(view, caller.role === "admin")) };
       }),
 
     pause: (request, context) =>
-      answering(async () =>
-        scheduleToWire(await ferry.schedules.pause((await mine(context, request.id)).id)),
-      ),
+      answering(async () => out(context, await changing(context, request.id).pause(request.id))),
 
     resume: (request, context) =>
       answering(async () => {
-        const record = await mineToRun(context, request.id);
+        const { schedules, view } = await mineToRun(context, request.id);
         // An admin resuming another user's schedule: it would only be paused again at its next tick.
-        const refusal = options.firingGate?.(record.owner, record.handler);
+        const refusal = options.firingGate?.(view.owner, view.handler);
         if (refusal !== undefined)
           throw new FerryError(ErrorCode.PermissionDenied, `cannot resume: ${refusal}`);
-        return scheduleToWire(await ferry.schedules.resume(record.id));
+        return out(context, await schedules.resume(view.id));
       }),
 
     cancel: (request, context) =>
       answering(async () => {
-        await ferry.schedules.cancel((await mine(context, request.id)).id);
+        await changing(context, request.id).cancel(request.id);
         return {};
       }),
 
     update: (request, context) =>
       answering(async () => {
-        const { id } = await mineToRun(context, request.id);
+        const {
+          schedules,
+          view: { id },
+        } = await mineToRun(context, request.id);
         const nextRunAt = request.nextRunAt === undefined ? undefined : new Date(request.nextRunAt);
         if (nextRunAt !== undefined && Number.isNaN(nextRunAt.getTime())) {
           throw invalidArgument("next_run_at must be an RFC 3339 time");
         }
-        return scheduleToWire(
-          await ferry.schedules.update(id, {
+        return out(
+          context,
+          await schedules.update(id, {
             ...(request.cron === undefined ? {} : { cron: request.cron }),
             ...(request.tz === undefined ? {} : { tz: request.tz }),
             ...(request.every === undefined ? {} : { every: request.every }),

@@ -43,8 +43,9 @@ export async function startWorkers(config: DaemonConfig, log: Logger): Promise<S
       maxPayloadBytes: config.limits.max_payload_bytes,
     });
     opened(() => ferry.close({ grace: 0 }));
-    for (const notice of ferry.store.notices ?? []) log.warn(notice);
-    const access = config.server.auth_enabled ? await AccessControl.open(ferry.store) : undefined;
+    for (const notice of ferry.notices) log.warn(notice);
+    // The access document is the store's (every daemon on it shares it), not any caller's jobs.
+    const access = config.server.auth_enabled ? await AccessControl.open(ferry.accessStore()) : undefined;
     if (access !== undefined) opened(() => access.close());
     const gate =
       access === undefined

@@ -65,7 +65,11 @@ export const workerFromWire = (worker: PbWorker): WorkerInfo => ({
   lastHeartbeatAt: Date.parse(worker.lastHeartbeatAt),
 });
 
-export function scheduleToWire(view: ScheduleView): MessageInitShape<typeof ScheduleSchema> {
+/** A schedule as sent; its owner only `withOwner` (the daemon sends it to admins, as a job's). */
+export function scheduleToWire(
+  view: ScheduleView,
+  withOwner = false,
+): MessageInitShape<typeof ScheduleSchema> {
   return {
     id: view.id,
     name: view.name,
@@ -78,6 +82,7 @@ export function scheduleToWire(view: ScheduleView): MessageInitShape<typeof Sche
     ...(view.pausedReason === null ? {} : { pausedReason: view.pausedReason }),
     ...(view.nextRunAt === null ? {} : { nextRunAt: view.nextRunAt.toISOString() }),
     ...(view.lastFiredAt === null ? {} : { lastFiredAt: view.lastFiredAt.toISOString() }),
+    ...(withOwner && view.owner !== null ? { owner: view.owner } : {}),
   };
 }
 
@@ -98,5 +103,6 @@ export function scheduleFromWire(schedule: PbSchedule): ScheduleView {
     pausedReason: schedule.pausedReason ?? null,
     nextRunAt: dateFromWire(schedule.nextRunAt),
     lastFiredAt: dateFromWire(schedule.lastFiredAt),
+    owner: schedule.owner ?? null,
   };
 }

@@ -51,6 +51,7 @@ const cronSchedule: ScheduleView = {
   pausedReason: "owner lost the right",
   nextRunAt: new Date("2025-03-02T02:00:00.000Z"),
   lastFiredAt: new Date("2025-03-01T02:00:00.000Z"),
+  owner: "ann",
 };
 
 const everySchedule: ScheduleView = {
@@ -63,6 +64,7 @@ const everySchedule: ScheduleView = {
   paused: false,
   pausedReason: null,
   lastFiredAt: null,
+  owner: null,
 };
 
 describe("admin rows on the wire", () => {
@@ -99,12 +101,17 @@ describe("admin rows on the wire", () => {
     ["cron", cronSchedule],
     ["every", everySchedule],
   ])("a %s schedule comes back as it left, its nulls left out on the wire", (_, view) => {
-    const message = create(ScheduleSchema, scheduleToWire(view));
+    const message = create(ScheduleSchema, scheduleToWire(view, true));
     expect(scheduleFromWire(fromBinary(ScheduleSchema, toBinary(ScheduleSchema, message)))).toEqual(view);
     const json = toJson(ScheduleSchema, message) as Record<string, unknown>;
     for (const [key, value] of Object.entries(view)) {
       if (value === null) expect(json, key).not.toHaveProperty(key);
     }
+  });
+
+  it("sends the owner only when asked (to admins)", () => {
+    expect(scheduleFromWire(create(ScheduleSchema, scheduleToWire(cronSchedule))).owner).toBeNull();
+    expect(scheduleFromWire(create(ScheduleSchema, scheduleToWire(cronSchedule, true))).owner).toBe("ann");
   });
 
   it("sends an every-schedule's period as int64 and its next run as RFC 3339", () => {

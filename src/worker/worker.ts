@@ -1,4 +1,14 @@
 import { hostname } from "node:os";
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LEASE,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_POLL_INTERVAL,
+  DEFAULT_QUEUE,
+  DEFAULT_RESCUE_INTERVAL,
+  DEFAULT_STOP_GRACE,
+  DEFAULT_TIMEOUT,
+} from "../core/defaults.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ERROR_MAX_BYTES, toErrorInfo } from "../core/error-info.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
@@ -133,9 +143,9 @@ export class Worker {
 
   constructor(store: Store, options: WorkerOptions) {
     this.#store = store;
-    this.queues = (options.queues ?? ["default"]).map(checkQueueName);
+    this.queues = (options.queues ?? [DEFAULT_QUEUE]).map(checkQueueName);
     if (this.queues.length === 0) throw invalidArgument("a worker needs at least one queue");
-    this.concurrency = options.concurrency ?? 8;
+    this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 10_000) {
       throw invalidArgument("concurrency must be an integer from 1 to 10000");
     }
@@ -144,11 +154,11 @@ export class Worker {
       throw invalidArgument("prefetch must be an integer from 0 to 10000");
     }
     this.name = options.name ?? `${hostname()}:${process.pid}`;
-    this.#leaseMs = parseDuration(options.lease ?? "30s", "lease");
+    this.#leaseMs = parseDuration(options.lease ?? DEFAULT_LEASE, "lease");
     if (this.#leaseMs < 200) throw invalidArgument("lease must be at least 200ms");
-    this.#defaultTimeoutMs = parseDuration(options.defaultTimeout ?? "5m", "defaultTimeout");
-    this.#pollMs = Math.max(10, parseDuration(options.pollInterval ?? "1s", "pollInterval"));
-    this.#maxResultBytes = options.maxResultBytes ?? 1_048_576;
+    this.#defaultTimeoutMs = parseDuration(options.defaultTimeout ?? DEFAULT_TIMEOUT, "defaultTimeout");
+    this.#pollMs = Math.max(10, parseDuration(options.pollInterval ?? DEFAULT_POLL_INTERVAL, "pollInterval"));
+    this.#maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.#errorMaxBytes = options.errorMaxBytes ?? ERROR_MAX_BYTES;
     if (!Number.isInteger(this.#errorMaxBytes) || this.#errorMaxBytes < 64 || this.#errorMaxBytes > 65_536) {
       throw invalidArgument("errorMaxBytes must be an integer from 64 to 65536");
@@ -168,7 +178,7 @@ export class Worker {
     if (options.maintenance !== false) {
       this.#maintenance = new Maintenance(
         store,
-        parseDuration(options.rescueInterval ?? "5s", "rescueInterval"),
+        parseDuration(options.rescueInterval ?? DEFAULT_RESCUE_INTERVAL, "rescueInterval"),
         {
           workerTtlMs: this.#leaseMs * 3,
           onError: (error, during) => this.#events.emit("error", { error, during }),
@@ -214,7 +224,7 @@ export class Worker {
     for (const job of this.#buffer.splice(0)) {
       this.#pending.push({ outcome: { kind: "release", id: job.id, fence: job.fence }, job, ms: 0 });
     }
-    const graceMs = parseDuration(options.grace ?? "30s", "grace");
+    const graceMs = parseDuration(options.grace ?? DEFAULT_STOP_GRACE, "grace");
     clearTimeout(this.#pollTimer);
     this.#maintenance?.stop();
     if (this.#running.size > 0) {

@@ -3,14 +3,12 @@
  * writes each result with one compare-and-set; the rules are the SQL stores' (sqlite/finish.ts),
  * kept here in one place so that the two kinds of store read the same.
  */
+import { DETACHED_KEEP_MS } from "../../core/defaults.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { cancelledError, dependencyFailed } from "../rescue.js";
 import type { CounterDelta } from "../stats.js";
 import type { Outcome } from "../store.js";
 import type { StoredJob } from "./job-codec.js";
-
-/** A detached job's result nobody can collect: keep the record an hour for listing, no longer. */
-const DETACHED_KEEP_MS = 3_600_000;
 
 export const retentionEnd = (job: StoredJob, now: number): number =>
   now + (job.detached ? Math.min(job.policy.resultTtlMs, DETACHED_KEEP_MS) : job.policy.resultTtlMs);

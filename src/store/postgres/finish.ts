@@ -1,3 +1,4 @@
+import { DETACHED_KEEP_MS } from "../../core/defaults.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { parsePolicy } from "../policy-text.js";
@@ -111,7 +112,7 @@ export function makeFinish(s: string) {
           : cancelledError(row.attempts);
       const ttl = parsePolicy(row.policy).resultTtlMs;
       // Nobody can collect a detached job's result: keep the row an hour for listing, no longer.
-      const keepMs = row.detached ? Math.min(ttl, 3_600_000) : ttl;
+      const keepMs = row.detached ? Math.min(ttl, DETACHED_KEEP_MS) : ttl;
       await client.query(
         `UPDATE ${s}.jobs SET state = $1, finished_at = ${s}.ms_now(), result = NULL, error = $2, worker_id = NULL,
            lease_expires_at = NULL, cancel_deadline = NULL, expires_at = ${s}.ms_now() + $3

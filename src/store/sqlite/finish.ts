@@ -1,3 +1,4 @@
+import { DETACHED_KEEP_MS } from "../../core/defaults.js";
 import type { ErrorInfo } from "../../core/job.js";
 import { DEFAULT_POLICY } from "../../core/options.js";
 import { parsePolicy } from "../policy-text.js";
@@ -74,7 +75,7 @@ export function makeFinish(db: Db, rowids: Map<string, number>) {
   function retentionEnd(row: HeldRow, now: number): number {
     const ttl = parsePolicy(row.policy).resultTtlMs;
     // Nobody can collect a detached job's result: keep the row an hour for listing, no longer.
-    return now + (row.detached === 1 ? Math.min(ttl, 3_600_000) : ttl);
+    return now + (row.detached === 1 ? Math.min(ttl, DETACHED_KEEP_MS) : ttl);
   }
 
   function cascade(id: string, succeeded: boolean, now: number, touched: Touched): void {

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_STORE_URL } from "../core/defaults.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument, notFound } from "../core/errors.js";
 import { parseGroupRate } from "../core/group-rate.js";
@@ -88,7 +89,7 @@ export class Ferry implements FerryCaller {
     this.#ownsStore = ownsStore;
     this.#defaultSerializer = options.serializer ?? defaultSerializerName();
     getSerializer(this.#defaultSerializer);
-    this.#maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.#waiter = new ChangeWaiter(store);
     this.#loops = {
       store,
@@ -109,7 +110,7 @@ export class Ferry implements FerryCaller {
   }
 
   static async open(options: OpenOptions = {}): Promise<Ferry> {
-    const target = options.store ?? process.env.FERRY_STORE ?? "sqlite:./ferry.db";
+    const target = options.store ?? process.env.FERRY_STORE ?? DEFAULT_STORE_URL;
     const store =
       typeof target === "string"
         ? await openStore(target, options.durable === undefined ? {} : { durable: options.durable })

@@ -1,4 +1,5 @@
 /** `ferry daemon` once its flags are read: the config, the safety checks, then the daemon. */
+import { DEFAULT_STOP_GRACE } from "../core/defaults.js";
 import { invalidArgument } from "../core/errors.js";
 import { loadConfig, printConfig, redactUrl } from "../daemon/config.js";
 import type { DaemonConfig } from "../daemon/config-schema.js";
@@ -17,7 +18,7 @@ export interface DaemonFlags extends ConfigFlags {
 }
 
 /** How long running jobs get to finish after SIGTERM or SIGINT. */
-const SHUTDOWN_GRACE = "30s";
+const SHUTDOWN_GRACE = DEFAULT_STOP_GRACE;
 
 export async function daemonAction(
   flags: DaemonFlags,

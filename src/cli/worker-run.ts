@@ -1,11 +1,12 @@
 /** `ferry worker` once its flags are read: workers set up as the daemon sets up its own. */
+import { DEFAULT_STOP_GRACE } from "../core/defaults.js";
 import { loadConfig, redactUrl } from "../daemon/config.js";
 import { daemonLogger } from "../daemon/log.js";
 import { startWorkers } from "../daemon/worker-setup.js";
 import { trapShutdownSignals } from "./shutdown-signals.js";
 
 /** How long running jobs get to finish after SIGTERM or SIGINT. */
-const SHUTDOWN_GRACE = "30s";
+const SHUTDOWN_GRACE = DEFAULT_STOP_GRACE;
 
 export async function workerAction(
   configFile: string | undefined,

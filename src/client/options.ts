@@ -2,10 +2,9 @@
  * The remote client's options, with their defaults in one place: which daemon, which token, how
  * to speak to it. Checked here, before anything is sent.
  */
+import { DEFAULT_SERVER } from "../core/defaults.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { invalidArgument } from "../core/errors.js";
-
-export const DEFAULT_SERVER = "http://127.0.0.1:50051";
 
 /** TLS settings for an `https://` server (Node's TLS options of the same names). */
 export interface ClientTlsOptions {

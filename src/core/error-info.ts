@@ -1,8 +1,9 @@
+import { DEFAULT_ERROR_MAX_BYTES } from "./defaults.js";
 import { ErrorCode, FerryError } from "./errors.js";
 import type { ErrorInfo } from "./job.js";
 import { cutUtf8 } from "./utf8.js";
 
-export const ERROR_MAX_BYTES = 512;
+export const ERROR_MAX_BYTES = DEFAULT_ERROR_MAX_BYTES;
 
 /** A handler that throws these made a mistake that another attempt would repeat. */
 const NOT_RETRYABLE: ReadonlySet<string> = new Set([

@@ -3,7 +3,20 @@
  * schema (an unknown key is an error, never ignored). docs/config.md describes each key.
  */
 import { z } from "zod";
+import {
+  CANCEL_GRACE_MAX,
+  CANCEL_GRACE_MAX_MS,
+  DEFAULT_BIND_ADDRESS,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_ERROR_MAX_BYTES,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_PORT,
+  DEFAULT_QUEUE,
+  DEFAULT_STORE_URL,
+  DEFAULT_TIMEOUT,
+} from "../core/defaults.js";
 import { parseDuration } from "../core/duration.js";
+import { QUEUE_NAME } from "../core/names.js";
 import { isHostName } from "./host-check.js";
 
 /** "30s", "5m", "1h": kept as written (shown back by --print-config), checked here. */
@@ -25,21 +38,21 @@ const ONE_HOUR_MS = 3_600_000;
 export const REQUEST_OVERHEAD_BYTES = 64 * 1024;
 const port = z.number().int().min(0).max(65_535);
 const count = (min: number, max: number) => z.number().int().min(min).max(max);
-/** Queue names are one subject token on NATS: the same rule everywhere. */
-const queueName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a queue name: letters, digits, _ and -");
+/** Queue names are one subject token on NATS: the same rule everywhere (names.ts). */
+const queueName = z.string().regex(QUEUE_NAME, "a queue name: letters, digits, _ and -");
 
 export const configSchema = z.strictObject({
   store: z
     .strictObject({
-      url: z.string().min(1).default("sqlite:./ferry.db"),
+      url: z.string().min(1).default(DEFAULT_STORE_URL),
       /** A file holding the URL instead (it may hold a password): see config.ts, secretFiles. */
       url_file: z.string().default(""),
     })
     .prefault({}),
   server: z
     .strictObject({
-      bind_address: z.string().min(1).default("127.0.0.1"),
-      port: port.default(50_051),
+      bind_address: z.string().min(1).default(DEFAULT_BIND_ADDRESS),
+      port: port.default(DEFAULT_PORT),
       auth_enabled: z.boolean().default(true),
       /** Exact origins allowed by CORS (`https://app.example.com`); none by default. */
       allowed_origins: z.array(z.url()).default([]),
@@ -67,17 +80,17 @@ export const configSchema = z.strictObject({
     .prefault({}),
   workers: z
     .strictObject({
-      queues: z.array(queueName).min(1).default(["default"]),
-      concurrency: count(1, 10_000).default(8),
+      queues: z.array(queueName).min(1).default([DEFAULT_QUEUE]),
+      concurrency: count(1, 10_000).default(DEFAULT_CONCURRENCY),
       max_running: count(1, 100_000).default(32),
-      default_timeout: duration().default("5m"),
+      default_timeout: duration().default(DEFAULT_TIMEOUT),
     })
     .prefault({}),
   limits: z
     .strictObject({
-      max_payload_bytes: count(1, 64 * 1024 * 1024).default(1_048_576),
-      error_max_bytes: count(64, 65_536).default(512),
-      cancel_grace_max: duration(ONE_HOUR_MS).default("1h"),
+      max_payload_bytes: count(1, 64 * 1024 * 1024).default(DEFAULT_MAX_PAYLOAD_BYTES),
+      error_max_bytes: count(64, 65_536).default(DEFAULT_ERROR_MAX_BYTES),
+      cancel_grace_max: duration(CANCEL_GRACE_MAX_MS).default(CANCEL_GRACE_MAX),
       launches_per_minute: count(1, 1_000_000).default(600),
       max_active_per_user: count(1, 10_000_000).default(1000),
       /** Request-body bytes held at once for one connection's calls, and for all of them. */
@@ -126,7 +139,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       url: z.string().default(""),
       url_file: z.string().default(""),
-      statement_timeout: duration().default("5m"),
+      statement_timeout: duration().default(DEFAULT_TIMEOUT),
       /** Let sql.exec run as a superuser or a role with server file/program access (warned at start). */
       allow_superuser: z.boolean().default(false),
     })

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { z } from "zod";
+import { DEFAULT_TIMEOUT } from "../core/defaults.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, FerryError, invalidArgument } from "../core/errors.js";
 import { jsonSerializer } from "../serializers/json.js";
@@ -244,7 +245,7 @@ export function sqlExecHandler(options: SqlExecOptions): Handler<SqlExecPayload,
     url: options.url,
     maxRows,
     maxResultBytes,
-    statementTimeoutMs: parseDuration(options.statementTimeout ?? "5m", "statementTimeout"),
+    statementTimeoutMs: parseDuration(options.statementTimeout ?? DEFAULT_TIMEOUT, "statementTimeout"),
     connectTimeoutMs: parseDuration(options.connectTimeout ?? "10s", "connectTimeout"),
     applicationName: options.applicationName ?? "ferry sql.exec",
     allowSuperuser: options.allowSuperuser ?? false,

@@ -3,6 +3,7 @@
  * process, with name collisions refused, one log line per plugin, and their handlers for the worker.
  */
 import { basename, resolve } from "node:path";
+import { DEFAULT_MAX_PAYLOAD_BYTES } from "../core/defaults.js";
 import type { Logger } from "../core/logger.js";
 import type { Handler } from "../worker/handler.js";
 import { unreachable } from "./checks.js";
@@ -168,7 +169,7 @@ async function hostWalls(
     if (reason !== undefined) return `its process cannot start: ${reason} (Ferry's plugin host)`;
   }
   const ferry = ferryReadable();
-  const maxMessageBytes = (options.maxPayloadBytes ?? 1_048_576) + MESSAGE_OVERHEAD_BYTES;
+  const maxMessageBytes = (options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES) + MESSAGE_OVERHEAD_BYTES;
   return (folder) => ({ readable: [folder, ...ferry, ...writable], writable, user, maxMessageBytes });
 }
 

@@ -10,13 +10,14 @@
  * complete jobs in one set-based statement that reads nothing first; those statements spell the
  * retention rule in SQL with DETACHED_KEEP_MS.
  */
+import { DETACHED_KEEP_MS } from "../core/defaults.js";
 import type { ErrorInfo } from "../core/job.js";
 import { cancelledError } from "./rescue.js";
 import type { CounterDelta } from "./stats.js";
 import type { Outcome } from "./store.js";
 
 /** Nobody can collect a detached job's result: keep its record this long for listing, no longer. */
-export const DETACHED_KEEP_MS = 3_600_000;
+export { DETACHED_KEEP_MS } from "../core/defaults.js";
 
 /** The facts of a record that the retention rule reads. */
 export interface Retained {

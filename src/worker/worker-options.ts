@@ -1,4 +1,13 @@
 import { hostname } from "node:os";
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LEASE,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_POLL_INTERVAL,
+  DEFAULT_QUEUE,
+  DEFAULT_RESCUE_INTERVAL,
+  DEFAULT_TIMEOUT,
+} from "../core/defaults.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ERROR_MAX_BYTES } from "../core/error-info.js";
 import { invalidArgument } from "../core/errors.js";
@@ -61,9 +70,9 @@ export interface WorkerSettings {
 
 /** Checks a worker's options (FERRY_INVALID_ARGUMENT on the first wrong one) and fills in defaults. */
 export function workerSettings(options: WorkerOptions): WorkerSettings {
-  const queues = (options.queues ?? ["default"]).map(checkQueueName);
+  const queues = (options.queues ?? [DEFAULT_QUEUE]).map(checkQueueName);
   if (queues.length === 0) throw invalidArgument("a worker needs at least one queue");
-  const concurrency = options.concurrency ?? 8;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
     throw invalidArgument("concurrency must be an integer from 1 to 10000");
   }
@@ -72,11 +81,11 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     throw invalidArgument("prefetch must be an integer from 0 to 10000");
   }
   const name = options.name ?? `${hostname()}:${process.pid}`;
-  const leaseMs = parseDuration(options.lease ?? "30s", "lease");
+  const leaseMs = parseDuration(options.lease ?? DEFAULT_LEASE, "lease");
   if (leaseMs < 200) throw invalidArgument("lease must be at least 200ms");
-  const defaultTimeoutMs = parseDuration(options.defaultTimeout ?? "5m", "defaultTimeout");
-  const pollMs = Math.max(10, parseDuration(options.pollInterval ?? "1s", "pollInterval"));
-  const maxResultBytes = options.maxResultBytes ?? 1_048_576;
+  const defaultTimeoutMs = parseDuration(options.defaultTimeout ?? DEFAULT_TIMEOUT, "defaultTimeout");
+  const pollMs = Math.max(10, parseDuration(options.pollInterval ?? DEFAULT_POLL_INTERVAL, "pollInterval"));
+  const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const errorMaxBytes = options.errorMaxBytes ?? ERROR_MAX_BYTES;
   if (!Number.isInteger(errorMaxBytes) || errorMaxBytes < 64 || errorMaxBytes > 65_536) {
     throw invalidArgument("errorMaxBytes must be an integer from 64 to 65536");
@@ -95,7 +104,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   }
   const rescueMs =
     options.maintenance !== false
-      ? parseDuration(options.rescueInterval ?? "5s", "rescueInterval")
+      ? parseDuration(options.rescueInterval ?? DEFAULT_RESCUE_INTERVAL, "rescueInterval")
       : undefined;
   return {
     queues,

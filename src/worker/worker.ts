@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { DEFAULT_STOP_GRACE } from "../core/defaults.js";
 import { type Duration, parseDuration } from "../core/duration.js";
 import { ErrorCode, invalidArgument } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
@@ -140,7 +141,7 @@ export class Worker {
     for (const job of this.#buffer.splice(0)) {
       this.#pending.push({ outcome: { kind: "release", id: job.id, fence: job.fence }, job, ms: 0 });
     }
-    const graceMs = parseDuration(options.grace ?? "30s", "grace");
+    const graceMs = parseDuration(options.grace ?? DEFAULT_STOP_GRACE, "grace");
     clearTimeout(this.#pollTimer);
     this.#maintenance?.stop();
     if (this.#running.size > 0) {

@@ -1,42 +1,75 @@
 import { Worker } from "node:worker_threads";
-import type { LeaseMessage } from "./lease-book.js";
 import type { LeaseRef } from "./store.js";
 
 /**
- * Ferry runs compiled (dist/: this module is a .js file) or from its TypeScript sources (tests,
- * tsx: a .ts file). A thread module is named by its compiled name, `./x-thread.js`; from source
- * that file does not exist beside this one, so the thread loads `./x-thread.ts` instead, with tsx
- * preloaded (thread-tsx.mjs). The compiled package never needs tsx, and does not ship it.
+ * The thread's source for a store that keeps leases only (PostgreSQL, NATS): the held sets, the
+ * tick that renews a worker's leases once its heartbeat is clearly late (the healthy main thread
+ * renews every third of a lease) and, with a loop beat, only while the event loop is stalled, and
+ * the message protocol below. `store` is the store's part, plain JavaScript that defines
+ * `async renewLeases(entry)` (true when every lease of `entry.leases`, `[id, fence]` pairs, was
+ * renewed for `entry.leaseMs`; a failure is tried again at the next tick) and `async closeStore()`.
  */
-const FROM_SOURCE = import.meta.url.endsWith(".ts");
-
-/** Where the thread's module lies, and the flags its thread needs to load it. */
-function threadModule(url: URL): { readonly file: URL; readonly execArgv?: string[] } {
-  if (!FROM_SOURCE) return { file: url };
-  const preload = new URL("./thread-tsx.mjs", import.meta.url).href;
-  return {
-    file: new URL(url.href.replace(/\.js$/, ".ts")),
-    execArgv: [...process.execArgv, "--import", preload],
-  };
+export function leaseKeeperSource(store: string): string {
+  return `
+const { parentPort, workerData } = require("node:worker_threads");
+const held = new Map(); // worker id -> { leases, leaseMs, until, renewedAt }
+const loopBeat = workerData.loopBeat === undefined ? undefined : new Float64Array(workerData.loopBeat);
+${store}
+let busy = false;
+async function tick() {
+  if (busy) return;
+  busy = true;
+  try {
+    const now = Date.now();
+    for (const [worker, entry] of held) {
+      if (now > entry.until) { held.delete(worker); continue; }
+      if (now - entry.renewedAt < entry.leaseMs / 2 || entry.leases.length === 0) continue;
+      // A loop that still turns will send the heartbeat itself.
+      if (loopBeat !== undefined && now - loopBeat[0] < entry.leaseMs / 3) continue;
+      if (await renewLeases(entry).catch(() => false)) entry.renewedAt = now;
+    }
+  } finally {
+    busy = false;
+  }
+}
+const timer = setInterval(() => void tick(), workerData.tickMs);
+parentPort.on("message", (message) => {
+  if (message.type === "leases") {
+    const entry = held.get(message.worker);
+    if (message.forget) held.delete(message.worker);
+    else if (message.add) {
+      if (entry !== undefined) { entry.leases.push(...message.leases); entry.until = message.until; }
+    } else {
+      held.set(message.worker, { leases: message.leases, leaseMs: message.leaseMs, until: message.until, renewedAt: Date.now() });
+    }
+  } else if (message.type === "stop") {
+    clearInterval(timer);
+    const done = () => parentPort.close();
+    closeStore().then(done, done);
+  }
+});
+`;
 }
 
 /**
  * The main-thread side of a store's lease-keeping thread (SQLite: sqlite/background-thread.ts,
- * PostgreSQL: postgres/lease-keeper.ts, NATS: nats/lease-keeper.ts). Every thread speaks one
- * protocol (lease-book.ts): `leases` messages (replace a worker's set, add to it, or forget it)
- * and `stop`.
+ * PostgreSQL: postgres/lease-keeper.ts). Both threads speak one protocol: `leases` messages
+ * (replace a worker's set, add to it, or forget it) and `stop`.
  */
 export class LeaseThread {
   readonly #thread: Worker;
   readonly #beat: ReturnType<typeof setInterval> | undefined;
 
   /**
-   * `module`: the thread's module, `new URL("./x-thread.js", import.meta.url)`.
    * `loopBeatMs`: the main thread writes the time into shared memory this often, and the thread
    * gets it as `workerData.loopBeat` (a Float64Array's buffer): it can then tell a stalled event
    * loop from a merely late heartbeat.
    */
-  constructor(module: URL, workerData: object, options: { readonly loopBeatMs?: number } = {}) {
+  constructor(
+    source: string,
+    workerData: Record<string, unknown>,
+    options: { readonly loopBeatMs?: number } = {},
+  ) {
     let loopBeat: SharedArrayBuffer | undefined;
     if (options.loopBeatMs !== undefined) {
       loopBeat = new SharedArrayBuffer(8);
@@ -47,11 +80,7 @@ export class LeaseThread {
       }, options.loopBeatMs);
       this.#beat.unref();
     }
-    const { file, execArgv } = threadModule(module);
-    this.#thread = new Worker(file, {
-      workerData: { ...workerData, loopBeat },
-      ...(execArgv === undefined ? {} : { execArgv }),
-    });
+    this.#thread = new Worker(source, { eval: true, workerData: { ...workerData, loopBeat } });
     // The thread must never keep a process alive on its own, nor crash it.
     this.#thread.unref();
     this.#thread.on("error", () => undefined);
@@ -62,7 +91,7 @@ export class LeaseThread {
    * (a heartbeat), or join it (`add`: a claim).
    */
   keepLeases(worker: string, leases: readonly LeaseRef[], leaseMs: number, until: number, add = false): void {
-    this.#post({
+    this.#thread.postMessage({
       type: "leases",
       add,
       forget: false,
@@ -75,7 +104,7 @@ export class LeaseThread {
 
   /** The worker stopped: renew nothing more for it. */
   forget(worker: string): void {
-    this.#post({ type: "leases", forget: true, worker });
+    this.#thread.postMessage({ type: "leases", forget: true, worker });
   }
 
   async stop(): Promise<void> {
@@ -83,12 +112,8 @@ export class LeaseThread {
     const exited = new Promise<void>((resolve) => this.#thread.once("exit", () => resolve()));
     // Held while stopping, so close() resolves even when nothing else keeps the process alive.
     this.#thread.ref();
-    this.#post({ type: "stop" });
+    this.#thread.postMessage({ type: "stop" });
     await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2_000).unref())]);
     await this.#thread.terminate();
-  }
-
-  #post(message: LeaseMessage): void {
-    this.#thread.postMessage(message);
   }
 }
